@@ -1,0 +1,48 @@
+use lifeboat_storage::StorageError;
+
+use crate::id::Id;
+
+/// Every error names the object, path or location it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("no Lifeboat repository at {0} (run `lifeboat init` first)")]
+    NotARepository(String),
+    #[error("a repository already exists at {0}")]
+    AlreadyExists(String),
+    #[error("wrong passphrase for the repository at {0}: no key slot opens with it")]
+    WrongPassphrase(String),
+    #[error("repository format version {found} is not supported; this lifeboat reads version {supported}")]
+    UnsupportedVersion { found: u32, supported: u32 },
+    #[error("damaged repository object {object}: {detail}")]
+    Damaged { object: String, detail: String },
+    #[error("blob {0} is not in any index: the repository is missing data")]
+    BlobMissing(Id),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl RepoError {
+    pub fn damaged(object: impl Into<String>, detail: impl std::fmt::Display) -> RepoError {
+        RepoError::Damaged {
+            object: object.into(),
+            detail: detail.to_string(),
+        }
+    }
+
+    pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> RepoError {
+        RepoError::Io {
+            path: path.as_ref().display().to_string(),
+            source,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, RepoError>;

@@ -1,0 +1,137 @@
+//! Locks: leases that tell other processes what is happening in the repository.
+//!
+//! Every writer creates a unique lock object (`locks/<id>`) and refreshes it while it
+//! works; none is ever overwritten, so no conditional write is needed. A lock whose
+//! `expires` time has passed belongs to a process that died and is ignored. Backups take
+//! shared locks; work that deletes data (prune) takes an exclusive one, and must list the
+//! locks again after writing its own and back off if any other live lock appeared.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::ObjectKind;
+use crate::error::Result;
+use crate::id::Id;
+use crate::repository::Repository;
+
+/// How long a lock stays valid without a refresh.
+pub const LEASE: Duration = Duration::from_secs(30 * 60);
+const REFRESH_EVERY: Duration = Duration::from_secs(5 * 60);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LockRecord {
+    pub host: String,
+    pub pid: u32,
+    pub exclusive: bool,
+    pub purpose: String,
+    pub created: chrono::DateTime<chrono::Utc>,
+    pub expires: chrono::DateTime<chrono::Utc>,
+}
+
+impl LockRecord {
+    pub fn is_live(&self) -> bool {
+        self.expires > chrono::Utc::now()
+    }
+}
+
+/// A held lock; dropping or releasing it removes the lock object.
+pub struct Lock {
+    repo: Repository,
+    name: Arc<Mutex<String>>,
+    stop: Arc<AtomicBool>,
+    refresher: Option<JoinHandle<()>>,
+}
+
+fn write_record(repo: &Repository, exclusive: bool, purpose: &str) -> Result<String> {
+    let now = chrono::Utc::now();
+    let record = LockRecord {
+        host: crate::hostname(),
+        pid: std::process::id(),
+        exclusive,
+        purpose: purpose.to_string(),
+        created: now,
+        expires: now + chrono::Duration::from_std(LEASE).expect("lease fits"),
+    };
+    let json = serde_json::to_vec(&record).expect("lock serializes");
+    let sealed = repo.key().seal(ObjectKind::Lock, &json, None);
+    let name = format!("locks/{}", Id::of_stored(&sealed));
+    repo.storage().write(&name, sealed)?;
+    Ok(name)
+}
+
+impl Lock {
+    pub fn acquire_shared(repo: &Repository, purpose: &str) -> Result<Lock> {
+        let name = write_record(repo, false, purpose)?;
+        let name = Arc::new(Mutex::new(name));
+        let stop = Arc::new(AtomicBool::new(false));
+        let refresher = {
+            let (repo, name, stop) = (repo.clone(), name.clone(), stop.clone());
+            let purpose = purpose.to_string();
+            std::thread::spawn(move || {
+                let mut waited = Duration::ZERO;
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(200));
+                    waited += Duration::from_millis(200);
+                    if waited < REFRESH_EVERY {
+                        continue;
+                    }
+                    waited = Duration::ZERO;
+                    // Write the new lease before removing the old, so there is no gap.
+                    if let Ok(new_name) = write_record(&repo, false, &purpose) {
+                        let old = std::mem::replace(&mut *name.lock().expect("lock name"), new_name);
+                        let _ = repo.storage().delete(&old);
+                    }
+                }
+            })
+        };
+        Ok(Lock {
+            repo: repo.clone(),
+            name,
+            stop,
+            refresher: Some(refresher),
+        })
+    }
+
+    pub fn release(mut self) -> Result<()> {
+        self.stop_refresher();
+        let name = self.name.lock().expect("lock name").clone();
+        self.repo.storage().delete(&name)?;
+        Ok(())
+    }
+
+    fn stop_refresher(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(handle) = self.refresher.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        if self.refresher.is_some() {
+            self.stop_refresher();
+            let name = self.name.lock().expect("lock name").clone();
+            let _ = self.repo.storage().delete(&name);
+        }
+    }
+}
+
+/// Reads all lock records; unreadable ones are reported as `None`.
+pub fn list_locks(repo: &Repository) -> Result<Vec<(String, Option<LockRecord>)>> {
+    let mut out = Vec::new();
+    for object in repo.storage().list("locks")? {
+        let record = repo
+            .storage()
+            .read(&object.name)
+            .ok()
+            .and_then(|b| repo.key().open(ObjectKind::Lock, &b, None).ok())
+            .and_then(|p| serde_json::from_slice(&p).ok());
+        out.push((object.name, record));
+    }
+    Ok(out)
+}

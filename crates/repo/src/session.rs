@@ -1,0 +1,326 @@
+//! A writing session: deduplicate, compress, encrypt and pack blobs, upload packs, and
+//! write index files, using every core.
+//!
+//! Data flows one way: the caller chunks and hashes (so blob ids are known at once and
+//! duplicates are dropped before any work), worker threads compress and seal blobs into
+//! packs, uploader threads store finished packs and then list them in index files.
+//! Crash safety comes from the order: a pack is stored before any index names it, and
+//! the caller writes a snapshot only after [`WriteSession::finish`] has stored every
+//! index file. A session killed part-way leaves complete packs behind; the next session
+//! finds the ones no index lists and indexes them, so their data is reused.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+
+use crate::crypto::ObjectKind;
+use crate::error::{RepoError, Result};
+use crate::id::Id;
+use crate::index::{IndexFile, IndexedPack, MasterIndex};
+use crate::lock::Lock;
+use crate::pack::{self, BlobKind, PackBuilder, PackedBlob};
+use crate::repository::{parallel_map, Repository};
+use crate::tree::Tree;
+
+/// Index files are written after this many packs, so an interrupted session leaves
+/// most of its work indexed even before recovery.
+const PACKS_PER_INDEX: usize = 16;
+
+struct BlobJob {
+    id: Id,
+    kind: BlobKind,
+    data: Vec<u8>,
+}
+
+struct FinishedPack {
+    id: Id,
+    bytes: Vec<u8>,
+    blobs: Vec<PackedBlob>,
+}
+
+#[derive(Default)]
+struct Shared {
+    error: Mutex<Option<RepoError>>,
+    pending_index: Mutex<Vec<IndexedPack>>,
+    new_blobs: AtomicU64,
+    new_bytes: AtomicU64,
+    stored_bytes: AtomicU64,
+}
+
+impl Shared {
+    fn fail(&self, error: RepoError) {
+        let mut slot = self.error.lock().expect("error slot");
+        if slot.is_none() {
+            *slot = Some(error);
+        }
+    }
+    fn failed(&self) -> bool {
+        self.error.lock().expect("error slot").is_some()
+    }
+}
+
+/// Totals for one session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    pub new_blobs: u64,
+    /// Raw bytes of blobs that were new to the repository.
+    pub new_bytes: u64,
+    /// Bytes of packs written (compressed and sealed).
+    pub stored_bytes: u64,
+    pub recovered_packs: u64,
+}
+
+/// The blob ids of one stream of content, and its length.
+#[derive(Debug, Clone, Default)]
+pub struct StoredContent {
+    pub ids: Vec<Id>,
+    pub size: u64,
+}
+
+pub struct WriteSession {
+    repo: Repository,
+    index: Arc<MasterIndex>,
+    known: Mutex<HashSet<Id>>,
+    jobs: Option<Sender<BlobJob>>,
+    workers: Vec<JoinHandle<()>>,
+    uploaders: Vec<JoinHandle<()>>,
+    shared: Arc<Shared>,
+    recovered_packs: u64,
+    lock: Option<Lock>,
+}
+
+impl WriteSession {
+    /// Starts a session: takes a shared lock, loads the index and indexes packs that an
+    /// interrupted session left unindexed.
+    pub fn start(repo: &Repository, purpose: &str) -> Result<WriteSession> {
+        let lock = Lock::acquire_shared(repo, purpose)?;
+        let mut index = repo.load_index()?;
+        let recovered = recover_unindexed_packs(repo, &mut index)?;
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .clamp(1, 8);
+        let shared = Arc::new(Shared::default());
+        let (job_tx, job_rx) = bounded::<BlobJob>(threads * 4);
+        let (pack_tx, pack_rx) = bounded::<FinishedPack>(2);
+        let workers = (0..threads)
+            .map(|_| {
+                let (repo, rx, tx, shared) = (repo.clone(), job_rx.clone(), pack_tx.clone(), shared.clone());
+                std::thread::spawn(move || seal_worker(repo, rx, tx, shared))
+            })
+            .collect();
+        drop(pack_tx);
+        let uploaders = (0..2)
+            .map(|_| {
+                let (repo, rx, shared) = (repo.clone(), pack_rx.clone(), shared.clone());
+                std::thread::spawn(move || upload_worker(repo, rx, shared))
+            })
+            .collect();
+        Ok(WriteSession {
+            repo: repo.clone(),
+            index: Arc::new(index),
+            known: Mutex::new(HashSet::new()),
+            jobs: Some(job_tx),
+            workers,
+            uploaders,
+            shared,
+            recovered_packs: recovered,
+            lock: Some(lock),
+        })
+    }
+
+    pub fn repo(&self) -> &Repository {
+        &self.repo
+    }
+
+    /// The index as it was when the session started (plus recovered packs).
+    pub fn index(&self) -> &MasterIndex {
+        &self.index
+    }
+
+    fn check_failed(&self) -> Result<()> {
+        if let Some(e) = self.shared.error.lock().expect("error slot").take() {
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Stores a blob unless the repository (or this session) already has it.
+    pub fn store_blob(&self, kind: BlobKind, data: Vec<u8>) -> Result<Id> {
+        let id = self.repo.key().blob_id(&data);
+        if self.index.contains(&id) || !self.known.lock().expect("known set").insert(id) {
+            return Ok(id);
+        }
+        self.shared.new_blobs.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .new_bytes
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        let sent = self
+            .jobs
+            .as_ref()
+            .expect("session open")
+            .send(BlobJob { id, kind, data });
+        if sent.is_err() || self.shared.failed() {
+            self.check_failed()?;
+            return Err(RepoError::Invalid("the write session stopped".into()));
+        }
+        Ok(id)
+    }
+
+    /// Chunks a stream and stores its chunks as data blobs. `source` names the stream in
+    /// errors; `progress` hears the number of bytes read after each chunk.
+    pub fn store_reader<R: Read>(&self, reader: R, source: &str, mut progress: impl FnMut(u64)) -> Result<StoredContent> {
+        let config = self.repo.config();
+        let mut content = StoredContent::default();
+        for chunk in crate::chunker::chunks(reader, &config.chunker, self.repo.key().chunker_seed()) {
+            let (_, bytes) = chunk.map_err(|e| RepoError::io(source, e))?;
+            let len = bytes.len() as u64;
+            content.ids.push(self.store_blob(BlobKind::Data, bytes)?);
+            content.size += len;
+            progress(len);
+        }
+        Ok(content)
+    }
+
+    pub fn store_tree(&self, tree: &Tree) -> Result<Id> {
+        self.store_blob(BlobKind::Tree, tree.to_bytes())
+    }
+
+    /// Seals and uploads everything still queued and writes the last index file. Only
+    /// after this returns `Ok` may a snapshot refer to the session's blobs.
+    pub fn finish(mut self) -> Result<SessionStats> {
+        self.jobs.take();
+        for handle in self.workers.drain(..) {
+            handle.join().map_err(|_| RepoError::Invalid("a sealing thread panicked".into()))?;
+        }
+        for handle in self.uploaders.drain(..) {
+            handle.join().map_err(|_| RepoError::Invalid("an upload thread panicked".into()))?;
+        }
+        self.check_failed()?;
+        let remaining = std::mem::take(&mut *self.shared.pending_index.lock().expect("pending index"));
+        if !remaining.is_empty() {
+            self.repo.save_json(ObjectKind::Index, "index", &IndexFile { packs: remaining })?;
+        }
+        if let Some(lock) = self.lock.take() {
+            lock.release()?;
+        }
+        Ok(SessionStats {
+            new_blobs: self.shared.new_blobs.load(Ordering::Relaxed),
+            new_bytes: self.shared.new_bytes.load(Ordering::Relaxed),
+            stored_bytes: self.shared.stored_bytes.load(Ordering::Relaxed),
+            recovered_packs: self.recovered_packs,
+        })
+    }
+}
+
+impl Drop for WriteSession {
+    fn drop(&mut self) {
+        // An abandoned session: stop the threads; stored packs stay for the next session
+        // to recover, and no snapshot refers to anything.
+        self.jobs.take();
+        self.shared.fail(RepoError::Invalid("session abandoned".into()));
+        for handle in self.workers.drain(..).chain(self.uploaders.drain(..)) {
+            let _ = handle.join();
+        }
+    }
+}
+
+fn seal_worker(repo: Repository, jobs: Receiver<BlobJob>, packs: Sender<FinishedPack>, shared: Arc<Shared>) {
+    let target = repo.config().pack_size as usize;
+    let level = Some(repo.config().compression_level);
+    let mut builder = PackBuilder::new(target + 1024 * 1024);
+    for job in jobs.iter() {
+        if shared.failed() {
+            continue;
+        }
+        let sealed = repo.key().seal(job.kind.object_kind(), &job.data, level);
+        builder.add(job.id, job.kind, &sealed, job.data.len());
+        if builder.len() >= target {
+            let full = std::mem::replace(&mut builder, PackBuilder::new(target + 1024 * 1024));
+            let (id, bytes, blobs) = full.finish(repo.key());
+            if packs.send(FinishedPack { id, bytes, blobs }).is_err() {
+                return;
+            }
+        }
+    }
+    if !builder.is_empty() && !shared.failed() {
+        let (id, bytes, blobs) = builder.finish(repo.key());
+        let _ = packs.send(FinishedPack { id, bytes, blobs });
+    }
+}
+
+fn upload_worker(repo: Repository, packs: Receiver<FinishedPack>, shared: Arc<Shared>) {
+    for pack in packs.iter() {
+        if shared.failed() {
+            continue;
+        }
+        let size = pack.bytes.len() as u64;
+        if let Err(e) = repo.storage().write(&pack::pack_name(&pack.id), pack.bytes) {
+            shared.fail(e.into());
+            continue;
+        }
+        shared.stored_bytes.fetch_add(size, Ordering::Relaxed);
+        let full = {
+            let mut pending = shared.pending_index.lock().expect("pending index");
+            pending.push(IndexedPack {
+                id: pack.id,
+                blobs: pack.blobs,
+            });
+            (pending.len() >= PACKS_PER_INDEX).then(|| std::mem::take(&mut *pending))
+        };
+        if let Some(packs) = full {
+            if let Err(e) = repo.save_json(ObjectKind::Index, "index", &IndexFile { packs }) {
+                shared.fail(e);
+            }
+        }
+    }
+}
+
+/// Finds packs that no index file lists (left by an interrupted or concurrent session),
+/// reads their headers and writes an index file for them. Packs whose header cannot be
+/// read are left alone for `verify` to report.
+pub fn recover_unindexed_packs(repo: &Repository, index: &mut MasterIndex) -> Result<u64> {
+    let orphans: Vec<_> = repo
+        .storage()
+        .list("data")?
+        .into_iter()
+        .filter_map(|o| pack::pack_id_from_name(&o.name).map(|id| (id, o)))
+        .filter(|(id, _)| !index.has_pack(id))
+        .collect();
+    if orphans.is_empty() {
+        return Ok(0);
+    }
+    let recovered = parallel_map(&orphans, 8, |(id, object)| {
+        Ok(read_pack_header(repo, id, &object.name, object.size)
+            .map_err(|e| tracing::warn!("cannot index {}: {e}", object.name))
+            .ok())
+    })?;
+    let packs: Vec<IndexedPack> = recovered.into_iter().flatten().collect();
+    let count = packs.len() as u64;
+    if !packs.is_empty() {
+        let file = IndexFile { packs };
+        repo.save_json(ObjectKind::Index, "index", &file)?;
+        index.add_file(&file);
+        tracing::info!("indexed {count} pack(s) left by an interrupted backup");
+    }
+    Ok(count)
+}
+
+/// Reads a pack's header from storage (two ranged reads).
+pub fn read_pack_header(repo: &Repository, id: &Id, name: &str, size: u64) -> Result<IndexedPack> {
+    if size < 4 {
+        return Err(RepoError::damaged(name, "too short to be a pack"));
+    }
+    let len_bytes = repo.storage().read_range(name, size - 4, 4)?;
+    let header_len = u32::from_le_bytes(len_bytes.as_slice().try_into().expect("4 bytes")) as u64;
+    if header_len + 4 > pack::max_header_len(size) {
+        return Err(RepoError::damaged(name, "pack header length is out of range"));
+    }
+    let tail = repo.storage().read_range(name, size - 4 - header_len, header_len + 4)?;
+    let blobs = pack::parse_header(repo.key(), size, &tail).map_err(|e| RepoError::damaged(name, e))?;
+    Ok(IndexedPack { id: *id, blobs })
+}

@@ -1,0 +1,312 @@
+//! Object storage for Lifeboat repositories.
+//!
+//! A thin, blocking layer over Apache OpenDAL: whole-object writes, whole and ranged reads,
+//! recursive listing and deletes, with retries and timeouts. Everything above this crate
+//! sees a flat namespace of `/`-separated object names and never a filesystem path or an
+//! S3 request. Callers are plain threads; the crate owns the tokio runtime OpenDAL needs.
+//!
+//! Locations (see [`Location::parse`]): a plain path, `file:///abs/path`,
+//! `s3://bucket/prefix`, `gcs://bucket/prefix`, `azblob://container/prefix`. S3 credentials,
+//! region and endpoint come from the standard `AWS_*` variables (`AWS_ENDPOINT_URL` for
+//! Garage, MinIO, R2); extra service options can be given as a query string.
+
+mod location;
+
+pub use location::Location;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use opendal::layers::{RetryLayer, TimeoutLayer};
+use opendal::{ErrorKind, Operator};
+
+/// An error from the storage layer. Every variant names the object or location involved.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("object {path} not found in {location}")]
+    NotFound { location: String, path: String },
+    #[error("bad repository location {url:?}: {reason}")]
+    BadLocation { url: String, reason: String },
+    #[error("permission denied for {path} in {location}: {detail}")]
+    PermissionDenied {
+        location: String,
+        path: String,
+        detail: String,
+    },
+    #[error("storage {location} failed to {op} {path}: {detail}")]
+    Failed {
+        location: String,
+        op: &'static str,
+        path: String,
+        detail: String,
+    },
+}
+
+impl StorageError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, StorageError::NotFound { .. })
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+/// One listed object: its name relative to the repository root and its size in bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub name: String,
+    pub size: u64,
+}
+
+/// Retry and timeout settings. The defaults give up after roughly 10 seconds of an
+/// unreachable store, so a stopped server fails a command promptly instead of hanging.
+#[derive(Debug, Clone)]
+pub struct StorageOptions {
+    pub retries: usize,
+    pub request_timeout: Duration,
+}
+
+impl Default for StorageOptions {
+    fn default() -> Self {
+        StorageOptions {
+            retries: 4,
+            request_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A repository's storage: cheap to clone, safe to share between threads.
+#[derive(Clone)]
+pub struct Storage {
+    runtime: Arc<tokio::runtime::Runtime>,
+    operator: Operator,
+    location: Arc<str>,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage")
+            .field("location", &self.location)
+            .finish()
+    }
+}
+
+impl Storage {
+    /// Opens the storage at `url` (see [`Location::parse`]). Nothing is contacted yet.
+    pub fn open(url: &str) -> Result<Storage> {
+        Storage::open_with(url, StorageOptions::default())
+    }
+
+    pub fn open_with(url: &str, options: StorageOptions) -> Result<Storage> {
+        let location = Location::parse(url)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .thread_name("lifeboat-io")
+            .build()
+            .map_err(|e| StorageError::BadLocation {
+                url: url.to_string(),
+                reason: format!("cannot start the I/O runtime: {e}"),
+            })?;
+        let operator = {
+            // OpenDAL's HTTP services need a runtime context while being built.
+            let _guard = runtime.enter();
+            location.operator()?
+        };
+        let operator = operator
+            .layer(
+                TimeoutLayer::new()
+                    .with_timeout(options.request_timeout)
+                    .with_io_timeout(Duration::from_secs(20)),
+            )
+            .layer(
+                RetryLayer::new()
+                    .with_max_times(options.retries)
+                    .with_min_delay(Duration::from_millis(200))
+                    .with_max_delay(Duration::from_secs(4))
+                    .with_jitter(),
+            );
+        Ok(Storage {
+            runtime: Arc::new(runtime),
+            operator,
+            location: location.display().into(),
+        })
+    }
+
+    /// A human-readable name of the location, without credentials.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// Writes a whole object. On the local filesystem the write goes to a temporary file,
+    /// is fsynced and renamed into place; on object stores a single PUT is atomic. Either
+    /// way a reader sees the whole object or none of it.
+    pub fn write(&self, name: &str, bytes: Vec<u8>) -> Result<()> {
+        self.runtime
+            .block_on(self.operator.write(name, bytes))
+            .map(|_| ())
+            .map_err(|e| self.error("write", name, e))
+    }
+
+    pub fn read(&self, name: &str) -> Result<Vec<u8>> {
+        self.runtime
+            .block_on(self.operator.read(name))
+            .map(|b| b.to_vec())
+            .map_err(|e| self.error("read", name, e))
+    }
+
+    /// Reads `len` bytes at `offset`. A short object is an error, not a short read.
+    pub fn read_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let bytes = self
+            .runtime
+            .block_on(async { self.operator.read_with(name).range(offset..offset + len).await })
+            .map(|b| b.to_vec())
+            .map_err(|e| self.error("read", name, e))?;
+        if bytes.len() as u64 != len {
+            return Err(StorageError::Failed {
+                location: self.location.to_string(),
+                op: "read",
+                path: name.to_string(),
+                detail: format!(
+                    "object is truncated: wanted {len} bytes at offset {offset}, got {}",
+                    bytes.len()
+                ),
+            });
+        }
+        Ok(bytes)
+    }
+
+    pub fn size(&self, name: &str) -> Result<u64> {
+        self.runtime
+            .block_on(self.operator.stat(name))
+            .map(|m| m.content_length())
+            .map_err(|e| self.error("stat", name, e))
+    }
+
+    pub fn exists(&self, name: &str) -> Result<bool> {
+        match self.size(name) {
+            Ok(_) => Ok(true),
+            Err(StorageError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Lists every object below `dir` (recursively), sorted by name. A missing directory
+    /// lists as empty.
+    pub fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
+        let prefix = if dir.ends_with('/') {
+            dir.to_string()
+        } else {
+            format!("{dir}/")
+        };
+        let entries = match self
+            .runtime
+            .block_on(async { self.operator.list_with(&prefix).recursive(true).await })
+        {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(self.error("list", &prefix, e)),
+        };
+        let mut objects: Vec<ObjectInfo> = entries
+            .into_iter()
+            .filter(|e| e.metadata().is_file())
+            .filter(|e| !e.path().rsplit('/').next().unwrap_or("").starts_with('.'))
+            .map(|e| ObjectInfo {
+                size: e.metadata().content_length(),
+                name: e.path().trim_start_matches('/').to_string(),
+            })
+            .collect();
+        // Some services leave the size out of listings; ask for the few that are missing.
+        for object in objects.iter_mut().filter(|o| o.size == 0) {
+            object.size = self.size(&object.name)?;
+        }
+        objects.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(objects)
+    }
+
+    /// Deletes an object; deleting one that is already gone succeeds.
+    pub fn delete(&self, name: &str) -> Result<()> {
+        self.runtime
+            .block_on(self.operator.delete(name))
+            .map_err(|e| self.error("delete", name, e))
+    }
+
+    fn error(&self, op: &'static str, path: &str, e: opendal::Error) -> StorageError {
+        let location = self.location.to_string();
+        let path = path.to_string();
+        match e.kind() {
+            ErrorKind::NotFound => StorageError::NotFound { location, path },
+            ErrorKind::PermissionDenied => StorageError::PermissionDenied {
+                location,
+                path,
+                detail: first_line(&e.to_string()),
+            },
+            _ => StorageError::Failed {
+                location,
+                op,
+                path,
+                detail: describe(&e),
+            },
+        }
+    }
+}
+
+/// OpenDAL's messages carry a lot of context over several lines; people need the cause.
+fn describe(e: &opendal::Error) -> String {
+    let mut text = format!("{} ({})", e.kind(), first_line(&e.to_string()));
+    let mut source = std::error::Error::source(e);
+    let mut depth = 0;
+    while let Some(inner) = source {
+        let line = first_line(&inner.to_string());
+        if !line.is_empty() && !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        source = inner.source();
+        depth += 1;
+        if depth > 4 {
+            break;
+        }
+    }
+    text
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_read_list_delete_on_local_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path().to_str().unwrap()).unwrap();
+        storage.write("data/ab/abcdef", b"hello".to_vec()).unwrap();
+        storage.write("data/cd/cdef01", b"world!".to_vec()).unwrap();
+        storage.write("config", b"c".to_vec()).unwrap();
+        assert_eq!(storage.read("data/ab/abcdef").unwrap(), b"hello");
+        assert_eq!(storage.read_range("data/cd/cdef01", 1, 3).unwrap(), b"orl");
+        assert!(storage.read_range("data/cd/cdef01", 4, 10).is_err());
+        let listed = storage.list("data").unwrap();
+        assert_eq!(
+            listed,
+            vec![
+                ObjectInfo {
+                    name: "data/ab/abcdef".into(),
+                    size: 5
+                },
+                ObjectInfo {
+                    name: "data/cd/cdef01".into(),
+                    size: 6
+                }
+            ]
+        );
+        assert!(storage.list("nothing").unwrap().is_empty());
+        storage.delete("data/ab/abcdef").unwrap();
+        storage.delete("data/ab/abcdef").unwrap();
+        let err = storage.read("data/ab/abcdef").unwrap_err();
+        assert!(err.is_not_found(), "{err}");
+        assert!(err.to_string().contains("data/ab/abcdef"));
+    }
+}
