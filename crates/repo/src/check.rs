@@ -82,7 +82,10 @@ pub fn check(repo: &Repository, options: &CheckOptions) -> Result<CheckReport> {
     let index_objects = repo.storage().list("index")?;
     report.index_files = index_objects.len();
     let loaded = parallel_map(&index_objects, 8, |o| {
-        Ok((o.name.clone(), repo.load_json::<IndexFile>(ObjectKind::Index, &o.name)))
+        Ok((
+            o.name.clone(),
+            repo.load_json::<IndexFile>(ObjectKind::Index, &o.name),
+        ))
     })?;
     let mut index = MasterIndex::default();
     for (name, file) in loaded {
@@ -123,11 +126,18 @@ pub fn check(repo: &Repository, options: &CheckOptions) -> Result<CheckReport> {
     report.snapshots = snapshot_objects.len();
     let mut trees: HashMap<Id, std::result::Result<Tree, String>> = HashMap::new();
     for object in &snapshot_objects {
-        let Some(snapshot_id) = object.name.rsplit('/').next().and_then(|s| s.parse::<Id>().ok()) else {
+        let Some(snapshot_id) = object
+            .name
+            .rsplit('/')
+            .next()
+            .and_then(|s| s.parse::<Id>().ok())
+        else {
             findings.add(&object.name, "not a snapshot name");
             continue;
         };
-        let snapshot: Snapshot = match repo.load_json(ObjectKind::Snapshot, &snapshot_name(&snapshot_id)) {
+        let snapshot: Snapshot = match repo
+            .load_json(ObjectKind::Snapshot, &snapshot_name(&snapshot_id))
+        {
             Ok(s) => s,
             Err(RepoError::Storage(e)) if !e.is_not_found() => return Err(RepoError::Storage(e)),
             Err(e) => {
@@ -136,7 +146,14 @@ pub fn check(repo: &Repository, options: &CheckOptions) -> Result<CheckReport> {
                 continue;
             }
         };
-        walk_snapshot(repo, &index, &snapshot_id, snapshot.tree, &mut trees, &mut findings)?;
+        walk_snapshot(
+            repo,
+            &index,
+            &snapshot_id,
+            snapshot.tree,
+            &mut trees,
+            &mut findings,
+        )?;
     }
 
     // Reading data.
@@ -153,11 +170,15 @@ pub fn check(repo: &Repository, options: &CheckOptions) -> Result<CheckReport> {
             let mut seed = [0u8; 8];
             crate::crypto::fill_random(&mut seed);
             let seed = u64::from_le_bytes(seed);
-            packs.sort_by_key(|(id, _)| blake3::keyed_hash(&pad(seed), &id.0).as_bytes()[..8].to_vec());
+            packs.sort_by_key(|(id, _)| {
+                blake3::keyed_hash(&pad(seed), &id.0).as_bytes()[..8].to_vec()
+            });
             packs.truncate(wanted);
         }
         report.packs_read = packs.len();
-        let results = parallel_map(&packs, 4, |(id, size)| Ok(read_pack(repo, &index, id, *size)))?;
+        let results = parallel_map(&packs, 4, |(id, size)| {
+            Ok(read_pack(repo, &index, id, *size))
+        })?;
         for ((id, _), result) in packs.iter().zip(results) {
             if let Err(detail) = result {
                 findings.add(pack::pack_name(id), detail);
@@ -231,7 +252,9 @@ fn walk_snapshot(
         if !trees.contains_key(&tree_id) {
             let loaded = match repo.load_tree(index, &tree_id) {
                 Ok(tree) => Ok(tree),
-                Err(RepoError::Storage(e)) if !e.is_not_found() => return Err(RepoError::Storage(e)),
+                Err(RepoError::Storage(e)) if !e.is_not_found() => {
+                    return Err(RepoError::Storage(e))
+                }
                 Err(e) => Err(describe(&e)),
             };
             trees.insert(tree_id, loaded);
@@ -247,7 +270,10 @@ fn walk_snapshot(
                     for id in &node.content {
                         if !index.contains(id) {
                             let object = format!("data blob {id}");
-                            findings.add(&object, format!("blob of {} is not in any index", node.name));
+                            findings.add(
+                                &object,
+                                format!("blob of {} is not in any index", node.name),
+                            );
                             findings.affects(&object, snapshot);
                         }
                     }
@@ -269,7 +295,12 @@ fn snapshots_needing_packs(
 ) -> Result<HashMap<Id, BTreeSet<Id>>> {
     let mut needed: HashMap<Id, BTreeSet<Id>> = HashMap::new();
     for object in snapshot_objects {
-        let Some(snapshot_id) = object.name.rsplit('/').next().and_then(|s| s.parse::<Id>().ok()) else {
+        let Some(snapshot_id) = object
+            .name
+            .rsplit('/')
+            .next()
+            .and_then(|s| s.parse::<Id>().ok())
+        else {
             continue;
         };
         let Ok(snapshot) = repo.load_json::<Snapshot>(ObjectKind::Snapshot, &object.name) else {
@@ -280,7 +311,9 @@ fn snapshots_needing_packs(
             if let Some(location) = index.get(&tree_id) {
                 needed.entry(location.pack).or_default().insert(snapshot_id);
             }
-            let Some(Ok(tree)) = trees.get(&tree_id) else { continue };
+            let Some(Ok(tree)) = trees.get(&tree_id) else {
+                continue;
+            };
             for node in &tree.nodes {
                 for id in &node.content {
                     if let Some(location) = index.get(id) {
@@ -294,7 +327,12 @@ fn snapshots_needing_packs(
     Ok(needed)
 }
 
-fn read_pack(repo: &Repository, index: &MasterIndex, id: &Id, size: u64) -> std::result::Result<(), String> {
+fn read_pack(
+    repo: &Repository,
+    index: &MasterIndex,
+    id: &Id,
+    size: u64,
+) -> std::result::Result<(), String> {
     let name = pack::pack_name(id);
     let bytes = repo.storage().read(&name).map_err(|e| e.to_string())?;
     if bytes.len() as u64 != size {

@@ -52,7 +52,9 @@ pub struct KeyFile {
 pub enum KeyError {
     #[error("key file is not valid: {0}")]
     Malformed(String),
-    #[error("key file version {0} is not supported (this lifeboat reads version {KEY_FILE_VERSION})")]
+    #[error(
+        "key file version {0} is not supported (this lifeboat reads version {KEY_FILE_VERSION})"
+    )]
     UnsupportedVersion(u32),
     #[error("wrong passphrase")]
     WrongPassphrase,
@@ -76,7 +78,11 @@ fn derive(passphrase: &[u8], salt: &[u8], params: KdfParams) -> Result<[u8; 32],
 }
 
 impl KeyFile {
-    pub fn wrap(master: &MasterKey, passphrase: &[u8], params: KdfParams) -> Result<KeyFile, KeyError> {
+    pub fn wrap(
+        master: &MasterKey,
+        passphrase: &[u8],
+        params: KdfParams,
+    ) -> Result<KeyFile, KeyError> {
         let mut salt = vec![0u8; 32];
         fill_random(&mut salt);
         let wrapping = derive(passphrase, &salt, params)?;
@@ -115,8 +121,8 @@ impl KeyFile {
 
     pub fn unwrap_key(&self, passphrase: &[u8]) -> Result<MasterKey, KeyError> {
         let wrapping = derive(passphrase, &self.salt, self.params)?;
-        let plain = open_raw(&wrapping, WRAP_AAD, &self.wrapped)
-            .map_err(|_| KeyError::WrongPassphrase)?;
+        let plain =
+            open_raw(&wrapping, WRAP_AAD, &self.wrapped).map_err(|_| KeyError::WrongPassphrase)?;
         let bytes: [u8; MasterKey::LEN] = plain
             .as_slice()
             .try_into()

@@ -82,7 +82,8 @@ impl Lock {
                     waited = Duration::ZERO;
                     // Write the new lease before removing the old, so there is no gap.
                     if let Ok(new_name) = write_record(&repo, false, &purpose) {
-                        let old = std::mem::replace(&mut *name.lock().expect("lock name"), new_name);
+                        let old =
+                            std::mem::replace(&mut *name.lock().expect("lock name"), new_name);
                         let _ = repo.storage().delete(&old);
                     }
                 }

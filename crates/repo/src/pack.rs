@@ -122,11 +122,16 @@ impl PackBuilder {
 
 /// Reads the blob list from a pack's tail. `tail` must hold at least the last
 /// `header length + 4` bytes of the pack; `pack_len` is the whole pack's size.
-pub fn parse_header(key: &MasterKey, pack_len: u64, tail: &[u8]) -> Result<Vec<PackedBlob>, String> {
+pub fn parse_header(
+    key: &MasterKey,
+    pack_len: u64,
+    tail: &[u8],
+) -> Result<Vec<PackedBlob>, String> {
     if tail.len() < 4 {
         return Err("too short to hold a pack header".into());
     }
-    let header_len = u32::from_le_bytes(tail[tail.len() - 4..].try_into().expect("4 bytes")) as usize;
+    let header_len =
+        u32::from_le_bytes(tail[tail.len() - 4..].try_into().expect("4 bytes")) as usize;
     if header_len + 4 > tail.len() || (header_len as u64 + 4) > pack_len {
         return Err(format!("header length {header_len} does not fit the pack"));
     }
@@ -140,7 +145,8 @@ pub fn parse_header(key: &MasterKey, pack_len: u64, tail: &[u8]) -> Result<Vec<P
     let mut offset = 0u64;
     let mut blobs = Vec::with_capacity(header.len() / HEADER_ENTRY_LEN);
     for entry in header.chunks_exact(HEADER_ENTRY_LEN) {
-        let kind = BlobKind::from_code(entry[0]).ok_or_else(|| format!("unknown blob kind {}", entry[0]))?;
+        let kind = BlobKind::from_code(entry[0])
+            .ok_or_else(|| format!("unknown blob kind {}", entry[0]))?;
         let length = u32::from_le_bytes(entry[1..5].try_into().expect("4 bytes"));
         let raw_length = u32::from_le_bytes(entry[5..9].try_into().expect("4 bytes"));
         let id = Id(entry[9..41].try_into().expect("32 bytes"));

@@ -46,11 +46,16 @@ impl Repository {
         }
         let key = MasterKey::generate();
         let config = RepoConfig::new();
-        let key_file = KeyFile::wrap(&key, passphrase, params).map_err(|e| RepoError::Invalid(e.to_string()))?;
+        let key_file = KeyFile::wrap(&key, passphrase, params)
+            .map_err(|e| RepoError::Invalid(e.to_string()))?;
         let key_bytes = key_file.to_bytes();
         let key_name = format!("keys/{}", KeyFile::id(&key_bytes));
         storage.write(&key_name, key_bytes)?;
-        let sealed = key.seal(ObjectKind::Config, &serde_json::to_vec(&config).expect("config serializes"), None);
+        let sealed = key.seal(
+            ObjectKind::Config,
+            &serde_json::to_vec(&config).expect("config serializes"),
+            None,
+        );
         storage.write("config", sealed)?;
         Ok(Repository {
             inner: Arc::new(Inner {
@@ -72,7 +77,10 @@ impl Repository {
         };
         let keys = storage.list("keys")?;
         if keys.is_empty() {
-            return Err(RepoError::damaged("keys/", "the repository has no key files"));
+            return Err(RepoError::damaged(
+                "keys/",
+                "the repository has no key files",
+            ));
         }
         let mut unlocked = None;
         let mut problems = Vec::new();
@@ -211,7 +219,9 @@ impl Repository {
             .collect();
         match matching.len() {
             1 => Ok(matching.into_iter().next().expect("one")),
-            0 => Err(RepoError::Invalid(format!("no snapshot matches {wanted:?}"))),
+            0 => Err(RepoError::Invalid(format!(
+                "no snapshot matches {wanted:?}"
+            ))),
             n => Err(RepoError::Invalid(format!(
                 "{n} snapshots match {wanted:?}; give more of the id"
             ))),
@@ -237,13 +247,23 @@ impl Repository {
     }
 
     /// Opens a sealed blob read from `pack`, and checks that it is the blob `id`.
-    pub fn open_blob(&self, pack: &str, id: &Id, kind: BlobKind, raw_length: u32, sealed: &[u8]) -> Result<Vec<u8>> {
+    pub fn open_blob(
+        &self,
+        pack: &str,
+        id: &Id,
+        kind: BlobKind,
+        raw_length: u32,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>> {
         let data = self
             .key()
             .open(kind.object_kind(), sealed, Some(raw_length as usize))
             .map_err(|e| RepoError::damaged(pack, format!("blob {}: {e}", id.short())))?;
         if data.len() != raw_length as usize || self.key().blob_id(&data) != *id {
-            return Err(RepoError::damaged(pack, format!("blob {} does not match its id", id.short())));
+            return Err(RepoError::damaged(
+                pack,
+                format!("blob {} does not match its id", id.short()),
+            ));
         }
         Ok(data)
     }
@@ -269,7 +289,8 @@ impl Repository {
 
     /// Adds a key slot for another passphrase; returns its id.
     pub fn add_key(&self, passphrase: &[u8], params: KdfParams) -> Result<String> {
-        let file = KeyFile::wrap(self.key(), passphrase, params).map_err(|e| RepoError::Invalid(e.to_string()))?;
+        let file = KeyFile::wrap(self.key(), passphrase, params)
+            .map_err(|e| RepoError::Invalid(e.to_string()))?;
         let bytes = file.to_bytes();
         let id = KeyFile::id(&bytes).to_hex();
         self.storage().write(&format!("keys/{id}"), bytes)?;
@@ -279,11 +300,18 @@ impl Repository {
     /// Removes a key slot. The slot in use and the last slot cannot be removed.
     pub fn remove_key(&self, id_prefix: &str) -> Result<String> {
         let slots = self.list_keys()?;
-        let matching: Vec<_> = slots.iter().filter(|s| s.id.starts_with(id_prefix)).collect();
+        let matching: Vec<_> = slots
+            .iter()
+            .filter(|s| s.id.starts_with(id_prefix))
+            .collect();
         let slot = match matching.as_slice() {
             [one] => *one,
             [] => return Err(RepoError::Invalid(format!("no key matches {id_prefix:?}"))),
-            _ => return Err(RepoError::Invalid(format!("several keys match {id_prefix:?}"))),
+            _ => {
+                return Err(RepoError::Invalid(format!(
+                    "several keys match {id_prefix:?}"
+                )))
+            }
         };
         if slot.current {
             return Err(RepoError::Invalid(
@@ -309,7 +337,10 @@ pub fn check_name(name: &str, bytes: &[u8]) -> Result<()> {
         return Ok(());
     };
     if Id::of_stored(bytes) != expected {
-        return Err(RepoError::damaged(name, "content does not match its name (damaged or truncated)"));
+        return Err(RepoError::damaged(
+            name,
+            "content does not match its name (damaged or truncated)",
+        ));
     }
     Ok(())
 }
@@ -339,6 +370,10 @@ pub fn parallel_map<T: Sync, R: Send>(
     });
     results
         .into_iter()
-        .map(|slot| slot.into_inner().expect("result slot").expect("every item ran"))
+        .map(|slot| {
+            slot.into_inner()
+                .expect("result slot")
+                .expect("every item ran")
+        })
         .collect()
 }

@@ -109,7 +109,12 @@ impl WriteSession {
         let (pack_tx, pack_rx) = bounded::<FinishedPack>(2);
         let workers = (0..threads)
             .map(|_| {
-                let (repo, rx, tx, shared) = (repo.clone(), job_rx.clone(), pack_tx.clone(), shared.clone());
+                let (repo, rx, tx, shared) = (
+                    repo.clone(),
+                    job_rx.clone(),
+                    pack_tx.clone(),
+                    shared.clone(),
+                );
                 std::thread::spawn(move || seal_worker(repo, rx, tx, shared))
             })
             .collect();
@@ -173,10 +178,16 @@ impl WriteSession {
 
     /// Chunks a stream and stores its chunks as data blobs. `source` names the stream in
     /// errors; `progress` hears the number of bytes read after each chunk.
-    pub fn store_reader<R: Read>(&self, reader: R, source: &str, mut progress: impl FnMut(u64)) -> Result<StoredContent> {
+    pub fn store_reader<R: Read>(
+        &self,
+        reader: R,
+        source: &str,
+        mut progress: impl FnMut(u64),
+    ) -> Result<StoredContent> {
         let config = self.repo.config();
         let mut content = StoredContent::default();
-        for chunk in crate::chunker::chunks(reader, &config.chunker, self.repo.key().chunker_seed()) {
+        for chunk in crate::chunker::chunks(reader, &config.chunker, self.repo.key().chunker_seed())
+        {
             let (_, bytes) = chunk.map_err(|e| RepoError::io(source, e))?;
             let len = bytes.len() as u64;
             content.ids.push(self.store_blob(BlobKind::Data, bytes)?);
@@ -195,15 +206,21 @@ impl WriteSession {
     pub fn finish(mut self) -> Result<SessionStats> {
         self.jobs.take();
         for handle in self.workers.drain(..) {
-            handle.join().map_err(|_| RepoError::Invalid("a sealing thread panicked".into()))?;
+            handle
+                .join()
+                .map_err(|_| RepoError::Invalid("a sealing thread panicked".into()))?;
         }
         for handle in self.uploaders.drain(..) {
-            handle.join().map_err(|_| RepoError::Invalid("an upload thread panicked".into()))?;
+            handle
+                .join()
+                .map_err(|_| RepoError::Invalid("an upload thread panicked".into()))?;
         }
         self.check_failed()?;
-        let remaining = std::mem::take(&mut *self.shared.pending_index.lock().expect("pending index"));
+        let remaining =
+            std::mem::take(&mut *self.shared.pending_index.lock().expect("pending index"));
         if !remaining.is_empty() {
-            self.repo.save_json(ObjectKind::Index, "index", &IndexFile { packs: remaining })?;
+            self.repo
+                .save_json(ObjectKind::Index, "index", &IndexFile { packs: remaining })?;
         }
         if let Some(lock) = self.lock.take() {
             lock.release()?;
@@ -222,14 +239,20 @@ impl Drop for WriteSession {
         // An abandoned session: stop the threads; stored packs stay for the next session
         // to recover, and no snapshot refers to anything.
         self.jobs.take();
-        self.shared.fail(RepoError::Invalid("session abandoned".into()));
+        self.shared
+            .fail(RepoError::Invalid("session abandoned".into()));
         for handle in self.workers.drain(..).chain(self.uploaders.drain(..)) {
             let _ = handle.join();
         }
     }
 }
 
-fn seal_worker(repo: Repository, jobs: Receiver<BlobJob>, packs: Sender<FinishedPack>, shared: Arc<Shared>) {
+fn seal_worker(
+    repo: Repository,
+    jobs: Receiver<BlobJob>,
+    packs: Sender<FinishedPack>,
+    shared: Arc<Shared>,
+) {
     let target = repo.config().pack_size as usize;
     let level = Some(repo.config().compression_level);
     let mut builder = PackBuilder::new(target + 1024 * 1024);
@@ -318,9 +341,15 @@ pub fn read_pack_header(repo: &Repository, id: &Id, name: &str, size: u64) -> Re
     let len_bytes = repo.storage().read_range(name, size - 4, 4)?;
     let header_len = u32::from_le_bytes(len_bytes.as_slice().try_into().expect("4 bytes")) as u64;
     if header_len + 4 > pack::max_header_len(size) {
-        return Err(RepoError::damaged(name, "pack header length is out of range"));
+        return Err(RepoError::damaged(
+            name,
+            "pack header length is out of range",
+        ));
     }
-    let tail = repo.storage().read_range(name, size - 4 - header_len, header_len + 4)?;
-    let blobs = pack::parse_header(repo.key(), size, &tail).map_err(|e| RepoError::damaged(name, e))?;
+    let tail = repo
+        .storage()
+        .read_range(name, size - 4 - header_len, header_len + 4)?;
+    let blobs =
+        pack::parse_header(repo.key(), size, &tail).map_err(|e| RepoError::damaged(name, e))?;
     Ok(IndexedPack { id: *id, blobs })
 }

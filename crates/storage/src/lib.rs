@@ -158,7 +158,12 @@ impl Storage {
     pub fn read_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         let bytes = self
             .runtime
-            .block_on(async { self.operator.read_with(name).range(offset..offset + len).await })
+            .block_on(async {
+                self.operator
+                    .read_with(name)
+                    .range(offset..offset + len)
+                    .await
+            })
             .map(|b| b.to_vec())
             .map_err(|e| self.error("read", name, e))?;
         if bytes.len() as u64 != len {

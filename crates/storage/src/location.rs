@@ -162,8 +162,8 @@ mod tests {
             Location::parse("file:///srv/repo").unwrap(),
             Location::Local("/srv/repo".into())
         );
-        let s3 = Location::parse("s3://bucket/some/prefix/?enable_virtual_host_style=true")
-            .unwrap();
+        let s3 =
+            Location::parse("s3://bucket/some/prefix/?enable_virtual_host_style=true").unwrap();
         assert_eq!(
             s3,
             Location::Service {

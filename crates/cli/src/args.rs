@@ -1,0 +1,164 @@
+//! Every flag of the `lifeboat` command line, in one place. Nothing below this module
+//! knows clap exists: commands receive these plain structs.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lifeboat",
+    version,
+    about = "Backup and disaster recovery for the data behind CRUD applications",
+    after_help = "Exit codes: 0 success, 1 failure, 2 bad usage, 3 damage found by verify, \
+                  4 wrong passphrase, 5 repository missing or storage unreachable."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Repository: a path, file:///path, s3://bucket/prefix, gcs://..., azblob://...
+    #[arg(long, short = 'r', env = "LIFEBOAT_REPO", global = true)]
+    pub repo: Option<String>,
+    /// Read the passphrase from this file (else LIFEBOAT_PASSWORD, else a prompt).
+    #[arg(long, env = "LIFEBOAT_PASSWORD_FILE", global = true)]
+    pub password_file: Option<PathBuf>,
+    /// Print machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// No progress bars and no informational messages.
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+    /// More log output (repeat for more).
+    #[arg(long, short = 'v', action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new, empty repository.
+    Init(InitArgs),
+    /// Back up files and directories, or a command's output.
+    Backup(BackupArgs),
+    /// List snapshots.
+    Snapshots(SnapshotsArgs),
+    /// List the files in a snapshot.
+    Ls(LsArgs),
+    /// Restore a snapshot into a directory, a file or a command.
+    Restore(RestoreArgs),
+    /// Check the repository: every reference resolves; with --read-data, every byte.
+    Verify(VerifyArgs),
+    /// Manage passphrases (key slots).
+    Key(KeyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KdfArgs {
+    /// Argon2id memory in MiB for the new key slot.
+    #[arg(long, default_value_t = 64)]
+    pub kdf_memory_mib: u32,
+    /// Argon2id passes for the new key slot.
+    #[arg(long, default_value_t = 3)]
+    pub kdf_iterations: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub kdf: KdfArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Files and directories to back up.
+    #[arg(
+        required_unless_present = "stdin_from_command",
+        conflicts_with = "stdin_from_command"
+    )]
+    pub paths: Vec<PathBuf>,
+    /// Back up the standard output of this shell command instead of paths.
+    #[arg(long, requires = "name")]
+    pub stdin_from_command: Option<String>,
+    /// The file name under which a command's output is stored.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Tag the snapshot (repeatable).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Pin the snapshot: retention policies never remove it.
+    #[arg(long)]
+    pub pin: bool,
+    /// Read every file again instead of trusting an unchanged size, mtime and inode.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotsArgs {
+    /// Only snapshots carrying this tag.
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Only snapshots from this host.
+    #[arg(long)]
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// A snapshot id (or unique prefix), or "latest".
+    pub snapshot: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// A snapshot id (or unique prefix), or "latest".
+    pub snapshot: String,
+    /// Where to restore: a directory (or, for a command snapshot, a file).
+    #[arg(long, required_unless_present = "to_command")]
+    pub target: Option<PathBuf>,
+    /// For a command snapshot: pipe the stream into this shell command's stdin.
+    #[arg(long, conflicts_with = "target")]
+    pub to_command: Option<String>,
+    /// Restore only this path (relative to the snapshot root); repeatable.
+    #[arg(long)]
+    pub include: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Also download and check data: all of it, or a percentage of packs (e.g. =10).
+    #[arg(long, num_args = 0..=1, default_missing_value = "100", value_name = "PCT")]
+    pub read_data: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    #[command(subcommand)]
+    pub command: KeyCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// List key slots.
+    List,
+    /// Add a key slot for a new passphrase (LIFEBOAT_NEW_PASSWORD, --new-password-file or a prompt).
+    Add(NewKeyArgs),
+    /// Remove a key slot by id (not the one in use).
+    Remove { id: String },
+    /// Change the passphrase of the slot in use.
+    Passwd(NewKeyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NewKeyArgs {
+    /// Read the new passphrase from this file.
+    #[arg(long, env = "LIFEBOAT_NEW_PASSWORD_FILE")]
+    pub new_password_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub kdf: KdfArgs,
+}

@@ -1,0 +1,173 @@
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result};
+use lifeboat_repo::session::WriteSession;
+use lifeboat_repo::snapshot::{Snapshot, SnapshotSource, SnapshotSummary};
+use lifeboat_repo::Repository;
+use lifeboat_sources::{command, files};
+use serde_json::json;
+
+use crate::args::BackupArgs;
+use crate::context::Context;
+use crate::progress::Bar;
+
+pub fn run(ctx: &Context, args: &BackupArgs) -> Result<()> {
+    let repo = ctx.open()?;
+    let started = Instant::now();
+    let time = chrono::Utc::now();
+    let session = WriteSession::start(&repo, "backup")?;
+    let (source, paths, tree, mut summary, parent) = match &args.stdin_from_command {
+        Some(cmd) => {
+            let name = args.name.clone().unwrap_or_default();
+            let bar = Bar::bytes(ctx.progress_enabled(), None, "backing up");
+            let (tree, size) = command::backup_command(&session, cmd, &name, &bar)?;
+            bar.finish();
+            let summary = SnapshotSummary {
+                files: 1,
+                total_bytes: size,
+                ..Default::default()
+            };
+            let source = SnapshotSource::Command {
+                command: cmd.clone(),
+                name: name.clone(),
+            };
+            (source, vec![format!("command:{name}")], tree, summary, None)
+        }
+        None => {
+            let paths = absolute_paths(&args.paths)?;
+            let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+            let parent = if args.force {
+                None
+            } else {
+                find_parent(&repo, &shown)?
+            };
+            let total = paths.iter().map(|p| disk_usage(p)).sum();
+            let bar = Bar::bytes(ctx.progress_enabled(), Some(total), "backing up");
+            let parent_ref = parent.map(|root| files::Parent {
+                repo: &repo,
+                index: session.index(),
+                root: root.1,
+            });
+            let (tree, found) = files::backup_paths(&session, &paths, parent_ref.as_ref(), &bar)?;
+            bar.finish();
+            let summary = SnapshotSummary {
+                files: found.files,
+                dirs: found.dirs,
+                total_bytes: found.total_bytes,
+                ..Default::default()
+            };
+            (
+                SnapshotSource::Files,
+                shown,
+                tree,
+                summary,
+                parent.map(|p| p.0),
+            )
+        }
+    };
+    let stats = session.finish()?;
+    summary.new_blobs = stats.new_blobs;
+    summary.new_bytes = stats.new_bytes;
+    summary.stored_bytes = stats.stored_bytes;
+    summary.duration_ms = started.elapsed().as_millis() as u64;
+    let snapshot = Snapshot {
+        version: 1,
+        time,
+        host: lifeboat_repo::hostname(),
+        username: std::env::var("USER").unwrap_or_default(),
+        paths,
+        tags: args.tags.clone(),
+        pinned: args.pin,
+        source,
+        tree,
+        parent,
+        summary: summary.clone(),
+    };
+    let id = repo.save_snapshot(&snapshot)?;
+    if ctx.global.json {
+        ctx.print_json(&json!({
+            "id": id,
+            "short_id": id.short(),
+            "time": snapshot.time.to_rfc3339(),
+            "summary": summary,
+            "recovered_packs": stats.recovered_packs,
+        }));
+    } else {
+        ctx.say(format!(
+            "snapshot {} saved: {} files, {} dirs, {} ({} new, {} stored) in {:.1}s",
+            id.short(),
+            summary.files,
+            summary.dirs,
+            human(summary.total_bytes),
+            human(summary.new_bytes),
+            human(summary.stored_bytes),
+            summary.duration_ms as f64 / 1000.0
+        ));
+    }
+    Ok(())
+}
+
+fn absolute_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    paths
+        .iter()
+        .map(|p| {
+            let absolute = if p.is_absolute() {
+                p.clone()
+            } else {
+                cwd.join(p)
+            };
+            // Normalise `.` and trailing slashes; keep symlinks as given.
+            Ok(absolute.components().collect())
+        })
+        .collect()
+}
+
+/// The newest snapshot of the same paths from this host: its unchanged files are reused.
+fn find_parent(
+    repo: &Repository,
+    paths: &[String],
+) -> Result<Option<(lifeboat_repo::Id, lifeboat_repo::Id)>> {
+    let host = lifeboat_repo::hostname();
+    Ok(repo
+        .list_snapshots()?
+        .into_iter()
+        .rev()
+        .find(|s| {
+            s.snapshot.host == host
+                && s.snapshot.paths == paths
+                && s.snapshot.source == SnapshotSource::Files
+        })
+        .map(|s| (s.id, s.snapshot.tree)))
+}
+
+fn disk_usage(path: &std::path::Path) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if meta.is_dir() {
+        std::fs::read_dir(path)
+            .map(|entries| entries.flatten().map(|e| disk_usage(&e.path())).sum())
+            .unwrap_or(0)
+    } else if meta.is_file() {
+        meta.len()
+    } else {
+        0
+    }
+}
+
+pub fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}

@@ -1,0 +1,62 @@
+use std::path::PathBuf;
+
+use anyhow::Result;
+use lifeboat_repo::tree::NodeType;
+use serde_json::json;
+
+use crate::args::LsArgs;
+use crate::context::Context;
+
+pub fn run(ctx: &Context, args: &LsArgs) -> Result<()> {
+    let repo = ctx.open()?;
+    let snapshot = repo.find_snapshot(&args.snapshot)?;
+    let index = repo.load_index()?;
+    let mut entries = Vec::new();
+    let mut stack = vec![(PathBuf::from("/"), snapshot.snapshot.tree)];
+    while let Some((dir, tree_id)) = stack.pop() {
+        let tree = repo.load_tree(&index, &tree_id)?;
+        for node in tree.nodes {
+            let path = dir.join(&node.name);
+            if let Some(subtree) = node.subtree {
+                stack.push((path.clone(), subtree));
+            }
+            entries.push((path, node));
+        }
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    if ctx.global.json {
+        let list: Vec<_> = entries
+            .iter()
+            .map(|(path, node)| {
+                json!({
+                    "path": path,
+                    "type": node.node_type,
+                    "size": node.size,
+                    "mode": format!("{:o}", node.mode),
+                    "uid": node.uid,
+                    "gid": node.gid,
+                    "mtime": chrono::DateTime::from_timestamp(node.mtime, node.mtime_nsec).map(|t| t.to_rfc3339()),
+                    "target": node.target,
+                })
+            })
+            .collect();
+        ctx.print_json(&serde_json::Value::Array(list));
+        return Ok(());
+    }
+    for (path, node) in entries {
+        let kind = match node.node_type {
+            NodeType::Dir => 'd',
+            NodeType::File => '-',
+            NodeType::Symlink => 'l',
+        };
+        let suffix = node.target.map(|t| format!(" -> {t}")).unwrap_or_default();
+        println!(
+            "{kind}{:04o} {:>12} {}{}",
+            node.mode,
+            node.size,
+            path.display(),
+            suffix
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,29 @@
+//! One module per command, as Litestream keeps one file per command.
+
+mod backup;
+mod init;
+mod key;
+mod ls;
+mod restore;
+mod snapshots;
+mod verify;
+
+use anyhow::Result;
+
+use crate::args::{Cli, Command};
+use crate::context::Context;
+
+pub fn run(cli: Cli) -> Result<()> {
+    let ctx = Context {
+        global: &cli.global,
+    };
+    match &cli.command {
+        Command::Init(args) => init::run(&ctx, args),
+        Command::Backup(args) => backup::run(&ctx, args),
+        Command::Snapshots(args) => snapshots::run(&ctx, args),
+        Command::Ls(args) => ls::run(&ctx, args),
+        Command::Restore(args) => restore::run(&ctx, args),
+        Command::Verify(args) => verify::run(&ctx, args),
+        Command::Key(args) => key::run(&ctx, args),
+    }
+}

@@ -1,0 +1,65 @@
+//! Exit codes scripts can branch on, and the one line a person reads.
+
+use lifeboat_repo::RepoError;
+use lifeboat_sources::SourceError;
+use lifeboat_storage::StorageError;
+
+pub const FAILURE: i32 = 1;
+pub const DAMAGE_FOUND: i32 = 3;
+pub const WRONG_PASSPHRASE: i32 = 4;
+pub const NO_REPOSITORY: i32 = 5;
+
+/// Raised by `verify` when it found damage; the report has already been printed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DamageFound(pub String);
+
+fn repo_code(e: &RepoError) -> i32 {
+    match e {
+        RepoError::WrongPassphrase(_) => WRONG_PASSPHRASE,
+        RepoError::NotARepository(_) => NO_REPOSITORY,
+        RepoError::Storage(s) => storage_code(s),
+        _ => FAILURE,
+    }
+}
+
+fn storage_code(e: &StorageError) -> i32 {
+    match e {
+        StorageError::NotFound { .. } => FAILURE,
+        _ => NO_REPOSITORY,
+    }
+}
+
+pub fn code_for(error: &anyhow::Error) -> i32 {
+    for cause in error.chain() {
+        if cause.downcast_ref::<DamageFound>().is_some() {
+            return DAMAGE_FOUND;
+        }
+        if let Some(e) = cause.downcast_ref::<RepoError>() {
+            return repo_code(e);
+        }
+        if let Some(SourceError::Repo(e)) = cause.downcast_ref::<SourceError>() {
+            return repo_code(e);
+        }
+        if let Some(e) = cause.downcast_ref::<StorageError>() {
+            return storage_code(e);
+        }
+    }
+    FAILURE
+}
+
+/// The error and its causes on one line, without repeating a cause already quoted.
+pub fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line.replace('\n', " ")
+}

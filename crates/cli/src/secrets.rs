@@ -1,0 +1,63 @@
+//! Passphrases: from a file, the environment or a prompt, never from the command line
+//! (where `ps` would show them).
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+fn read_file(path: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the passphrase file {}", path.display()))?;
+    let line = text.lines().next().unwrap_or("").to_string();
+    if line.is_empty() {
+        bail!("the passphrase file {} is empty", path.display());
+    }
+    Ok(line)
+}
+
+fn prompt(label: &str, confirm: bool) -> Result<String> {
+    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        bail!("no passphrase: set LIFEBOAT_PASSWORD or LIFEBOAT_PASSWORD_FILE (stdin is not a terminal)");
+    }
+    let first =
+        rpassword::prompt_password(format!("{label}: ")).context("reading the passphrase")?;
+    if first.is_empty() {
+        bail!("an empty passphrase is not allowed");
+    }
+    if confirm {
+        let second = rpassword::prompt_password(format!("{label} (again): "))
+            .context("reading the passphrase")?;
+        if first != second {
+            bail!("the passphrases do not match");
+        }
+    }
+    Ok(first)
+}
+
+/// The repository passphrase.
+pub fn passphrase(file: Option<&Path>, creating: bool) -> Result<String> {
+    if let Some(file) = file {
+        return read_file(file);
+    }
+    if let Ok(value) = std::env::var("LIFEBOAT_PASSWORD") {
+        if value.is_empty() {
+            bail!("LIFEBOAT_PASSWORD is set but empty");
+        }
+        return Ok(value);
+    }
+    prompt("Repository passphrase", creating)
+}
+
+/// A new passphrase for `key add` / `key passwd`.
+pub fn new_passphrase(file: Option<&Path>) -> Result<String> {
+    if let Some(file) = file {
+        return read_file(file);
+    }
+    if let Ok(value) = std::env::var("LIFEBOAT_NEW_PASSWORD") {
+        if value.is_empty() {
+            bail!("LIFEBOAT_NEW_PASSWORD is set but empty");
+        }
+        return Ok(value);
+    }
+    prompt("New passphrase", true)
+}

@@ -1,0 +1,180 @@
+//! Command output as a source: `backup --stdin-from-command "CMD" --name NAME` stores
+//! a command's standard output as one file; restore writes it to a file or pipes it into
+//! another command's standard input.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use lifeboat_repo::index::MasterIndex;
+use lifeboat_repo::session::WriteSession;
+use lifeboat_repo::tree::{Node, NodeType, Tree};
+use lifeboat_repo::{Id, Repository};
+
+use crate::{Progress, Result, SourceError};
+
+/// Runs `command` with `sh -c`, stores its stdout as the file `name` and returns the root
+/// tree and the number of bytes. A command that exits non-zero fails the backup (its
+/// output may be incomplete), so no snapshot is written for it.
+pub fn backup_command(
+    session: &WriteSession,
+    command: &str,
+    name: &str,
+    progress: &dyn Progress,
+) -> Result<(Id, u64)> {
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return Err(SourceError::Invalid(format!(
+            "{name:?} is not a valid name for the stream"
+        )));
+    }
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| SourceError::Invalid(format!("cannot start {command:?}: {e}")))?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let stored = session.store_reader(stdout, &format!("output of {command:?}"), |n| {
+        progress.bytes(n)
+    });
+    let status = child
+        .wait()
+        .map_err(|e| SourceError::Invalid(format!("waiting for {command:?}: {e}")))?;
+    let stored = stored?;
+    if !status.success() {
+        return Err(SourceError::Invalid(format!(
+            "{command:?} failed ({status}); no snapshot was written"
+        )));
+    }
+    let now = chrono_now();
+    let node = Node {
+        name: name.to_string(),
+        name_bytes: None,
+        node_type: NodeType::File,
+        mode: 0o600,
+        uid: 0,
+        gid: 0,
+        mtime: now,
+        mtime_nsec: 0,
+        size: stored.size,
+        inode: 0,
+        device: 0,
+        content: stored.ids,
+        subtree: None,
+        target: None,
+    };
+    let root = session.store_tree(&Tree { nodes: vec![node] })?;
+    Ok((root, stored.size))
+}
+
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// The single file node of a command snapshot's root tree.
+pub fn stream_node(repo: &Repository, index: &MasterIndex, root: &Id) -> Result<Node> {
+    let tree = repo.load_tree(index, root)?;
+    match tree.nodes.as_slice() {
+        [node] if node.node_type == NodeType::File => Ok(node.clone()),
+        _ => Err(SourceError::Invalid(
+            "this snapshot does not hold a single stream".into(),
+        )),
+    }
+}
+
+/// Writes the stream to `out`, blob by blob, checking each.
+pub fn write_stream(
+    repo: &Repository,
+    index: &MasterIndex,
+    node: &Node,
+    out: &mut dyn Write,
+    what: &str,
+    progress: &dyn Progress,
+) -> Result<()> {
+    for id in &node.content {
+        let data = repo.read_blob(index, id)?;
+        out.write_all(&data).map_err(|e| SourceError::io(what, e))?;
+        progress.bytes(data.len() as u64);
+    }
+    out.flush().map_err(|e| SourceError::io(what, e))
+}
+
+/// Restores the stream into a new file at `target` (written beside it, then renamed, so
+/// a failed restore leaves no partial file under the final name).
+pub fn restore_to_file(
+    repo: &Repository,
+    index: &MasterIndex,
+    node: &Node,
+    target: &Path,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let dir = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut temp = tempfile_in(dir, target)?;
+    let result = write_stream(
+        repo,
+        index,
+        node,
+        &mut temp.1,
+        &target.display().to_string(),
+        progress,
+    )
+    .and_then(|_| temp.1.sync_all().map_err(|e| SourceError::io(target, e)));
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&temp.0);
+        return Err(e);
+    }
+    std::fs::rename(&temp.0, target).map_err(|e| SourceError::io(target, e))
+}
+
+fn tempfile_in(dir: &Path, target: &Path) -> Result<(std::path::PathBuf, std::fs::File)> {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let path = dir.join(format!(".{name}.lifeboat-partial-{}", std::process::id()));
+    let file = std::fs::File::create(&path).map_err(|e| SourceError::io(&path, e))?;
+    Ok((path, file))
+}
+
+/// Pipes the stream into `command`'s stdin (`sh -c`); fails if the command fails.
+pub fn restore_to_command(
+    repo: &Repository,
+    index: &MasterIndex,
+    node: &Node,
+    command: &str,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::piped())
+        .spawn()
+        .map_err(|e| SourceError::Invalid(format!("cannot start {command:?}: {e}")))?;
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let written = write_stream(
+        repo,
+        index,
+        node,
+        &mut stdin,
+        &format!("stdin of {command:?}"),
+        progress,
+    );
+    drop(stdin);
+    let status = child
+        .wait()
+        .map_err(|e| SourceError::Invalid(format!("waiting for {command:?}: {e}")))?;
+    written?;
+    if !status.success() {
+        return Err(SourceError::Invalid(format!(
+            "{command:?} failed ({status})"
+        )));
+    }
+    Ok(())
+}
