@@ -9,6 +9,7 @@ pub mod chunker;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod fault;
 pub mod id;
 pub mod index;
 pub mod keys;

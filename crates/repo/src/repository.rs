@@ -190,16 +190,26 @@ impl Repository {
 
     pub fn list_snapshots(&self) -> Result<Vec<StoredSnapshot>> {
         let objects = self.storage().list("snapshots")?;
-        let mut snapshots = parallel_map(&objects, 8, |object| {
-            let id: Id = object
-                .name
-                .rsplit('/')
-                .next()
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| RepoError::damaged(&object.name, "not a snapshot name"))?;
-            let snapshot: Snapshot = self.load_json(ObjectKind::Snapshot, &object.name)?;
-            Ok(StoredSnapshot { id, snapshot })
+        let loaded = parallel_map(&objects, 8, |object| {
+            let id: Id = match object.name.rsplit('/').next().and_then(|s| s.parse().ok()) {
+                Some(id) => id,
+                None => return Ok(Err(RepoError::damaged(&object.name, "not a snapshot name"))),
+            };
+            match self.load_json::<Snapshot>(ObjectKind::Snapshot, &object.name) {
+                Ok(snapshot) => Ok(Ok(StoredSnapshot { id, snapshot })),
+                // Storage trouble fails the listing; one damaged snapshot must not hide
+                // the others, so it is reported and skipped (`verify` names it too).
+                Err(RepoError::Storage(e)) if !e.is_not_found() => Err(RepoError::Storage(e)),
+                Err(e) => Ok(Err(e)),
+            }
         })?;
+        let mut snapshots = Vec::with_capacity(loaded.len());
+        for entry in loaded {
+            match entry {
+                Ok(snapshot) => snapshots.push(snapshot),
+                Err(e) => tracing::warn!("skipping {e}"),
+            }
+        }
         snapshots.sort_by(|a, b| a.snapshot.time.cmp(&b.snapshot.time).then(a.id.cmp(&b.id)));
         Ok(snapshots)
     }
@@ -229,6 +239,7 @@ impl Repository {
     }
 
     pub fn save_snapshot(&self, snapshot: &Snapshot) -> Result<Id> {
+        crate::fault::point("snapshot-write");
         self.save_json(ObjectKind::Snapshot, "snapshots", snapshot)
     }
 

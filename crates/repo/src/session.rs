@@ -287,6 +287,7 @@ fn upload_worker(repo: Repository, packs: Receiver<FinishedPack>, shared: Arc<Sh
             continue;
         }
         shared.stored_bytes.fetch_add(size, Ordering::Relaxed);
+        crate::fault::point("pack-stored");
         let full = {
             let mut pending = shared.pending_index.lock().expect("pending index");
             pending.push(IndexedPack {
@@ -296,8 +297,9 @@ fn upload_worker(repo: Repository, packs: Receiver<FinishedPack>, shared: Arc<Sh
             (pending.len() >= PACKS_PER_INDEX).then(|| std::mem::take(&mut *pending))
         };
         if let Some(packs) = full {
-            if let Err(e) = repo.save_json(ObjectKind::Index, "index", &IndexFile { packs }) {
-                shared.fail(e);
+            match repo.save_json(ObjectKind::Index, "index", &IndexFile { packs }) {
+                Ok(_) => crate::fault::point("index-stored"),
+                Err(e) => shared.fail(e),
             }
         }
     }

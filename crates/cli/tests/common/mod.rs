@@ -1,0 +1,183 @@
+//! Shared helpers for end-to-end tests: run the real `lifeboat` binary against a real
+//! repository (a local directory, or Garage S3 when the test sets one up).
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub fn lifeboat_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_lifeboat"))
+}
+
+/// A scratch directory and a repository URL; commands get the repo and passphrase
+/// through the environment, as users pass them.
+pub struct TestRepo {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    pub extra_env: Vec<(String, String)>,
+}
+
+impl TestRepo {
+    /// A fresh local repository, initialised with cheap KDF settings.
+    pub fn local() -> TestRepo {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = dir.path().join("repo").display().to_string();
+        let repo = TestRepo { dir, url, extra_env: Vec::new() };
+        repo.init();
+        repo
+    }
+
+    /// A repository at `url` (not yet initialised).
+    pub fn at(url: &str, extra_env: Vec<(String, String)>) -> TestRepo {
+        TestRepo {
+            dir: tempfile::tempdir().expect("tempdir"),
+            url: url.to_string(),
+            extra_env,
+        }
+    }
+
+    pub fn init(&self) {
+        self.ok(&["init", "--kdf-memory-mib", "8", "--kdf-iterations", "1"]);
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn repo_dir(&self) -> PathBuf {
+        PathBuf::from(&self.url)
+    }
+
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(lifeboat_bin());
+        cmd.env("LIFEBOAT_REPO", &self.url)
+            .env("LIFEBOAT_PASSWORD", PASSWORD)
+            .env_remove("LIFEBOAT_PASSWORD_FILE")
+            .env_remove("LIFEBOAT_LOG");
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().expect("run lifeboat")
+    }
+
+    /// Runs and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "lifeboat {args:?} failed ({}):\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 stdout")
+    }
+
+    /// Runs and asserts failure with `code`; returns stderr.
+    pub fn fails(&self, args: &[&str], code: i32) -> String {
+        let out = self.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "lifeboat {args:?} should exit {code}:\n{}\n{stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(!stderr.contains("panicked"), "panic: {stderr}");
+        stderr
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        serde_json::from_str(&self.ok(&all)).expect("valid json")
+    }
+
+    /// Backs up `paths` and returns the snapshot id.
+    pub fn backup(&self, paths: &[&Path]) -> String {
+        let mut args = vec!["backup".to_string()];
+        args.extend(paths.iter().map(|p| p.display().to_string()));
+        args.push("--json".into());
+        let refs: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        let out: serde_json::Value = serde_json::from_str(&self.ok(&refs)).expect("json");
+        out["id"].as_str().expect("id").to_string()
+    }
+
+    pub fn snapshot_ids(&self) -> Vec<String> {
+        self.json(&["snapshots"])
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|s| s["id"].as_str().expect("id").to_string())
+            .collect()
+    }
+
+    /// Restores `snapshot` into a new directory and returns it.
+    pub fn restore(&self, snapshot: &str, name: &str) -> PathBuf {
+        let target = self.path(name);
+        self.ok(&["restore", snapshot, "--target", target.to_str().unwrap()]);
+        target
+    }
+}
+
+/// What a tree holds, path by path: type, permission bits, size, content hash, link target.
+pub fn digest(root: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+fn walk(root: &Path, path: &Path, out: &mut BTreeMap<String, String>) {
+    let meta = std::fs::symlink_metadata(path).expect("metadata");
+    let rel = path.strip_prefix(root).unwrap().display().to_string();
+    let mode = meta.mode() & 0o7777;
+    if meta.file_type().is_symlink() {
+        let target = std::fs::read_link(path).unwrap();
+        out.insert(rel, format!("link {}", target.display()));
+    } else if meta.is_dir() {
+        out.insert(rel, format!("dir {mode:o}"));
+        for entry in std::fs::read_dir(path).unwrap() {
+            walk(root, &entry.unwrap().path(), out);
+        }
+    } else {
+        let bytes = std::fs::read(path).unwrap();
+        out.insert(
+            rel,
+            format!("file {mode:o} {} {} mtime={}", bytes.len(), blake3::hash(&bytes).to_hex(), meta.mtime()),
+        );
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so tests are reproducible.
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Total bytes of every file below `dir`.
+pub fn dir_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let meta = entry.metadata().unwrap();
+            total += if meta.is_dir() { dir_size(&entry.path()) } else { meta.len() };
+        }
+    }
+    total
+}
