@@ -24,7 +24,10 @@ fn objects(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn name_in_repo(repo: &TestRepo, path: &Path) -> String {
-    path.strip_prefix(repo.repo_dir()).unwrap().display().to_string()
+    path.strip_prefix(repo.repo_dir())
+        .unwrap()
+        .display()
+        .to_string()
 }
 
 /// A repo with two snapshots: one of `a` (big) and one of `b` (small, its own pack).
@@ -62,14 +65,33 @@ fn a_flipped_byte_is_found_by_read_data_and_named_with_its_snapshot() {
     assert_eq!(out.status.code(), Some(3));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains(&name_in_repo(&repo, &pack)), "{stdout}");
-    assert!(stdout.contains(&first[..8]), "affected snapshot not named: {stdout}");
-    assert!(!stdout.contains(&second[..8]), "unaffected snapshot named: {stdout}");
+    assert!(
+        stdout.contains(&first[..8]),
+        "affected snapshot not named: {stdout}"
+    );
+    assert!(
+        !stdout.contains(&second[..8]),
+        "unaffected snapshot named: {stdout}"
+    );
 
     // Restoring the damaged snapshot fails naming the pack; the other one restores.
-    let stderr = repo.fails(&["restore", &first, "--target", repo.path("out1").to_str().unwrap()], 1);
+    let stderr = repo.fails(
+        &[
+            "restore",
+            &first,
+            "--target",
+            repo.path("out1").to_str().unwrap(),
+        ],
+        1,
+    );
     assert!(stderr.contains(&name_in_repo(&repo, &pack)), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    repo.ok(&["restore", &second, "--target", repo.path("out2").to_str().unwrap()]);
+    repo.ok(&[
+        "restore",
+        &second,
+        "--target",
+        repo.path("out2").to_str().unwrap(),
+    ]);
 }
 
 #[test]
@@ -81,7 +103,10 @@ fn truncated_and_missing_packs_are_found_by_the_structural_check() {
     let out = repo.run(&["verify"]);
     assert_eq!(out.status.code(), Some(3));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("truncated") && stdout.contains(&first[..8]), "{stdout}");
+    assert!(
+        stdout.contains("truncated") && stdout.contains(&first[..8]),
+        "{stdout}"
+    );
 
     fs::remove_file(&pack).unwrap();
     let out = repo.run(&["verify", "--json"]);
@@ -138,7 +163,12 @@ fn damaged_config_and_key_files_are_named() {
 #[test]
 fn wrong_passphrase_and_missing_repository() {
     let repo = TestRepo::local();
-    let out = repo.command().arg("snapshots").env("LIFEBOAT_PASSWORD", "nope").output().unwrap();
+    let out = repo
+        .command()
+        .arg("snapshots")
+        .env("LIFEBOAT_PASSWORD", "nope")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&out.stderr).contains("wrong passphrase"));
 
@@ -148,7 +178,13 @@ fn wrong_passphrase_and_missing_repository() {
     // init twice is refused.
     repo.fails(&["init"], 1);
     // No passphrase and no terminal.
-    let out = repo.command().arg("snapshots").env_remove("LIFEBOAT_PASSWORD").stdin(std::process::Stdio::null()).output().unwrap();
+    let out = repo
+        .command()
+        .arg("snapshots")
+        .env_remove("LIFEBOAT_PASSWORD")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("LIFEBOAT_PASSWORD"));
 }
@@ -158,7 +194,8 @@ fn unknown_format_version_is_refused() {
     let repo = TestRepo::local();
     // Rewrite the config with a future version, sealed with the real key.
     let storage = lifeboat_storage::Storage::open(&repo.url).unwrap();
-    let opened = lifeboat_repo::Repository::open(storage.clone(), common::PASSWORD.as_bytes()).unwrap();
+    let opened =
+        lifeboat_repo::Repository::open(storage.clone(), common::PASSWORD.as_bytes()).unwrap();
     let mut config = serde_json::to_value(opened.config()).unwrap();
     config["version"] = 99.into();
     let sealed = opened.key().seal(
@@ -178,7 +215,15 @@ fn missing_paths_fail_without_a_snapshot() {
     let stderr = repo.fails(&["backup", missing.to_str().unwrap()], 1);
     assert!(stderr.contains(missing.to_str().unwrap()), "{stderr}");
     assert!(repo.snapshot_ids().is_empty());
-    let stderr = repo.fails(&["restore", "latest", "--target", repo.path("o").to_str().unwrap()], 1);
+    let stderr = repo.fails(
+        &[
+            "restore",
+            "latest",
+            "--target",
+            repo.path("o").to_str().unwrap(),
+        ],
+        1,
+    );
     assert!(stderr.contains("no snapshots"), "{stderr}");
     repo.fails(&["backup"], 2);
     repo.fails(&["verify", "--read-data=0"], 1);
@@ -216,6 +261,9 @@ fn full_disk_on_restore_is_a_clear_error() {
     let _ = std::process::Command::new("umount").arg(&mount).status();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("big.bin") && stderr.contains("No space left"), "{stderr}");
+    assert!(
+        stderr.contains("big.bin") && stderr.contains("No space left"),
+        "{stderr}"
+    );
     repo.ok(&["verify", "--read-data"]);
 }

@@ -20,7 +20,10 @@ fn awkward_tree(root: &Path) {
     write(&root.join("a.txt"), b"hello\n");
     write(&root.join("empty"), b"");
     fs::create_dir_all(root.join("empty-dir")).unwrap();
-    write(&root.join("deep/er/still/file.bin"), &pseudo_random(300_000, 1));
+    write(
+        &root.join("deep/er/still/file.bin"),
+        &pseudo_random(300_000, 1),
+    );
     write(&root.join("copy/file.bin"), &pseudo_random(300_000, 1));
     let mut near = pseudo_random(300_000, 1);
     near[150_000] ^= 1;
@@ -45,8 +48,12 @@ fn awkward_tree_round_trips_with_metadata_and_holes() {
     let out = repo.restore(&id, "out");
     assert_eq!(digest(&src), digest(&out.join("src")));
     // The 50 MiB hole comes back as a hole, not 50 MiB of zeros on disk.
-    let blocks = std::os::unix::fs::MetadataExt::blocks(&fs::metadata(out.join("src/sparse")).unwrap());
-    assert!(blocks * 512 < 1024 * 1024, "sparse file restored dense: {blocks} blocks");
+    let blocks =
+        std::os::unix::fs::MetadataExt::blocks(&fs::metadata(out.join("src/sparse")).unwrap());
+    assert!(
+        blocks * 512 < 1024 * 1024,
+        "sparse file restored dense: {blocks} blocks"
+    );
     repo.ok(&["verify", "--read-data"]);
 }
 
@@ -69,7 +76,10 @@ fn snapshots_json_has_the_contract_fields() {
 
 fn chrono_like(time: &str) {
     // RFC 3339: 2026-11-26T05:38:24.204062243Z
-    assert!(time.len() >= 20 && &time[4..5] == "-" && &time[10..11] == "T" && time.ends_with('Z'), "{time}");
+    assert!(
+        time.len() >= 20 && &time[4..5] == "-" && &time[10..11] == "T" && time.ends_with('Z'),
+        "{time}"
+    );
 }
 
 #[test]
@@ -80,7 +90,10 @@ fn unchanged_data_is_not_stored_again_and_small_edits_add_little() {
     write(&src.join("db.bin"), &big);
     repo.backup(&[&src]);
     let after_first = common::dir_size(&repo.repo_dir().join("data"));
-    assert!(after_first > 19 * 1024 * 1024, "random data should not shrink: {after_first}");
+    assert!(
+        after_first > 19 * 1024 * 1024,
+        "random data should not shrink: {after_first}"
+    );
 
     // Nothing changed: no data stored.
     let second = repo.json(&["backup", src.to_str().unwrap()]);
@@ -94,7 +107,10 @@ fn unchanged_data_is_not_stored_again_and_small_edits_add_little() {
     write(&src.join("copy-of-original.bin"), &big);
     let third = repo.json(&["backup", "--force", src.to_str().unwrap()]);
     let stored = third["summary"]["stored_bytes"].as_u64().unwrap();
-    assert!(stored < 3 * 1024 * 1024, "a 100-byte insertion stored {stored} bytes");
+    assert!(
+        stored < 3 * 1024 * 1024,
+        "a 100-byte insertion stored {stored} bytes"
+    );
     let out = repo.restore("latest", "out");
     assert_eq!(fs::read(out.join("src/db.bin")).unwrap(), edited);
     assert_eq!(fs::read(out.join("src/copy-of-original.bin")).unwrap(), big);
@@ -107,14 +123,19 @@ fn large_file_round_trips() {
     // Hundreds of MiB: half random, half compressible text.
     let mut data = pseudo_random(100 * 1024 * 1024, 5);
     let text: Vec<u8> = (0..)
-        .flat_map(|i: u64| format!("INSERT INTO t VALUES ({i}, 'row {i}', {});\n", i * 7).into_bytes())
+        .flat_map(|i: u64| {
+            format!("INSERT INTO t VALUES ({i}, 'row {i}', {});\n", i * 7).into_bytes()
+        })
         .take(100 * 1024 * 1024)
         .collect();
     data.extend_from_slice(&text);
     write(&src.join("dump.sql"), &data);
     let summary = repo.json(&["backup", src.to_str().unwrap()]);
     let stored = summary["summary"]["stored_bytes"].as_u64().unwrap();
-    assert!(stored < 150 * 1024 * 1024, "the text half should compress: {stored}");
+    assert!(
+        stored < 150 * 1024 * 1024,
+        "the text half should compress: {stored}"
+    );
     let out = repo.restore("latest", "out");
     assert!(fs::read(out.join("src/dump.sql")).unwrap() == data);
 }
@@ -128,7 +149,14 @@ fn restore_include_picks_a_subtree() {
     write(&src.join("2025/c.png"), b"c");
     repo.backup(&[&src]);
     let target = repo.path("out");
-    repo.ok(&["restore", "latest", "--target", target.to_str().unwrap(), "--include", "uploads/2026/a.png"]);
+    repo.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+        "--include",
+        "uploads/2026/a.png",
+    ]);
     assert_eq!(fs::read(target.join("uploads/2026/a.png")).unwrap(), b"a");
     assert!(!target.join("uploads/2026/b.png").exists());
     assert!(!target.join("uploads/2025").exists());
@@ -150,14 +178,28 @@ fn command_output_round_trips_to_a_file_and_a_command() {
     assert!(fs::read(&out).unwrap() == content);
 
     let piped = repo.path("piped.sql");
-    repo.ok(&["restore", "latest", "--to-command", &format!("cat > {}", piped.display())]);
+    repo.ok(&[
+        "restore",
+        "latest",
+        "--to-command",
+        &format!("cat > {}", piped.display()),
+    ]);
     assert!(fs::read(&piped).unwrap() == content);
 }
 
 #[test]
 fn failing_command_writes_no_snapshot() {
     let repo = TestRepo::local();
-    let stderr = repo.fails(&["backup", "--stdin-from-command", "echo partial; exit 3", "--name", "x"], 1);
+    let stderr = repo.fails(
+        &[
+            "backup",
+            "--stdin-from-command",
+            "echo partial; exit 3",
+            "--name",
+            "x",
+        ],
+        1,
+    );
     assert!(stderr.contains("failed"), "{stderr}");
     assert!(repo.snapshot_ids().is_empty());
 }
@@ -169,7 +211,14 @@ fn key_slots_add_list_remove_and_change() {
     write(&src.join("f"), b"data");
     repo.backup(&[&src]);
     repo.command()
-        .args(["key", "add", "--kdf-memory-mib", "8", "--kdf-iterations", "1"])
+        .args([
+            "key",
+            "add",
+            "--kdf-memory-mib",
+            "8",
+            "--kdf-iterations",
+            "1",
+        ])
         .env("LIFEBOAT_NEW_PASSWORD", "second passphrase")
         .status()
         .unwrap()
@@ -187,22 +236,56 @@ fn key_slots_add_list_remove_and_change() {
         .unwrap();
     assert!(out.status.success());
     // The slot in use cannot be removed; the other can.
-    let current = keys.as_array().unwrap().iter().find(|k| k["current"] == true).unwrap()["id"].as_str().unwrap().to_string();
-    let other = keys.as_array().unwrap().iter().find(|k| k["current"] == false).unwrap()["id"].as_str().unwrap().to_string();
+    let current = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["current"] == true)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let other = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["current"] == false)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     repo.fails(&["key", "remove", &current], 1);
     repo.ok(&["key", "remove", &other]);
-    let out = repo.command().args(["snapshots"]).env("LIFEBOAT_PASSWORD", "second passphrase").output().unwrap();
+    let out = repo
+        .command()
+        .args(["snapshots"])
+        .env("LIFEBOAT_PASSWORD", "second passphrase")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(4));
     // passwd: the old passphrase stops working, the new one works.
     let status = repo
         .command()
-        .args(["key", "passwd", "--kdf-memory-mib", "8", "--kdf-iterations", "1"])
+        .args([
+            "key",
+            "passwd",
+            "--kdf-memory-mib",
+            "8",
+            "--kdf-iterations",
+            "1",
+        ])
         .env("LIFEBOAT_NEW_PASSWORD", "third")
         .status()
         .unwrap();
     assert!(status.success());
     repo.fails(&["snapshots"], 4);
-    let out = repo.command().args(["restore", "latest", "--target"]).arg(repo.path("out")).env("LIFEBOAT_PASSWORD", "third").output().unwrap();
+    let out = repo
+        .command()
+        .args(["restore", "latest", "--target"])
+        .arg(repo.path("out"))
+        .env("LIFEBOAT_PASSWORD", "third")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert_eq!(fs::read(repo.path("out/src/f")).unwrap(), b"data");
 }

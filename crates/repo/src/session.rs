@@ -221,6 +221,7 @@ impl WriteSession {
         if !remaining.is_empty() {
             self.repo
                 .save_json(ObjectKind::Index, "index", &IndexFile { packs: remaining })?;
+            crate::fault::point("index-stored");
         }
         if let Some(lock) = self.lock.take() {
             lock.release()?;

@@ -26,7 +26,11 @@ impl TestRepo {
     pub fn local() -> TestRepo {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = dir.path().join("repo").display().to_string();
-        let repo = TestRepo { dir, url, extra_env: Vec::new() };
+        let repo = TestRepo {
+            dir,
+            url,
+            extra_env: Vec::new(),
+        };
         repo.init();
         repo
     }
@@ -151,7 +155,12 @@ fn walk(root: &Path, path: &Path, out: &mut BTreeMap<String, String>) {
         let bytes = std::fs::read(path).unwrap();
         out.insert(
             rel,
-            format!("file {mode:o} {} {} mtime={}", bytes.len(), blake3::hash(&bytes).to_hex(), meta.mtime()),
+            format!(
+                "file {mode:o} {} {} mtime={}",
+                bytes.len(),
+                blake3::hash(&bytes).to_hex(),
+                meta.mtime()
+            ),
         );
     }
 }
@@ -176,7 +185,11 @@ pub fn dir_size(dir: &Path) -> u64 {
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
             let meta = entry.metadata().unwrap();
-            total += if meta.is_dir() { dir_size(&entry.path()) } else { meta.len() };
+            total += if meta.is_dir() {
+                dir_size(&entry.path())
+            } else {
+                meta.len()
+            };
         }
     }
     total
