@@ -249,15 +249,14 @@ fn walk_snapshot(
             findings.affects(&object, snapshot);
             continue;
         };
-        if !trees.contains_key(&tree_id) {
-            let loaded = match repo.load_tree(index, &tree_id) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = trees.entry(tree_id) {
+            slot.insert(match repo.load_tree(index, &tree_id) {
                 Ok(tree) => Ok(tree),
                 Err(RepoError::Storage(e)) if !e.is_not_found() => {
                     return Err(RepoError::Storage(e))
                 }
                 Err(e) => Err(describe(&e)),
-            };
-            trees.insert(tree_id, loaded);
+            });
         }
         match &trees[&tree_id] {
             Err(detail) => {
