@@ -230,6 +230,18 @@ fn missing_paths_fail_without_a_snapshot() {
 }
 
 #[test]
+fn an_unreadable_file_fails_the_backup_naming_it() {
+    // Root reads past permission bits, so use a file whose read fails for everyone:
+    // the process's own memory at address 0.
+    let repo = TestRepo::local();
+    let stderr = repo.fails(&["backup", "/proc/self/mem"], 1);
+    assert!(stderr.contains("/proc/self/mem"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(repo.snapshot_ids().is_empty());
+    repo.ok(&["verify"]);
+}
+
+#[test]
 fn bad_repository_urls_are_explained() {
     let repo = TestRepo::at("ftp://example/x", vec![]);
     let stderr = repo.fails(&["snapshots"], 5);
