@@ -44,6 +44,11 @@ pub struct Node {
     /// A symlink's target, as stored in the link.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// Set when the content is a consistent copy of a live SQLite database (taken with
+    /// SQLite's backup API) rather than the file's raw bytes; restore then removes stale
+    /// `-wal`/`-shm`/`-journal` files beside it and checks the database.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sqlite: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -25,6 +25,8 @@ pub struct FilesSummary {
     pub total_bytes: u64,
     /// Files whose content was reused from the parent snapshot without reading.
     pub unchanged_files: u64,
+    /// SQLite databases, copied consistently through SQLite's backup API.
+    pub databases: u64,
 }
 
 /// The parent snapshot's trees, read lazily, used to skip unchanged files.
@@ -131,6 +133,23 @@ impl Walker<'_> {
             node.size = 0;
             let target = fs::read_link(path).map_err(|e| SourceError::io(path, e))?;
             node.target = Some(target.to_string_lossy().into_owned());
+        } else if file_type.is_file() && crate::sqlite::is_sqlite(path) {
+            // Never reused from the parent: in WAL mode commits land in the -wal file and
+            // the database file's mtime says nothing.
+            node.node_type = NodeType::File;
+            node.sqlite = true;
+            self.progress.file(path);
+            let copy = crate::sqlite::consistent_copy(path)?;
+            let stored = self.session.store_reader(
+                copy.file.as_file(),
+                &path.display().to_string(),
+                |n| self.progress.bytes(n),
+            )?;
+            node.size = stored.size;
+            node.content = stored.ids;
+            self.summary.files += 1;
+            self.summary.databases += 1;
+            self.summary.total_bytes += node.size;
         } else if file_type.is_file() {
             node.node_type = NodeType::File;
             self.progress.file(path);
@@ -189,6 +208,10 @@ impl Walker<'_> {
         let mut nodes = Vec::with_capacity(entries.len());
         for entry in entries {
             let child = entry.path();
+            // A database's -wal/-shm/-journal are part of its consistent copy.
+            if crate::sqlite::is_companion(&child) {
+                continue;
+            }
             let meta = fs::symlink_metadata(&child).map_err(|e| SourceError::io(&child, e))?;
             let name = entry.file_name();
             let previous = previous_tree.as_ref().and_then(|t| t.get(name.as_bytes()));
@@ -221,5 +244,6 @@ fn base_node(name: &OsStr, meta: &Metadata) -> Node {
         content: Vec::new(),
         subtree: None,
         target: None,
+        sqlite: false,
     }
 }

@@ -7,6 +7,7 @@
 pub mod command;
 pub mod files;
 pub mod restore;
+pub mod sqlite;
 
 use lifeboat_repo::RepoError;
 

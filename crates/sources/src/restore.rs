@@ -36,6 +36,8 @@ pub struct RestoreStats {
     pub dirs: u64,
     pub symlinks: u64,
     pub bytes: u64,
+    /// SQLite databases restored and checked (integrity and foreign keys).
+    pub databases: u64,
 }
 
 struct Segment {
@@ -177,6 +179,9 @@ pub fn restore_tree(
             .map_err(|e| SourceError::io(path, e))?;
     }
     for (path, node) in &plan.files {
+        if node.sqlite {
+            crate::sqlite::after_restore(path)?;
+        }
         apply_metadata(path, node)?;
     }
     // Deepest directories first, so restoring a child does not bump a parent's mtime.
@@ -190,6 +195,7 @@ pub fn restore_tree(
         dirs: plan.dirs.len() as u64,
         symlinks: plan.symlinks.len() as u64,
         bytes: plan.files.iter().map(|(_, n)| n.size).sum(),
+        databases: plan.files.iter().filter(|(_, n)| n.sqlite).count() as u64,
     })
 }
 

@@ -51,6 +51,12 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> Result<()> {
             });
             let (tree, found) = files::backup_paths(&session, &paths, parent_ref.as_ref(), &bar)?;
             bar.finish();
+            if found.databases > 0 && !ctx.global.json {
+                ctx.say(format!(
+                    "{} SQLite database(s) copied consistently (SQLite backup API)",
+                    found.databases
+                ));
+            }
             let summary = SnapshotSummary {
                 files: found.files,
                 dirs: found.dirs,
@@ -113,11 +119,21 @@ fn absolute_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     paths
         .iter()
         .map(|p| {
-            let absolute = if p.is_absolute() {
-                p.clone()
-            } else {
-                cwd.join(p)
+            // `sqlite:./app.db` and `file:./dev.db`, as DATABASE_URL is written for
+            // Prisma and Drizzle, name a database file.
+            let p = match p.to_str().and_then(lifeboat_sources::sqlite::path_from_url) {
+                Some(db) => {
+                    anyhow::ensure!(
+                        lifeboat_sources::sqlite::is_sqlite(&db),
+                        "{}: not a SQLite database (from {})",
+                        db.display(),
+                        p.display()
+                    );
+                    db
+                }
+                None => p.clone(),
             };
+            let absolute = if p.is_absolute() { p } else { cwd.join(&p) };
             // Normalise `.` and trailing slashes; keep symlinks as given.
             Ok(absolute.components().collect())
         })

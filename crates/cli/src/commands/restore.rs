@@ -45,9 +45,15 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> Result<()> {
                 &options,
                 &bar,
             )?;
+            let databases = match stats.databases {
+                0 => String::new(),
+                n => {
+                    format!(", {n} SQLite database(s) passed integrity_check and foreign_key_check")
+                }
+            };
             (
                 format!(
-                    "to {} ({} files, {} dirs)",
+                    "to {} ({} files, {} dirs{databases})",
                     target.display(),
                     stats.files,
                     stats.dirs
