@@ -37,6 +37,11 @@ fn awkward_tree(root: &Path) {
     fs::set_permissions(root.join("deep/er"), fs::Permissions::from_mode(0o750)).unwrap();
     let odd = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"caf\xe9.txt");
     write(&root.join(odd), b"latin-1 name");
+    std::os::unix::fs::symlink(
+        <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"caf\xe9.txt"),
+        root.join("latin-1-link"),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -55,6 +60,20 @@ fn awkward_tree_round_trips_with_metadata_and_holes() {
         "sparse file restored dense: {blocks} blocks"
     );
     repo.ok(&["verify", "--read-data"]);
+}
+
+#[test]
+fn a_top_level_name_that_is_not_utf8_round_trips() {
+    let repo = TestRepo::local();
+    let odd = repo
+        .dir
+        .path()
+        .join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"top\xe9"));
+    write(&odd.join("f.txt"), b"inside");
+    let status = repo.command().arg("backup").arg(&odd).status().unwrap();
+    assert!(status.success());
+    let out = repo.restore("latest", "out");
+    assert_eq!(digest(&odd), digest(&out.join(odd.file_name().unwrap())));
 }
 
 #[test]

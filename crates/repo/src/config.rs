@@ -16,7 +16,9 @@ pub struct ChunkerParams {
 }
 
 impl Default for ChunkerParams {
-    /// 64 KiB / 256 KiB / 1 MiB: see docs/FORMAT.md for the measurement behind the choice.
+    /// 64 KiB / 256 KiB / 1 MiB: a quarter of restic's sizes, so a changed page in a
+    /// database file or a changed row in a dump costs about 256 KiB rather than 1 MiB,
+    /// while a 1 GiB file still needs only ~4,000 index entries.
     fn default() -> Self {
         ChunkerParams {
             algorithm: "fastcdc-2020".into(),

@@ -3,7 +3,9 @@
 //! A sealed object is `nonce (24 bytes) || XChaCha20-Poly1305 ciphertext || tag (16 bytes)`.
 //! The plaintext starts with one byte naming the compression of the rest (0 = none,
 //! 1 = zstd). The associated data names the kind of object, so an index file cannot be
-//! passed off as a snapshot, nor a tree blob as a data blob.
+//! passed off as a snapshot. (Blob ids do not depend on the kind: identical bytes stored as
+//! a data blob and as a tree blob dedup to one blob, and readers take the kind from the
+//! index, which is what the authentication tag is checked against.)
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};

@@ -13,7 +13,7 @@ use crate::id::Id;
 use crate::index::{IndexFile, MasterIndex};
 use crate::keys::{KdfParams, KeyError, KeyFile};
 use crate::pack::BlobKind;
-use crate::snapshot::{snapshot_name, Snapshot, StoredSnapshot};
+use crate::snapshot::{snapshot_name, Snapshot, StoredSnapshot, SNAPSHOT_VERSION};
 use crate::tree::Tree;
 
 /// An open repository: storage plus the unlocked master key. Cheap to clone.
@@ -196,6 +196,13 @@ impl Repository {
                 None => return Ok(Err(RepoError::damaged(&object.name, "not a snapshot name"))),
             };
             match self.load_json::<Snapshot>(ObjectKind::Snapshot, &object.name) {
+                Ok(snapshot) if snapshot.version != SNAPSHOT_VERSION => Ok(Err(RepoError::damaged(
+                    &object.name,
+                    format!(
+                        "snapshot version {} is not supported (this lifeboat reads {SNAPSHOT_VERSION})",
+                        snapshot.version
+                    ),
+                ))),
                 Ok(snapshot) => Ok(Ok(StoredSnapshot { id, snapshot })),
                 // Storage trouble fails the listing; one damaged snapshot must not hide
                 // the others, so it is reported and skipped (`verify` names it too).

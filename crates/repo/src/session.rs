@@ -24,6 +24,7 @@ use crate::index::{IndexFile, IndexedPack, MasterIndex};
 use crate::lock::Lock;
 use crate::pack::{self, BlobKind, PackBuilder, PackedBlob};
 use crate::repository::{parallel_map, Repository};
+use crate::snapshot::Snapshot;
 use crate::tree::Tree;
 
 /// Index files are written after this many packs, so an interrupted session leaves
@@ -202,8 +203,9 @@ impl WriteSession {
     }
 
     /// Seals and uploads everything still queued and writes the last index file. Only
-    /// after this returns `Ok` may a snapshot refer to the session's blobs.
-    pub fn finish(mut self) -> Result<SessionStats> {
+    /// after this returns `Ok` may a snapshot refer to the session's blobs; the returned
+    /// [`FinishedSession`] keeps the lock until that snapshot is stored.
+    pub fn finish(mut self) -> Result<FinishedSession> {
         self.jobs.take();
         for handle in self.workers.drain(..) {
             handle
@@ -223,15 +225,35 @@ impl WriteSession {
                 .save_json(ObjectKind::Index, "index", &IndexFile { packs: remaining })?;
             crate::fault::point("index-stored");
         }
+        Ok(FinishedSession {
+            repo: self.repo.clone(),
+            lock: self.lock.take(),
+            stats: SessionStats {
+                new_blobs: self.shared.new_blobs.load(Ordering::Relaxed),
+                new_bytes: self.shared.new_bytes.load(Ordering::Relaxed),
+                stored_bytes: self.shared.stored_bytes.load(Ordering::Relaxed),
+                recovered_packs: self.recovered_packs,
+            },
+        })
+    }
+}
+
+/// A session whose data and index are stored, still holding its lock so that garbage
+/// collection cannot remove the new packs before a snapshot refers to them.
+pub struct FinishedSession {
+    repo: Repository,
+    lock: Option<Lock>,
+    pub stats: SessionStats,
+}
+
+impl FinishedSession {
+    /// Stores the snapshot, then releases the lock.
+    pub fn save_snapshot(mut self, snapshot: &Snapshot) -> Result<Id> {
+        let id = self.repo.save_snapshot(snapshot)?;
         if let Some(lock) = self.lock.take() {
             lock.release()?;
         }
-        Ok(SessionStats {
-            new_blobs: self.shared.new_blobs.load(Ordering::Relaxed),
-            new_bytes: self.shared.new_bytes.load(Ordering::Relaxed),
-            stored_bytes: self.shared.stored_bytes.load(Ordering::Relaxed),
-            recovered_packs: self.recovered_packs,
-        })
+        Ok(id)
     }
 }
 

@@ -4,6 +4,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::id::Id;
 
+/// The version of the snapshot manifest this build writes and reads.
+pub const SNAPSHOT_VERSION: u32 = 1;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum SnapshotSource {
@@ -19,7 +22,8 @@ pub struct SnapshotSummary {
     pub dirs: u64,
     /// Bytes of file content in the snapshot.
     pub total_bytes: u64,
-    /// Bytes of file content that were new to the repository (before compression).
+    /// Bytes of blobs (file content and trees) that were new to the repository, before
+    /// compression.
     pub new_bytes: u64,
     /// Bytes this snapshot's session added to storage (packs, after compression and
     /// encryption).

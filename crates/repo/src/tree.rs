@@ -44,6 +44,9 @@ pub struct Node {
     /// A symlink's target, as stored in the link.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// A symlink target that is not valid UTF-8, byte-exact (then `target` is lossy).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_hex")]
+    pub target_bytes: Option<Vec<u8>>,
     /// Set when the content is a consistent copy of a live SQLite database (taken with
     /// SQLite's backup API) rather than the file's raw bytes; restore then removes stale
     /// `-wal`/`-shm`/`-journal` files beside it and checks the database.

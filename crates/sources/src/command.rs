@@ -63,6 +63,7 @@ pub fn backup_command(
         content: stored.ids,
         subtree: None,
         target: None,
+        target_bytes: None,
         sqlite: false,
     };
     let root = session.store_tree(&Tree { nodes: vec![node] })?;

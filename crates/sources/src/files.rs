@@ -65,7 +65,7 @@ pub fn backup_paths(
     for path in paths {
         let meta = fs::symlink_metadata(path).map_err(|e| SourceError::io(path, e))?;
         let name = root_name(path)?;
-        if nodes.iter().any(|n: &Node| n.name == name) {
+        if nodes.iter().any(|n: &Node| node_key(n) == name.as_bytes()) {
             return Err(SourceError::Invalid(format!(
                 "two paths end in {name:?}; back them up separately or from a common parent"
             )));
@@ -73,14 +73,14 @@ pub fn backup_paths(
         let previous = parent_root
             .as_ref()
             .and_then(|t| t.get(name.as_bytes()).cloned());
-        nodes.push(walker.node(path, OsStr::new(&name), &meta, previous.as_ref())?);
+        nodes.push(walker.node(path, &name, &meta, previous.as_ref())?);
     }
     nodes.sort_by(|a, b| node_key(a).cmp(node_key(b)));
     let root = session.store_tree(&Tree { nodes })?;
     Ok((root, walker.summary))
 }
 
-fn root_name(path: &Path) -> Result<String> {
+fn root_name(path: &Path) -> Result<std::ffi::OsString> {
     let absolute = if path.is_absolute() {
         path.to_path_buf()
     } else {
@@ -89,11 +89,10 @@ fn root_name(path: &Path) -> Result<String> {
             .join(path)
     };
     let normalized: PathBuf = absolute.components().collect();
-    let name = normalized
+    Ok(normalized
         .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "root".to_string());
-    Ok(name)
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "root".into()))
 }
 
 pub fn node_key(node: &Node) -> &[u8] {
@@ -133,6 +132,9 @@ impl Walker<'_> {
             node.size = 0;
             let target = fs::read_link(path).map_err(|e| SourceError::io(path, e))?;
             node.target = Some(target.to_string_lossy().into_owned());
+            if target.to_str().is_none() {
+                node.target_bytes = Some(target.as_os_str().as_bytes().to_vec());
+            }
         } else if file_type.is_file() && crate::sqlite::is_sqlite(path) {
             // Never reused from the parent: in WAL mode commits land in the -wal file and
             // the database file's mtime says nothing.
@@ -244,6 +246,7 @@ fn base_node(name: &OsStr, meta: &Metadata) -> Node {
         content: Vec::new(),
         subtree: None,
         target: None,
+        target_bytes: None,
         sqlite: false,
     }
 }

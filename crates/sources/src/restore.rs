@@ -164,7 +164,10 @@ pub fn restore_tree(
     }
     fill_files(repo, index, &plan, progress)?;
     for (path, node) in &plan.symlinks {
-        let target = node.target.as_deref().unwrap_or("");
+        let target = match &node.target_bytes {
+            Some(bytes) => OsStr::from_bytes(bytes).to_os_string(),
+            None => node.target.clone().unwrap_or_default().into(),
+        };
         match fs::symlink_metadata(path) {
             Ok(meta) if meta.is_dir() => {
                 fs::remove_dir_all(path).map_err(|e| SourceError::io(path, e))?
@@ -172,7 +175,7 @@ pub fn restore_tree(
             Ok(_) => fs::remove_file(path).map_err(|e| SourceError::io(path, e))?,
             Err(_) => {}
         }
-        std::os::unix::fs::symlink(target, path).map_err(|e| SourceError::io(path, e))?;
+        std::os::unix::fs::symlink(&target, path).map_err(|e| SourceError::io(path, e))?;
         apply_owner(path, node, true)?;
         let mtime = filetime::FileTime::from_unix_time(node.mtime, node.mtime_nsec);
         filetime::set_symlink_file_times(path, mtime, mtime)

@@ -80,6 +80,8 @@ pub struct Storage {
     runtime: Arc<tokio::runtime::Runtime>,
     operator: Operator,
     location: Arc<str>,
+    /// Set for local directories: their directory entries are fsynced after each write.
+    local_root: Option<Arc<std::path::Path>>,
 }
 
 impl std::fmt::Debug for Storage {
@@ -125,10 +127,15 @@ impl Storage {
                     .with_max_delay(Duration::from_secs(4))
                     .with_jitter(),
             );
+        let local_root = match &location {
+            Location::Local(root) => Some(Arc::from(root.as_path())),
+            Location::Service { .. } => None,
+        };
         Ok(Storage {
             runtime: Arc::new(runtime),
             operator,
             location: location.display().into(),
+            local_root,
         })
     }
 
@@ -144,7 +151,27 @@ impl Storage {
         self.runtime
             .block_on(self.operator.write(name, bytes))
             .map(|_| ())
-            .map_err(|e| self.error("write", name, e))
+            .map_err(|e| self.error("write", name, e))?;
+        self.sync_directory(name)
+    }
+
+    /// OpenDAL fsyncs the file before renaming it into place; the rename itself is durable
+    /// only once the directory is fsynced too. Without this a power cut could lose a pack
+    /// while keeping the index (or snapshot) written after it.
+    fn sync_directory(&self, name: &str) -> Result<()> {
+        let Some(root) = &self.local_root else {
+            return Ok(());
+        };
+        let path = root.join(name);
+        let dir = path.parent().unwrap_or(root);
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| StorageError::Failed {
+                location: self.location.to_string(),
+                op: "sync",
+                path: name.to_string(),
+                detail: e.to_string(),
+            })
     }
 
     pub fn read(&self, name: &str) -> Result<Vec<u8>> {

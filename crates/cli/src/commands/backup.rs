@@ -72,13 +72,14 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> Result<()> {
             )
         }
     };
-    let stats = session.finish()?;
+    let finished = session.finish()?;
+    let stats = finished.stats;
     summary.new_blobs = stats.new_blobs;
     summary.new_bytes = stats.new_bytes;
     summary.stored_bytes = stats.stored_bytes;
     summary.duration_ms = started.elapsed().as_millis() as u64;
     let snapshot = Snapshot {
-        version: 1,
+        version: lifeboat_repo::snapshot::SNAPSHOT_VERSION,
         time,
         host: lifeboat_repo::hostname(),
         username: std::env::var("USER").unwrap_or_default(),
@@ -90,7 +91,7 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> Result<()> {
         parent,
         summary: summary.clone(),
     };
-    let id = repo.save_snapshot(&snapshot)?;
+    let id = finished.save_snapshot(&snapshot)?;
     if ctx.global.json {
         ctx.print_json(&json!({
             "id": id,
