@@ -107,7 +107,7 @@ impl WriteSession {
             .clamp(1, 8);
         let shared = Arc::new(Shared::default());
         let (job_tx, job_rx) = bounded::<BlobJob>(threads * 4);
-        let (pack_tx, pack_rx) = bounded::<FinishedPack>(2);
+        let (pack_tx, pack_rx) = bounded::<FinishedPack>(0);
         let workers = (0..threads)
             .map(|_| {
                 let (repo, rx, tx, shared) = (
