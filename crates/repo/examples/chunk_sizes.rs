@@ -13,7 +13,7 @@ use lifeboat_repo::config::ChunkerParams;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.len() < 2 || args.len() % 2 != 0 {
+    if args.len() < 2 || !args.len().is_multiple_of(2) {
         eprintln!("usage: chunk_sizes OLD NEW [OLD NEW ...]");
         std::process::exit(2);
     }

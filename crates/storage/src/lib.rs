@@ -57,19 +57,57 @@ pub struct ObjectInfo {
     pub size: u64,
 }
 
-/// Retry and timeout settings. The defaults give up after roughly 10 seconds of an
-/// unreachable store, so a stopped server fails a command promptly instead of hanging.
+/// Retry and timeout settings. With the defaults a refused connection fails an operation
+/// after about 2 seconds of retries, and a server that accepts connections but stops
+/// answering fails a metadata request after 4 attempts of 5 seconds, so a dead store
+/// fails a command (which always starts with metadata) in well under half a minute.
 #[derive(Debug, Clone)]
 pub struct StorageOptions {
     pub retries: usize,
+    /// Limit for requests without a body (stat, list, delete).
     pub request_timeout: Duration,
+    /// Limit for each step of a read or write of a small object (up to 1 MiB).
+    pub io_timeout: Duration,
+    /// The same for bigger objects (packs), which a slow uplink needs time for.
+    pub large_io_timeout: Duration,
+}
+
+const SMALL_OBJECT: u64 = 1024 * 1024;
+
+fn with_layers(operator: Operator, options: &StorageOptions, io_timeout: Duration) -> Operator {
+    operator
+        .layer(
+            TimeoutLayer::new()
+                .with_timeout(options.request_timeout)
+                .with_io_timeout(io_timeout),
+        )
+        .layer(
+            RetryLayer::new()
+                .with_max_times(options.retries)
+                .with_min_delay(Duration::from_millis(200))
+                .with_max_delay(Duration::from_secs(4))
+                .with_jitter()
+                // OpenDAL's default logs every retry as a multi-line warning; people need
+                // the one line of the final error, so retries go to debug.
+                .with_notify(|event: opendal::layers::RetryEvent<'_>| {
+                    tracing::debug!(
+                        "retrying {} (attempt {}) in {:.1}s: {}",
+                        event.op,
+                        event.attempt,
+                        event.retry_after.as_secs_f64(),
+                        first_line(&event.err.to_string())
+                    )
+                }),
+        )
 }
 
 impl Default for StorageOptions {
     fn default() -> Self {
         StorageOptions {
-            retries: 4,
-            request_timeout: Duration::from_secs(60),
+            retries: 3,
+            request_timeout: Duration::from_secs(5),
+            io_timeout: Duration::from_secs(5),
+            large_io_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -78,7 +116,10 @@ impl Default for StorageOptions {
 #[derive(Clone)]
 pub struct Storage {
     runtime: Arc<tokio::runtime::Runtime>,
-    operator: Operator,
+    /// For metadata and small objects: short timeouts, so a dead store is noticed fast.
+    small: Operator,
+    /// For packs: each I/O step may take as long as a slow uplink needs.
+    large: Operator,
     location: Arc<str>,
     /// Set for local directories: their directory entries are fsynced after each write.
     local_root: Option<Arc<std::path::Path>>,
@@ -100,6 +141,8 @@ impl Storage {
 
     pub fn open_with(url: &str, options: StorageOptions) -> Result<Storage> {
         let location = Location::parse(url)?;
+        // Registers OpenDAL's services and its HTTP transport (once per process).
+        opendal::install_default();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -114,29 +157,36 @@ impl Storage {
             let _guard = runtime.enter();
             location.operator()?
         };
-        let operator = operator
-            .layer(
-                TimeoutLayer::new()
-                    .with_timeout(options.request_timeout)
-                    .with_io_timeout(Duration::from_secs(20)),
-            )
-            .layer(
-                RetryLayer::new()
-                    .with_max_times(options.retries)
-                    .with_min_delay(Duration::from_millis(200))
-                    .with_max_delay(Duration::from_secs(4))
-                    .with_jitter(),
-            );
+        let small = with_layers(operator.clone(), &options, options.io_timeout);
+        let large = with_layers(operator, &options, options.large_io_timeout);
         let local_root = match &location {
             Location::Local(root) => Some(Arc::from(root.as_path())),
             Location::Service { .. } => None,
         };
         Ok(Storage {
             runtime: Arc::new(runtime),
-            operator,
+            small,
+            large,
             location: location.display().into(),
             local_root,
         })
+    }
+
+    fn pick(&self, len: u64) -> &Operator {
+        if len <= SMALL_OBJECT {
+            &self.small
+        } else {
+            &self.large
+        }
+    }
+
+    /// Whole-object reads: packs (under `data/`) are large, everything else is small.
+    fn pick_by_name(&self, name: &str) -> &Operator {
+        if name.starts_with("data/") {
+            &self.large
+        } else {
+            &self.small
+        }
     }
 
     /// A human-readable name of the location, without credentials.
@@ -149,7 +199,7 @@ impl Storage {
     /// way a reader sees the whole object or none of it.
     pub fn write(&self, name: &str, bytes: Vec<u8>) -> Result<()> {
         self.runtime
-            .block_on(self.operator.write(name, bytes))
+            .block_on(self.pick(bytes.len() as u64).write(name, bytes))
             .map(|_| ())
             .map_err(|e| self.error("write", name, e))?;
         self.sync_directory(name)
@@ -176,7 +226,7 @@ impl Storage {
 
     pub fn read(&self, name: &str) -> Result<Vec<u8>> {
         self.runtime
-            .block_on(self.operator.read(name))
+            .block_on(self.pick_by_name(name).read(name))
             .map(|b| b.to_vec())
             .map_err(|e| self.error("read", name, e))
     }
@@ -186,7 +236,7 @@ impl Storage {
         let bytes = self
             .runtime
             .block_on(async {
-                self.operator
+                self.pick(len)
                     .read_with(name)
                     .range(offset..offset + len)
                     .await
@@ -209,7 +259,7 @@ impl Storage {
 
     pub fn size(&self, name: &str) -> Result<u64> {
         self.runtime
-            .block_on(self.operator.stat(name))
+            .block_on(self.small.stat(name))
             .map(|m| m.content_length())
             .map_err(|e| self.error("stat", name, e))
     }
@@ -232,7 +282,7 @@ impl Storage {
         };
         let entries = match self
             .runtime
-            .block_on(async { self.operator.list_with(&prefix).recursive(true).await })
+            .block_on(async { self.small.list_with(&prefix).recursive(true).await })
         {
             Ok(entries) => entries,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
@@ -258,7 +308,7 @@ impl Storage {
     /// Deletes an object; deleting one that is already gone succeeds.
     pub fn delete(&self, name: &str) -> Result<()> {
         self.runtime
-            .block_on(self.operator.delete(name))
+            .block_on(self.small.delete(name))
             .map_err(|e| self.error("delete", name, e))
     }
 
