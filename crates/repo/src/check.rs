@@ -125,13 +125,9 @@ pub fn check(repo: &Repository, options: &CheckOptions) -> Result<CheckReport> {
     let snapshot_objects = repo.storage().list("snapshots")?;
     report.snapshots = snapshot_objects.len();
     let mut trees: HashMap<Id, std::result::Result<Tree, String>> = HashMap::new();
+    let mut roots: Vec<(Id, Id)> = Vec::new();
     for object in &snapshot_objects {
-        let Some(snapshot_id) = object
-            .name
-            .rsplit('/')
-            .next()
-            .and_then(|s| s.parse::<Id>().ok())
-        else {
+        let Some(snapshot_id) = Id::from_object_name(&object.name) else {
             findings.add(&object.name, "not a snapshot name");
             continue;
         };
@@ -146,6 +142,7 @@ pub fn check(repo: &Repository, options: &CheckOptions) -> Result<CheckReport> {
                 continue;
             }
         };
+        roots.push((snapshot_id, snapshot.tree));
         walk_snapshot(
             repo,
             &index,
@@ -194,7 +191,7 @@ pub fn check(repo: &Repository, options: &CheckOptions) -> Result<CheckReport> {
         .cloned()
         .collect();
     if !damaged_packs.is_empty() {
-        let needed_by = snapshots_needing_packs(repo, &index, &snapshot_objects, &trees)?;
+        let needed_by = snapshots_needing_packs(&index, &roots, &trees);
         for name in damaged_packs {
             if let Some(id) = pack::pack_id_from_name(&name) {
                 for snapshot in needed_by.get(&id).into_iter().flatten() {
@@ -287,25 +284,13 @@ fn walk_snapshot(
 }
 
 fn snapshots_needing_packs(
-    repo: &Repository,
     index: &MasterIndex,
-    snapshot_objects: &[lifeboat_storage::ObjectInfo],
+    roots: &[(Id, Id)],
     trees: &HashMap<Id, std::result::Result<Tree, String>>,
-) -> Result<HashMap<Id, BTreeSet<Id>>> {
+) -> HashMap<Id, BTreeSet<Id>> {
     let mut needed: HashMap<Id, BTreeSet<Id>> = HashMap::new();
-    for object in snapshot_objects {
-        let Some(snapshot_id) = object
-            .name
-            .rsplit('/')
-            .next()
-            .and_then(|s| s.parse::<Id>().ok())
-        else {
-            continue;
-        };
-        let Ok(snapshot) = repo.load_json::<Snapshot>(ObjectKind::Snapshot, &object.name) else {
-            continue;
-        };
-        let mut stack = vec![snapshot.tree];
+    for &(snapshot_id, root) in roots {
+        let mut stack = vec![root];
         while let Some(tree_id) = stack.pop() {
             if let Some(location) = index.get(&tree_id) {
                 needed.entry(location.pack).or_default().insert(snapshot_id);
@@ -323,7 +308,7 @@ fn snapshots_needing_packs(
             }
         }
     }
-    Ok(needed)
+    needed
 }
 
 fn read_pack(

@@ -27,6 +27,11 @@ impl Id {
         hex::encode(self.0)
     }
 
+    /// The id in the last component of an object name (`snapshots/<id>`, `data/ab/<id>`).
+    pub fn from_object_name(name: &str) -> Option<Id> {
+        name.rsplit('/').next()?.parse().ok()
+    }
+
     /// The first 8 hex digits, as people see ids in listings.
     pub fn short(&self) -> String {
         hex::encode(&self.0[..4])

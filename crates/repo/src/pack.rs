@@ -59,7 +59,7 @@ pub fn pack_name(id: &Id) -> String {
 
 /// Parses a pack object name back into its id.
 pub fn pack_id_from_name(name: &str) -> Option<Id> {
-    name.rsplit('/').next()?.parse().ok()
+    Id::from_object_name(name)
 }
 
 /// The exact size of a pack holding `blobs`; lets `verify` spot truncation by listing alone.

@@ -191,7 +191,7 @@ impl Repository {
     pub fn list_snapshots(&self) -> Result<Vec<StoredSnapshot>> {
         let objects = self.storage().list("snapshots")?;
         let loaded = parallel_map(&objects, 8, |object| {
-            let id: Id = match object.name.rsplit('/').next().and_then(|s| s.parse().ok()) {
+            let id: Id = match Id::from_object_name(&object.name) {
                 Some(id) => id,
                 None => return Ok(Err(RepoError::damaged(&object.name, "not a snapshot name"))),
             };
@@ -351,7 +351,7 @@ impl Repository {
 
 /// Checks that an object's name is the BLAKE3 of its bytes (for content-named objects).
 pub fn check_name(name: &str, bytes: &[u8]) -> Result<()> {
-    let Some(expected) = name.rsplit('/').next().and_then(|s| s.parse::<Id>().ok()) else {
+    let Some(expected) = Id::from_object_name(name) else {
         return Ok(());
     };
     if Id::of_stored(bytes) != expected {
