@@ -60,10 +60,10 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct KdfArgs {
     /// Argon2id memory in MiB for the new key slot.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 32)]
     pub kdf_memory_mib: u32,
     /// Argon2id passes for the new key slot.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 4)]
     pub kdf_iterations: u32,
 }
 

@@ -25,7 +25,7 @@ fn repo_code(e: &RepoError) -> i32 {
 
 fn storage_code(e: &StorageError) -> i32 {
     match e {
-        StorageError::NotFound { .. } => FAILURE,
+        StorageError::NotFound { .. } | StorageError::Truncated { .. } => FAILURE,
         _ => NO_REPOSITORY,
     }
 }

@@ -9,7 +9,24 @@ mod secrets;
 
 use clap::Parser;
 
+/// glibc raises its mmap threshold after the first large free, after which every 8 MiB pack
+/// buffer comes from a per-thread arena and stays resident once freed: a backup's RSS then
+/// doubles (measured: 70 MiB against 39 MiB on a 510 MiB file). A fixed threshold keeps
+/// packs in mmap'd memory that is returned at once; two arenas limit per-thread hoarding.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn tune_allocator() {
+    // SAFETY: mallopt only changes allocator parameters; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 * 1024 * 1024);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn tune_allocator() {}
+
 fn main() {
+    tune_allocator();
     let cli = args::Cli::parse();
     let filter = match cli.global.verbose {
         0 => "warn",

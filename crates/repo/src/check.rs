@@ -91,7 +91,7 @@ pub fn check(repo: &Repository, options: &CheckOptions) -> Result<CheckReport> {
     for (name, file) in loaded {
         match file {
             Ok(file) => index.add_file(&file),
-            Err(RepoError::Storage(e)) if !e.is_not_found() => return Err(RepoError::Storage(e)),
+            Err(RepoError::Storage(e)) if !e.is_damage() => return Err(RepoError::Storage(e)),
             Err(e) => findings.add(name, describe(&e)),
         }
     }
@@ -131,17 +131,16 @@ pub fn check(repo: &Repository, options: &CheckOptions) -> Result<CheckReport> {
             findings.add(&object.name, "not a snapshot name");
             continue;
         };
-        let snapshot: Snapshot = match repo
-            .load_json(ObjectKind::Snapshot, &snapshot_name(&snapshot_id))
-        {
-            Ok(s) => s,
-            Err(RepoError::Storage(e)) if !e.is_not_found() => return Err(RepoError::Storage(e)),
-            Err(e) => {
-                findings.add(&object.name, describe(&e));
-                findings.affects(&object.name, &snapshot_id);
-                continue;
-            }
-        };
+        let snapshot: Snapshot =
+            match repo.load_json(ObjectKind::Snapshot, &snapshot_name(&snapshot_id)) {
+                Ok(s) => s,
+                Err(RepoError::Storage(e)) if !e.is_damage() => return Err(RepoError::Storage(e)),
+                Err(e) => {
+                    findings.add(&object.name, describe(&e));
+                    findings.affects(&object.name, &snapshot_id);
+                    continue;
+                }
+            };
         roots.push((snapshot_id, snapshot.tree));
         walk_snapshot(
             repo,
@@ -249,9 +248,7 @@ fn walk_snapshot(
         if let std::collections::hash_map::Entry::Vacant(slot) = trees.entry(tree_id) {
             slot.insert(match repo.load_tree(index, &tree_id) {
                 Ok(tree) => Ok(tree),
-                Err(RepoError::Storage(e)) if !e.is_not_found() => {
-                    return Err(RepoError::Storage(e))
-                }
+                Err(RepoError::Storage(e)) if !e.is_damage() => return Err(RepoError::Storage(e)),
                 Err(e) => Err(describe(&e)),
             });
         }

@@ -206,7 +206,7 @@ impl Repository {
                 Ok(snapshot) => Ok(Ok(StoredSnapshot { id, snapshot })),
                 // Storage trouble fails the listing; one damaged snapshot must not hide
                 // the others, so it is reported and skipped (`verify` names it too).
-                Err(RepoError::Storage(e)) if !e.is_not_found() => Err(RepoError::Storage(e)),
+                Err(RepoError::Storage(e)) if !e.is_damage() => Err(RepoError::Storage(e)),
                 Err(e) => Ok(Err(e)),
             }
         })?;

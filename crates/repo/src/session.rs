@@ -46,6 +46,8 @@ struct FinishedPack {
 #[derive(Default)]
 struct Shared {
     error: Mutex<Option<RepoError>>,
+    builder: Mutex<PackBuilder>,
+    active_workers: std::sync::atomic::AtomicUsize,
     pending_index: Mutex<Vec<IndexedPack>>,
     new_blobs: AtomicU64,
     new_bytes: AtomicU64,
@@ -106,7 +108,8 @@ impl WriteSession {
             .unwrap_or(2)
             .clamp(1, 8);
         let shared = Arc::new(Shared::default());
-        let (job_tx, job_rx) = bounded::<BlobJob>(threads * 4);
+        shared.active_workers.store(threads, Ordering::SeqCst);
+        let (job_tx, job_rx) = bounded::<BlobJob>(threads * 2);
         let (pack_tx, pack_rx) = bounded::<FinishedPack>(0);
         let workers = (0..threads)
             .map(|_| {
@@ -120,7 +123,9 @@ impl WriteSession {
             })
             .collect();
         drop(pack_tx);
-        let uploaders = (0..2)
+        // Local disks gain nothing from a second writer; object stores hide latency with it.
+        let upload_threads = if repo.storage().is_local() { 1 } else { 2 };
+        let uploaders = (0..upload_threads)
             .map(|_| {
                 let (repo, rx, shared) = (repo.clone(), pack_rx.clone(), shared.clone());
                 std::thread::spawn(move || upload_worker(repo, rx, shared))
@@ -270,6 +275,9 @@ impl Drop for WriteSession {
     }
 }
 
+/// Workers seal blobs in parallel but fill one shared pack, so memory holds one pack being
+/// filled (plus the one being uploaded) whatever the number of cores, and a small backup
+/// writes one pack, not one per core. The last worker to finish sends the partial pack.
 fn seal_worker(
     repo: Repository,
     jobs: Receiver<BlobJob>,
@@ -278,24 +286,29 @@ fn seal_worker(
 ) {
     let target = repo.config().pack_size as usize;
     let level = Some(repo.config().compression_level);
-    let mut builder = PackBuilder::new(target + 1024 * 1024);
     for job in jobs.iter() {
         if shared.failed() {
             continue;
         }
         let sealed = repo.key().seal(job.kind.object_kind(), &job.data, level);
-        builder.add(job.id, job.kind, &sealed, job.data.len());
-        if builder.len() >= target {
-            let full = std::mem::replace(&mut builder, PackBuilder::new(target + 1024 * 1024));
+        let full = {
+            let mut builder = shared.builder.lock().expect("pack builder");
+            builder.add(job.id, job.kind, &sealed, job.data.len());
+            (builder.len() >= target).then(|| std::mem::take(&mut *builder))
+        };
+        if let Some(full) = full {
             let (id, bytes, blobs) = full.finish(repo.key());
             if packs.send(FinishedPack { id, bytes, blobs }).is_err() {
-                return;
+                break;
             }
         }
     }
-    if !builder.is_empty() && !shared.failed() {
-        let (id, bytes, blobs) = builder.finish(repo.key());
-        let _ = packs.send(FinishedPack { id, bytes, blobs });
+    if shared.active_workers.fetch_sub(1, Ordering::SeqCst) == 1 && !shared.failed() {
+        let last = std::mem::take(&mut *shared.builder.lock().expect("pack builder"));
+        if !last.is_empty() {
+            let (id, bytes, blobs) = last.finish(repo.key());
+            let _ = packs.send(FinishedPack { id, bytes, blobs });
+        }
     }
 }
 

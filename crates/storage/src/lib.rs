@@ -25,6 +25,12 @@ use opendal::{ErrorKind, Operator};
 pub enum StorageError {
     #[error("object {path} not found in {location}")]
     NotFound { location: String, path: String },
+    #[error("object {path} in {location} is truncated: {detail}")]
+    Truncated {
+        location: String,
+        path: String,
+        detail: String,
+    },
     #[error("bad repository location {url:?}: {reason}")]
     BadLocation { url: String, reason: String },
     #[error("permission denied for {path} in {location}: {detail}")]
@@ -45,6 +51,15 @@ pub enum StorageError {
 impl StorageError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, StorageError::NotFound { .. })
+    }
+
+    /// The object is missing or shorter than expected: a problem with the repository's
+    /// content, not with reaching the storage.
+    pub fn is_damage(&self) -> bool {
+        matches!(
+            self,
+            StorageError::NotFound { .. } | StorageError::Truncated { .. }
+        )
     }
 }
 
@@ -189,6 +204,11 @@ impl Storage {
         }
     }
 
+    /// Whether the repository is a local (or mounted) directory.
+    pub fn is_local(&self) -> bool {
+        self.local_root.is_some()
+    }
+
     /// A human-readable name of the location, without credentials.
     pub fn location(&self) -> &str {
         &self.location
@@ -244,14 +264,10 @@ impl Storage {
             .map(|b| b.to_vec())
             .map_err(|e| self.error("read", name, e))?;
         if bytes.len() as u64 != len {
-            return Err(StorageError::Failed {
+            return Err(StorageError::Truncated {
                 location: self.location.to_string(),
-                op: "read",
                 path: name.to_string(),
-                detail: format!(
-                    "object is truncated: wanted {len} bytes at offset {offset}, got {}",
-                    bytes.len()
-                ),
+                detail: format!("wanted {len} bytes at offset {offset}, got {}", bytes.len()),
             });
         }
         Ok(bytes)
@@ -317,6 +333,11 @@ impl Storage {
         let path = path.to_string();
         match e.kind() {
             ErrorKind::NotFound => StorageError::NotFound { location, path },
+            ErrorKind::RangeNotSatisfied => StorageError::Truncated {
+                location,
+                path,
+                detail: "a read went past its end".into(),
+            },
             ErrorKind::PermissionDenied => StorageError::PermissionDenied {
                 location,
                 path,
