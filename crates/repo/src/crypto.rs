@@ -117,8 +117,20 @@ impl MasterKey {
 
     /// Seals `data`, compressing it with zstd at `level` when that makes it smaller.
     pub fn seal(&self, kind: ObjectKind, data: &[u8], zstd_level: Option<i32>) -> Vec<u8> {
+        let mut compressor = zstd_level.and_then(|level| zstd::bulk::Compressor::new(level).ok());
+        self.seal_with(kind, data, compressor.as_mut())
+    }
+
+    /// Like [`MasterKey::seal`], with a compressor that the caller keeps: hot paths reuse
+    /// one zstd context per thread instead of allocating one per blob.
+    pub fn seal_with(
+        &self,
+        kind: ObjectKind,
+        data: &[u8],
+        compressor: Option<&mut zstd::bulk::Compressor<'static>>,
+    ) -> Vec<u8> {
         let mut plaintext = Vec::with_capacity(data.len() + 1);
-        let compressed = zstd_level.and_then(|level| zstd::bulk::compress(data, level).ok());
+        let compressed = compressor.and_then(|c| c.compress(data).ok());
         match compressed {
             Some(c) if c.len() < data.len() => {
                 plaintext.push(COMPRESSION_ZSTD);

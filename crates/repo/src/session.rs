@@ -285,12 +285,14 @@ fn seal_worker(
     shared: Arc<Shared>,
 ) {
     let target = repo.config().pack_size as usize;
-    let level = Some(repo.config().compression_level);
+    let mut compressor = zstd::bulk::Compressor::new(repo.config().compression_level).ok();
     for job in jobs.iter() {
         if shared.failed() {
             continue;
         }
-        let sealed = repo.key().seal(job.kind.object_kind(), &job.data, level);
+        let sealed = repo
+            .key()
+            .seal_with(job.kind.object_kind(), &job.data, compressor.as_mut());
         let full = {
             let mut builder = shared.builder.lock().expect("pack builder");
             builder.add(job.id, job.kind, &sealed, job.data.len());

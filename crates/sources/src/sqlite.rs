@@ -93,6 +93,9 @@ pub fn consistent_copy(path: &Path) -> Result<ConsistentCopy> {
     {
         let mut dest = Connection::open(file.path())
             .map_err(|e| sqlite_error(file.path(), "scratch copy", e))?;
+        // The scratch copy is read once and deleted: it needs neither a journal nor fsync.
+        dest.execute_batch("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;")
+            .map_err(|e| sqlite_error(file.path(), "scratch copy", e))?;
         let backup = rusqlite::backup::Backup::new(&source, &mut dest)
             .map_err(|e| sqlite_error(path, "cannot start a consistent copy", e))?;
         // All pages in one step: one read transaction, so one committed state. A busy
