@@ -34,30 +34,26 @@ fn prompt(label: &str, confirm: bool) -> Result<String> {
     Ok(first)
 }
 
-/// The repository passphrase.
-pub fn passphrase(file: Option<&Path>, creating: bool) -> Result<String> {
+/// A passphrase from a file, else the environment variable `env`, else a prompt.
+fn find(file: Option<&Path>, env: &str, label: &str, confirm: bool) -> Result<String> {
     if let Some(file) = file {
         return read_file(file);
     }
-    if let Ok(value) = std::env::var("LIFEBOAT_PASSWORD") {
+    if let Ok(value) = std::env::var(env) {
         if value.is_empty() {
-            bail!("LIFEBOAT_PASSWORD is set but empty");
+            bail!("{env} is set but empty");
         }
         return Ok(value);
     }
-    prompt("Repository passphrase", creating)
+    prompt(label, confirm)
+}
+
+/// The repository passphrase.
+pub fn passphrase(file: Option<&Path>, creating: bool) -> Result<String> {
+    find(file, "LIFEBOAT_PASSWORD", "Repository passphrase", creating)
 }
 
 /// A new passphrase for `key add` / `key passwd`.
 pub fn new_passphrase(file: Option<&Path>) -> Result<String> {
-    if let Some(file) = file {
-        return read_file(file);
-    }
-    if let Ok(value) = std::env::var("LIFEBOAT_NEW_PASSWORD") {
-        if value.is_empty() {
-            bail!("LIFEBOAT_NEW_PASSWORD is set but empty");
-        }
-        return Ok(value);
-    }
-    prompt("New passphrase", true)
+    find(file, "LIFEBOAT_NEW_PASSWORD", "New passphrase", true)
 }
