@@ -127,6 +127,9 @@ pub struct RestoreArgs {
     /// Restore only this path (relative to the snapshot root); repeatable.
     #[arg(long)]
     pub include: Vec<PathBuf>,
+    /// Restore into a non-empty directory (or over an existing file), replacing what is there.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

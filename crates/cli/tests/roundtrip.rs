@@ -179,6 +179,30 @@ fn restore_include_picks_a_subtree() {
     assert_eq!(fs::read(target.join("uploads/2026/a.png")).unwrap(), b"a");
     assert!(!target.join("uploads/2026/b.png").exists());
     assert!(!target.join("uploads/2025").exists());
+
+    // A non-empty target is refused (and left alone) unless --force.
+    fs::write(target.join("uploads/2026/a.png"), b"edited since").unwrap();
+    let stderr = repo.fails(
+        &["restore", "latest", "--target", target.to_str().unwrap()],
+        1,
+    );
+    assert!(
+        stderr.contains("not empty") && stderr.contains("--force"),
+        "{stderr}"
+    );
+    assert_eq!(
+        fs::read(target.join("uploads/2026/a.png")).unwrap(),
+        b"edited since"
+    );
+    repo.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+        "--force",
+    ]);
+    assert_eq!(fs::read(target.join("uploads/2026/a.png")).unwrap(), b"a");
+    assert_eq!(fs::read(target.join("uploads/2025/c.png")).unwrap(), b"c");
 }
 
 #[test]
@@ -195,6 +219,16 @@ fn command_output_round_trips_to_a_file_and_a_command() {
     let out = repo.path("restored.sql");
     repo.ok(&["restore", "latest", "--target", out.to_str().unwrap()]);
     assert!(fs::read(&out).unwrap() == content);
+    // An existing file is not replaced without --force.
+    let stderr = repo.fails(&["restore", "latest", "--target", out.to_str().unwrap()], 1);
+    assert!(stderr.contains("already exists"), "{stderr}");
+    repo.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        out.to_str().unwrap(),
+        "--force",
+    ]);
 
     let piped = repo.path("piped.sql");
     repo.ok(&[

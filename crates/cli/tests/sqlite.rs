@@ -157,7 +157,14 @@ fn uncheckpointed_wal_content_is_in_the_snapshot_and_stale_wal_is_removed() {
     )
     .unwrap();
     fs::write(target.join("app/app.db-shm"), vec![0u8; 32768]).unwrap();
-    let out = repo.ok(&["restore", &id, "--target", target.to_str().unwrap()]);
+    repo.fails(&["restore", &id, "--target", target.to_str().unwrap()], 1);
+    let out = repo.ok(&[
+        "restore",
+        &id,
+        "--target",
+        target.to_str().unwrap(),
+        "--force",
+    ]);
     assert!(out.contains("integrity_check"), "{out}");
     assert!(!target.join("app/app.db-wal").exists());
     assert_eq!(assert_consistent(&target.join("app/app.db")), 200);

@@ -1,6 +1,6 @@
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, ensure, Result};
 use lifeboat_repo::snapshot::SnapshotSource;
 use lifeboat_sources::command;
 use lifeboat_sources::restore::{restore_tree, RestoreOptions};
@@ -30,10 +30,22 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> Result<()> {
             } else {
                 target.clone()
             };
+            ensure!(
+                args.force || !file.exists(),
+                "{} already exists; restore elsewhere or add --force to replace it",
+                file.display()
+            );
             command::restore_to_file(&repo, &index, &node, &file, &bar)?;
             (format!("to {}", file.display()), node.size)
         }
         (SnapshotSource::Files, None, Some(target)) => {
+            // Restoring over live data by mistake is how a recovery becomes a second disaster.
+            let occupied = std::fs::read_dir(target).is_ok_and(|mut d| d.next().is_some());
+            ensure!(
+                args.force || !occupied,
+                "{} is not empty; restore into a new directory or add --force to restore over it",
+                target.display()
+            );
             let options = RestoreOptions {
                 include: args.include.clone(),
             };
