@@ -81,10 +81,6 @@ impl MasterIndex {
         self.packs.iter()
     }
 
-    pub fn blob_ids(&self) -> impl Iterator<Item = &Id> {
-        self.blobs.keys()
-    }
-
     pub fn blob_count(&self) -> usize {
         self.blobs.len()
     }

@@ -32,12 +32,6 @@ pub struct LockRecord {
     pub expires: chrono::DateTime<chrono::Utc>,
 }
 
-impl LockRecord {
-    pub fn is_live(&self) -> bool {
-        self.expires > chrono::Utc::now()
-    }
-}
-
 /// A held lock; dropping or releasing it removes the lock object.
 pub struct Lock {
     repo: Repository,
@@ -120,19 +114,4 @@ impl Drop for Lock {
             let _ = self.repo.storage().delete(&name);
         }
     }
-}
-
-/// Reads all lock records; unreadable ones are reported as `None`.
-pub fn list_locks(repo: &Repository) -> Result<Vec<(String, Option<LockRecord>)>> {
-    let mut out = Vec::new();
-    for object in repo.storage().list("locks")? {
-        let record = repo
-            .storage()
-            .read(&object.name)
-            .ok()
-            .and_then(|b| repo.key().open(ObjectKind::Lock, &b, None).ok())
-            .and_then(|p| serde_json::from_slice(&p).ok());
-        out.push((object.name, record));
-    }
-    Ok(out)
 }

@@ -13,7 +13,7 @@ use crate::id::Id;
 use crate::index::{IndexFile, MasterIndex};
 use crate::keys::{KdfParams, KeyError, KeyFile};
 use crate::pack::BlobKind;
-use crate::snapshot::{snapshot_name, Snapshot, StoredSnapshot, SNAPSHOT_VERSION};
+use crate::snapshot::{Snapshot, StoredSnapshot, SNAPSHOT_VERSION};
 use crate::tree::Tree;
 
 /// An open repository: storage plus the unlocked master key. Cheap to clone.
@@ -248,10 +248,6 @@ impl Repository {
     pub fn save_snapshot(&self, snapshot: &Snapshot) -> Result<Id> {
         crate::fault::point("snapshot-write");
         self.save_json(ObjectKind::Snapshot, "snapshots", snapshot)
-    }
-
-    pub fn delete_snapshot(&self, id: &Id) -> Result<()> {
-        Ok(self.storage().delete(&snapshot_name(id))?)
     }
 
     /// Reads one blob, checking its authentication tag and its keyed id.

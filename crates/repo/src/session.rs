@@ -296,7 +296,9 @@ fn seal_worker(
         let full = {
             let mut builder = shared.builder.lock().expect("pack builder");
             builder.add(job.id, job.kind, &sealed, job.data.len());
-            (builder.len() >= target).then(|| std::mem::take(&mut *builder))
+            // Sized up front: growing an 8 MiB buffer by doubling copies it twice over.
+            (builder.len() >= target)
+                .then(|| std::mem::replace(&mut *builder, PackBuilder::new(target + 1024 * 1024)))
         };
         if let Some(full) = full {
             let (id, bytes, blobs) = full.finish(repo.key());
