@@ -32,6 +32,28 @@ impl Context<'_> {
         Ok(Repository::open(storage, passphrase.as_bytes())?)
     }
 
+    /// Where local caches live: `LIFEBOAT_CACHE_DIR`, else `$XDG_CACHE_HOME/lifeboat`, else
+    /// `~/.cache/lifeboat`. `None` when there is no home (caches are then skipped).
+    pub fn cache_root(&self) -> Option<std::path::PathBuf> {
+        let env = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+        env("LIFEBOAT_CACHE_DIR")
+            .map(Into::into)
+            .or_else(|| env("XDG_CACHE_HOME").map(|d| std::path::PathBuf::from(d).join("lifeboat")))
+            .or_else(|| env("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/lifeboat")))
+    }
+
+    /// The cache of SQLite page hashes for `repo`.
+    pub fn page_cache(
+        &self,
+        repo: &Repository,
+    ) -> Option<lifeboat_sources::sqlite::page_cache::PageCache> {
+        Some(lifeboat_sources::sqlite::page_cache::PageCache::new(
+            &self.cache_root()?,
+            &repo.config().id.to_string(),
+            repo.key().page_hash_key(),
+        ))
+    }
+
     pub fn progress_enabled(&self) -> bool {
         !self.global.json && !self.global.quiet
     }

@@ -204,3 +204,219 @@ fn database_urls_as_js_tools_write_them() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not a SQLite database"), "{stderr}");
 }
+
+/// A database of `rows` orders with text bodies, a few MiB, in `journal_mode`.
+fn create_orders_db(path: &Path, journal_mode: &str, rows: i64) {
+    let db = Connection::open(path).unwrap();
+    db.pragma_update(None, "journal_mode", journal_mode)
+        .unwrap();
+    db.execute_batch(
+        "CREATE TABLE orders(id INTEGER PRIMARY KEY, customer TEXT NOT NULL, body TEXT NOT NULL, qty INTEGER NOT NULL);
+         CREATE INDEX orders_customer ON orders(customer);",
+    )
+    .unwrap();
+    let tx = db.unchecked_transaction().unwrap();
+    for i in 0..rows {
+        tx.execute(
+            "INSERT INTO orders(id, customer, body, qty) VALUES (?1, ?2, ?3, ?4)",
+            rusqlite::params![
+                i,
+                format!("c{}", i % 977),
+                format!("order {i} {}", "lorem ipsum ".repeat((i % 40) as usize)),
+                i % 9
+            ],
+        )
+        .unwrap();
+    }
+    tx.commit().unwrap();
+}
+
+/// Updates one row in a hundred, spread over the table.
+fn update_one_percent(path: &Path, round: i64) {
+    let db = Connection::open(path).unwrap();
+    db.execute(
+        "UPDATE orders SET qty = qty + ?1, body = body || ' changed' WHERE id % 100 = ?1",
+        [round],
+    )
+    .unwrap();
+}
+
+/// Every row, in order, as one string: equal strings mean equal SQL content.
+fn table_dump(path: &Path) -> String {
+    let db = Connection::open(path).unwrap();
+    let mut statement = db
+        .prepare("SELECT id, customer, body, qty FROM orders ORDER BY id")
+        .unwrap();
+    let rows = statement
+        .query_map([], |r| {
+            Ok(format!(
+                "{}|{}|{}|{}",
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?
+            ))
+        })
+        .unwrap();
+    rows.map(|r| r.unwrap()).collect::<Vec<_>>().join("\n")
+}
+
+/// The first row that differs between two dumps, if any (whole dumps are too long to print).
+fn first_difference(a: &str, b: &str) -> Option<(String, String)> {
+    let (mut a_rows, mut b_rows) = (a.lines(), b.lines());
+    loop {
+        match (a_rows.next(), b_rows.next()) {
+            (None, None) => return None,
+            (x, y) if x == y => continue,
+            (x, y) => return Some((x.unwrap_or("<end>").into(), y.unwrap_or("<end>").into())),
+        }
+    }
+}
+
+fn assert_same_rows(restored: &Path, live: &Path) {
+    assert_eq!(
+        first_difference(&table_dump(restored), &table_dump(live)),
+        None
+    );
+}
+
+fn backup_json(repo: &TestRepo, path: &Path) -> serde_json::Value {
+    repo.json(&["backup", path.to_str().unwrap()])
+}
+
+fn restore_db(repo: &TestRepo, id: &str, name: &str) -> std::path::PathBuf {
+    repo.restore(id, name).join("app.db")
+}
+
+fn incremental_backup_stores_only_changed_pages(journal_mode: &str) {
+    let repo = TestRepo::local();
+    let db = repo.path("app.db");
+    create_orders_db(&db, journal_mode, 20_000);
+    let first = backup_json(&repo, &db);
+    let pages = first["summary"]["database_pages"].as_u64().unwrap();
+    assert!(pages > 500, "{first}");
+    assert_eq!(first["summary"]["changed_pages"], pages);
+    let state1 = table_dump(&db);
+
+    update_one_percent(&db, 7);
+    let second = backup_json(&repo, &db);
+    let changed = second["summary"]["changed_pages"].as_u64().unwrap();
+    assert!(changed > 0, "{second}");
+    assert!(
+        changed * 4 < pages,
+        "1% of rows changed but {changed} of {pages} pages were stored: {second}"
+    );
+    let new_bytes = second["summary"]["new_bytes"].as_u64().unwrap();
+    let total = second["summary"]["total_bytes"].as_u64().unwrap();
+    assert!(new_bytes * 4 < total, "{second}");
+
+    // Both restore points restore to exactly their own content.
+    let restored2 = restore_db(&repo, second["id"].as_str().unwrap(), "r2");
+    assert_same_rows(&restored2, &db);
+    assert!(first_difference(&table_dump(&restored2), &state1).is_some());
+    let restored1 = restore_db(&repo, first["id"].as_str().unwrap(), "r1");
+    assert_eq!(first_difference(&table_dump(&restored1), &state1), None);
+
+    // A third round stacks on the second map.
+    update_one_percent(&db, 8);
+    let third = backup_json(&repo, &db);
+    assert!(third["summary"]["changed_pages"].as_u64().unwrap() * 4 < pages);
+    let restored3 = restore_db(&repo, third["id"].as_str().unwrap(), "r3");
+    assert_same_rows(&restored3, &db);
+    repo.ok(&["verify", "--read-data"]);
+}
+
+#[test]
+fn incremental_backup_of_a_rollback_journal_database() {
+    incremental_backup_stores_only_changed_pages("delete");
+}
+
+#[test]
+fn incremental_backup_of_a_wal_database() {
+    incremental_backup_stores_only_changed_pages("wal");
+}
+
+#[test]
+fn lost_damaged_or_stale_page_cache_costs_a_full_read_never_a_wrong_page() {
+    let repo = TestRepo::local();
+    let db = repo.path("app.db");
+    create_orders_db(&db, "wal", 10_000);
+    backup_json(&repo, &db);
+    let cache_dir = repo.path("cache");
+    let cache_file = || {
+        let mut files: Vec<_> = walk_files(&cache_dir);
+        assert_eq!(files.len(), 1, "one cache file per database: {files:?}");
+        files.pop().unwrap()
+    };
+
+    // Lost: every page is read, but unchanged aligned groups deduplicate by id.
+    update_one_percent(&db, 1);
+    fs::remove_file(cache_file()).unwrap();
+    let lost = backup_json(&repo, &db);
+    assert_eq!(
+        lost["summary"]["changed_pages"], lost["summary"]["database_pages"],
+        "{lost}"
+    );
+    let restored = restore_db(&repo, lost["id"].as_str().unwrap(), "lost");
+    assert_same_rows(&restored, &db);
+
+    // Damaged: ignored.
+    update_one_percent(&db, 2);
+    let mut damaged = fs::read(cache_file()).unwrap();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0x40;
+    fs::write(cache_file(), damaged).unwrap();
+    let after_damage = backup_json(&repo, &db);
+    assert_eq!(
+        after_damage["summary"]["changed_pages"],
+        after_damage["summary"]["database_pages"]
+    );
+    let restored = restore_db(&repo, after_damage["id"].as_str().unwrap(), "damaged");
+    assert_same_rows(&restored, &db);
+}
+
+#[test]
+fn a_stale_page_cache_is_refused() {
+    let repo = TestRepo::local();
+    let db = repo.path("app.db");
+    create_orders_db(&db, "delete", 10_000);
+    backup_json(&repo, &db);
+    let cache_file = walk_files(&repo.path("cache")).pop().unwrap();
+    let stale = fs::read(&cache_file).unwrap();
+    let bump = |delta: i64| {
+        Connection::open(&db)
+            .unwrap()
+            .execute(
+                "UPDATE orders SET qty = qty + ?1 WHERE id % 100 = 5",
+                [delta],
+            )
+            .unwrap();
+    };
+    bump(1);
+    backup_json(&repo, &db);
+    // Back to the first state's rows (same-size in-place updates): most pages are now
+    // byte-identical to the first snapshot's, and differ from the parent's. A cache of
+    // the first snapshot's hashes would make the backup keep the parent's changed pages.
+    bump(-1);
+    fs::write(&cache_file, &stale).unwrap();
+    let third = backup_json(&repo, &db);
+    let restored = restore_db(&repo, third["id"].as_str().unwrap(), "stale");
+    assert_same_rows(&restored, &db);
+    assert_eq!(
+        third["summary"]["changed_pages"],
+        third["summary"]["database_pages"]
+    );
+}
+
+fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk_files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

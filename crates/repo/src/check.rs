@@ -125,6 +125,7 @@ pub fn check(repo: &Repository, options: &CheckOptions) -> Result<CheckReport> {
     let snapshot_objects = repo.storage().list("snapshots")?;
     report.snapshots = snapshot_objects.len();
     let mut trees: HashMap<Id, std::result::Result<Tree, String>> = HashMap::new();
+    let mut maps = PageMaps::new();
     let mut roots: Vec<(Id, Id)> = Vec::new();
     for object in &snapshot_objects {
         let Some(snapshot_id) = Id::from_object_name(&object.name) else {
@@ -147,7 +148,7 @@ pub fn check(repo: &Repository, options: &CheckOptions) -> Result<CheckReport> {
             &index,
             &snapshot_id,
             snapshot.tree,
-            &mut trees,
+            (&mut trees, &mut maps),
             &mut findings,
         )?;
     }
@@ -190,7 +191,7 @@ pub fn check(repo: &Repository, options: &CheckOptions) -> Result<CheckReport> {
         .cloned()
         .collect();
     if !damaged_packs.is_empty() {
-        let needed_by = snapshots_needing_packs(&index, &roots, &trees);
+        let needed_by = snapshots_needing_packs(&index, &roots, &trees, &maps);
         for name in damaged_packs {
             if let Some(id) = pack::pack_id_from_name(&name) {
                 for snapshot in needed_by.get(&id).into_iter().flatten() {
@@ -234,7 +235,10 @@ fn walk_snapshot(
     index: &MasterIndex,
     snapshot: &Id,
     root: Id,
-    trees: &mut HashMap<Id, std::result::Result<Tree, String>>,
+    (trees, maps): (
+        &mut HashMap<Id, std::result::Result<Tree, String>>,
+        &mut PageMaps,
+    ),
     findings: &mut Findings,
 ) -> Result<()> {
     let mut stack = vec![root];
@@ -270,6 +274,9 @@ fn walk_snapshot(
                             findings.affects(&object, snapshot);
                         }
                     }
+                    if !node.page_map.is_empty() {
+                        check_page_map(repo, index, snapshot, node, maps, findings)?;
+                    }
                     if let Some(subtree) = node.subtree {
                         stack.push(subtree);
                     }
@@ -280,10 +287,60 @@ fn walk_snapshot(
     Ok(())
 }
 
+/// Page maps already read, by the ids of their blobs: the data blobs each one names.
+type PageMaps = HashMap<Vec<Id>, std::result::Result<Vec<Id>, String>>;
+
+fn check_page_map(
+    repo: &Repository,
+    index: &MasterIndex,
+    snapshot: &Id,
+    node: &crate::tree::Node,
+    maps: &mut PageMaps,
+    findings: &mut Findings,
+) -> Result<()> {
+    if let Some(missing) = node.page_map.iter().find(|id| !index.contains(id)) {
+        let object = format!("data blob {missing}");
+        findings.add(
+            &object,
+            format!("page map blob of {} is not in any index", node.name),
+        );
+        findings.affects(&object, snapshot);
+        return Ok(());
+    }
+    if !maps.contains_key(&node.page_map) {
+        let loaded = match repo.load_page_map(index, &node.page_map) {
+            Ok(map) => Ok(map.blobs),
+            Err(RepoError::Storage(e)) if !e.is_damage() => return Err(RepoError::Storage(e)),
+            Err(e) => Err(describe(&e)),
+        };
+        maps.insert(node.page_map.clone(), loaded);
+    }
+    match &maps[&node.page_map] {
+        Err(detail) => {
+            let pack = index.get(&node.page_map[0]).expect("checked above").pack;
+            let object = pack::pack_name(&pack);
+            findings.add(&object, format!("page map of {}: {detail}", node.name));
+            findings.affects(&object, snapshot);
+        }
+        Ok(blobs) => {
+            for id in blobs.iter().filter(|id| !index.contains(id)) {
+                let object = format!("data blob {id}");
+                findings.add(
+                    &object,
+                    format!("page of {} is not in any index", node.name),
+                );
+                findings.affects(&object, snapshot);
+            }
+        }
+    }
+    Ok(())
+}
+
 fn snapshots_needing_packs(
     index: &MasterIndex,
     roots: &[(Id, Id)],
     trees: &HashMap<Id, std::result::Result<Tree, String>>,
+    maps: &PageMaps,
 ) -> HashMap<Id, BTreeSet<Id>> {
     let mut needed: HashMap<Id, BTreeSet<Id>> = HashMap::new();
     for &(snapshot_id, root) in roots {
@@ -296,7 +353,13 @@ fn snapshots_needing_packs(
                 continue;
             };
             for node in &tree.nodes {
-                for id in &node.content {
+                let map_blobs = maps.get(&node.page_map).and_then(|m| m.as_ref().ok());
+                let blobs = node
+                    .content
+                    .iter()
+                    .chain(&node.page_map)
+                    .chain(map_blobs.into_iter().flatten());
+                for id in blobs {
                     if let Some(location) = index.get(id) {
                         needed.entry(location.pack).or_default().insert(snapshot_id);
                     }

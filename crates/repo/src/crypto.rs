@@ -115,6 +115,12 @@ impl MasterKey {
         u64::from_le_bytes(derived[..8].try_into().expect("8 bytes"))
     }
 
+    /// The key of the local cache of SQLite page hashes: a cache file reveals nothing about
+    /// page contents to someone without the repository key.
+    pub fn page_hash_key(&self) -> [u8; 32] {
+        blake3::derive_key("lifeboat 2026 page hash v1", &self.chunk_id)
+    }
+
     /// Seals `data`, compressing it with zstd at `level` when that makes it smaller.
     pub fn seal(&self, kind: ObjectKind, data: &[u8], zstd_level: Option<i32>) -> Vec<u8> {
         let mut compressor = zstd_level.and_then(|level| zstd::bulk::Compressor::new(level).ok());

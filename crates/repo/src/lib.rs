@@ -15,6 +15,7 @@ pub mod index;
 pub mod keys;
 pub mod lock;
 pub mod pack;
+pub mod pagemap;
 pub mod repository;
 pub mod session;
 pub mod snapshot;

@@ -13,6 +13,7 @@ use crate::id::Id;
 use crate::index::{IndexFile, MasterIndex};
 use crate::keys::{KdfParams, KeyError, KeyFile};
 use crate::pack::BlobKind;
+use crate::pagemap::PageMap;
 use crate::snapshot::{Snapshot, StoredSnapshot, SNAPSHOT_VERSION};
 use crate::tree::Tree;
 
@@ -285,6 +286,16 @@ impl Repository {
     pub fn load_tree(&self, index: &MasterIndex, id: &Id) -> Result<Tree> {
         let bytes = self.read_blob(index, id)?;
         Tree::parse(&bytes).map_err(|e| RepoError::damaged(format!("tree {}", id.short()), e))
+    }
+
+    /// Reads and checks a page map stored as the data blobs `ids`.
+    pub fn load_page_map(&self, index: &MasterIndex, ids: &[Id]) -> Result<PageMap> {
+        let mut bytes = Vec::new();
+        for id in ids {
+            bytes.extend_from_slice(&self.read_blob(index, id)?);
+        }
+        let name = ids.first().map(|id| id.short()).unwrap_or_default();
+        PageMap::decode(&bytes).map_err(|e| RepoError::damaged(format!("page map {name}"), e))
     }
 
     pub fn list_keys(&self) -> Result<Vec<KeySlot>> {

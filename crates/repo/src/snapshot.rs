@@ -30,6 +30,16 @@ pub struct SnapshotSummary {
     pub stored_bytes: u64,
     pub new_blobs: u64,
     pub duration_ms: u64,
+    /// Pages of SQLite databases in the snapshot, and how many of them were stored anew
+    /// (the rest were unchanged since the parent snapshot).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub database_pages: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub changed_pages: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -52,6 +52,10 @@ pub struct Node {
     /// `-wal`/`-shm`/`-journal` files beside it and checks the database.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sqlite: bool,
+    /// A database stored page by page: the data blobs of its encoded page map (see
+    /// [`crate::pagemap`]). Set instead of `content`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub page_map: Vec<Id>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

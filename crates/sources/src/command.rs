@@ -65,6 +65,7 @@ pub fn backup_command(
         target: None,
         target_bytes: None,
         sqlite: false,
+        page_map: Vec::new(),
     };
     let root = session.store_tree(&Tree { nodes: vec![node] })?;
     Ok((root, stored.size))

@@ -15,6 +15,7 @@ use lifeboat_repo::session::WriteSession;
 use lifeboat_repo::tree::{Node, NodeType, Tree};
 use lifeboat_repo::{Id, Repository};
 
+use crate::sqlite::page_cache::PageCache;
 use crate::{Progress, Result, SourceError};
 
 /// Counts for the snapshot summary.
@@ -25,8 +26,13 @@ pub struct FilesSummary {
     pub total_bytes: u64,
     /// Files whose content was reused from the parent snapshot without reading.
     pub unchanged_files: u64,
-    /// SQLite databases, copied consistently through SQLite's backup API.
+    /// SQLite databases, read page by page from one committed state.
     pub databases: u64,
+    /// Of those, the ones stored incrementally (changed pages only).
+    pub incremental_databases: u64,
+    /// Pages of databases stored anew, and pages in all.
+    pub changed_pages: u64,
+    pub database_pages: u64,
 }
 
 /// The parent snapshot's trees, read lazily, used to skip unchanged files.
@@ -40,21 +46,25 @@ struct Walker<'a> {
     session: &'a WriteSession,
     progress: &'a dyn Progress,
     parent: Option<&'a Parent<'a>>,
+    page_cache: Option<&'a PageCache>,
     summary: FilesSummary,
 }
 
 /// Backs up `paths` and returns the root tree: one node per path, named by its last
-/// component. Two paths with the same last component are refused.
+/// component. Two paths with the same last component are refused. SQLite databases are
+/// stored page by page; `page_cache` lets them be stored incrementally.
 pub fn backup_paths(
     session: &WriteSession,
     paths: &[PathBuf],
     parent: Option<&Parent>,
+    page_cache: Option<&PageCache>,
     progress: &dyn Progress,
 ) -> Result<(Id, FilesSummary)> {
     let mut walker = Walker {
         session,
         progress,
         parent,
+        page_cache,
         summary: FilesSummary::default(),
     };
     let parent_root = match parent {
@@ -136,21 +146,28 @@ impl Walker<'_> {
                 node.target_bytes = Some(target.as_os_str().as_bytes().to_vec());
             }
         } else if file_type.is_file() && crate::sqlite::is_sqlite(path) {
-            // Never reused from the parent: in WAL mode commits land in the -wal file and
-            // the database file's mtime says nothing.
+            // Never reused from the parent by metadata: in WAL mode commits land in the
+            // -wal file and the database file's mtime says nothing.
             node.node_type = NodeType::File;
             node.sqlite = true;
             self.progress.file(path);
-            let copy = crate::sqlite::consistent_copy(path)?;
-            let stored = self.session.store_reader(
-                copy.file.as_file(),
-                &path.display().to_string(),
-                |n| self.progress.bytes(n),
+            let parent_map = previous
+                .filter(|p| p.sqlite && self.parent.is_some())
+                .map(|p| p.page_map.as_slice());
+            let stored = crate::sqlite::store::store_database(
+                self.session,
+                path,
+                parent_map,
+                self.page_cache,
+                self.progress,
             )?;
             node.size = stored.size;
-            node.content = stored.ids;
+            node.page_map = stored.page_map;
             self.summary.files += 1;
             self.summary.databases += 1;
+            self.summary.incremental_databases += u64::from(stored.incremental);
+            self.summary.changed_pages += stored.changed_pages as u64;
+            self.summary.database_pages += stored.pages as u64;
             self.summary.total_bytes += node.size;
         } else if file_type.is_file() {
             node.node_type = NodeType::File;
@@ -248,5 +265,6 @@ fn base_node(name: &OsStr, meta: &Metadata) -> Node {
         target: None,
         target_bytes: None,
         sqlite: false,
+        page_map: Vec::new(),
     }
 }

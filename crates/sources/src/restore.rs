@@ -40,9 +40,15 @@ pub struct RestoreStats {
     pub databases: u64,
 }
 
+/// One blob and where its bytes go: `(file offset, range of the blob)`.
+struct Piece {
+    blob: Id,
+    writes: Vec<(u64, std::ops::Range<usize>)>,
+}
+
 struct Segment {
     file: usize,
-    blobs: Vec<(u64, Id)>,
+    pieces: Vec<Piece>,
 }
 
 struct Plan {
@@ -126,27 +132,16 @@ pub fn restore_tree(
                 _ if included == Inclusion::Ancestor => {}
                 NodeType::File => {
                     let file = plan.files.len();
-                    let mut offset = 0u64;
-                    let mut blobs = Vec::new();
-                    for id in &node.content {
-                        let length = index
-                            .get(id)
-                            .ok_or(lifeboat_repo::RepoError::BlobMissing(*id))?
-                            .raw_length;
-                        blobs.push((offset, *id));
-                        offset += length as u64;
-                    }
-                    if offset != node.size {
-                        return Err(SourceError::Invalid(format!(
-                            "{}: the snapshot records {} bytes but its blobs hold {offset}",
-                            rel.display(),
-                            node.size
-                        )));
-                    }
-                    for chunk in blobs.chunks(BLOBS_PER_SEGMENT) {
+                    let pieces = if node.page_map.is_empty() {
+                        content_pieces(index, &node, &rel)?
+                    } else {
+                        page_pieces(repo, index, &node, &rel)?
+                    };
+                    let mut pieces = pieces.into_iter().peekable();
+                    while pieces.peek().is_some() {
                         plan.segments.push(Segment {
                             file,
-                            blobs: chunk.to_vec(),
+                            pieces: pieces.by_ref().take(BLOBS_PER_SEGMENT).collect(),
                         });
                     }
                     plan.files.push((path, node));
@@ -200,6 +195,65 @@ pub fn restore_tree(
         bytes: plan.files.iter().map(|(_, n)| n.size).sum(),
         databases: plan.files.iter().filter(|(_, n)| n.sqlite).count() as u64,
     })
+}
+
+/// A file's blobs laid end to end.
+fn content_pieces(index: &MasterIndex, node: &Node, rel: &Path) -> Result<Vec<Piece>> {
+    let mut offset = 0u64;
+    let mut pieces = Vec::with_capacity(node.content.len());
+    for id in &node.content {
+        let length = index
+            .get(id)
+            .ok_or(lifeboat_repo::RepoError::BlobMissing(*id))?
+            .raw_length as usize;
+        pieces.push(Piece {
+            blob: *id,
+            writes: vec![(offset, 0..length)],
+        });
+        offset += length as u64;
+    }
+    if offset != node.size {
+        return Err(SourceError::Invalid(format!(
+            "{}: the snapshot records {} bytes but its blobs hold {offset}",
+            rel.display(),
+            node.size
+        )));
+    }
+    Ok(pieces)
+}
+
+/// A database stored page by page: each blob once, its pages copied to where they belong.
+fn page_pieces(
+    repo: &Repository,
+    index: &MasterIndex,
+    node: &Node,
+    rel: &Path,
+) -> Result<Vec<Piece>> {
+    let map = repo.load_page_map(index, &node.page_map)?;
+    if map.file_size() != node.size {
+        return Err(SourceError::Invalid(format!(
+            "{}: the snapshot records {} bytes but its page map holds {}",
+            rel.display(),
+            node.size,
+            map.file_size()
+        )));
+    }
+    let page_size = map.page_size as u64;
+    Ok(map
+        .runs_by_blob()
+        .into_iter()
+        .map(|(blob, runs)| Piece {
+            blob,
+            writes: runs
+                .into_iter()
+                .map(|run| {
+                    let start = (run.slot as u64 * page_size) as usize;
+                    let end = start + (run.count as u64 * page_size) as usize;
+                    (run.first_page as u64 * page_size, start..end)
+                })
+                .collect(),
+        })
+        .collect())
 }
 
 fn remove_if_not_regular(path: &Path) -> Result<()> {
@@ -257,14 +311,27 @@ fn fill_segment(
         .write(true)
         .open(path)
         .map_err(|e| SourceError::io(path, e))?;
-    for (offset, id) in &segment.blobs {
-        let data = repo.read_blob(index, id)?;
-        // The file was created at full length and reads as zeros: leave holes as holes.
-        if data.iter().any(|&b| b != 0) {
-            file.write_all_at(&data, *offset)
-                .map_err(|e| SourceError::io(path, e))?;
+    for piece in &segment.pieces {
+        let data = repo.read_blob(index, &piece.blob)?;
+        for (offset, range) in &piece.writes {
+            let Some(bytes) = data.get(range.clone()) else {
+                return Err(lifeboat_repo::RepoError::damaged(
+                    format!("data blob {}", piece.blob.short()),
+                    format!(
+                        "holds {} bytes, the page map needs {}",
+                        data.len(),
+                        range.end
+                    ),
+                )
+                .into());
+            };
+            // The file was created at full length and reads as zeros: leave holes as holes.
+            if bytes.iter().any(|&b| b != 0) {
+                file.write_all_at(bytes, *offset)
+                    .map_err(|e| SourceError::io(path, e))?;
+            }
+            progress.bytes(bytes.len() as u64);
         }
-        progress.bytes(data.len() as u64);
     }
     Ok(())
 }

@@ -49,18 +49,34 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> Result<()> {
                 index: session.index(),
                 root: root.1,
             });
-            let (tree, found) = files::backup_paths(&session, &paths, parent_ref.as_ref(), &bar)?;
+            let page_cache = ctx.page_cache(&repo);
+            let (tree, found) = files::backup_paths(
+                &session,
+                &paths,
+                parent_ref.as_ref(),
+                page_cache.as_ref(),
+                &bar,
+            )?;
             bar.finish();
             if found.databases > 0 && !ctx.global.json {
                 ctx.say(format!(
-                    "{} SQLite database(s) copied consistently (SQLite backup API)",
-                    found.databases
+                    "{} SQLite database(s) read from one committed state: {} of {} pages stored{}",
+                    found.databases,
+                    found.changed_pages,
+                    found.database_pages,
+                    if found.incremental_databases > 0 {
+                        " (changed pages only)"
+                    } else {
+                        ""
+                    }
                 ));
             }
             let summary = SnapshotSummary {
                 files: found.files,
                 dirs: found.dirs,
                 total_bytes: found.total_bytes,
+                database_pages: found.database_pages,
+                changed_pages: found.changed_pages,
                 ..Default::default()
             };
             (

@@ -60,6 +60,7 @@ impl TestRepo {
         let mut cmd = Command::new(lifeboat_bin());
         cmd.env("LIFEBOAT_REPO", &self.url)
             .env("LIFEBOAT_PASSWORD", PASSWORD)
+            .env("LIFEBOAT_CACHE_DIR", self.dir.path().join("cache"))
             .env_remove("LIFEBOAT_PASSWORD_FILE")
             .env_remove("LIFEBOAT_LOG");
         for (k, v) in &self.extra_env {

@@ -1,11 +1,12 @@
-//! SQLite databases: consistent copies of a live database, and checks after restore.
+//! SQLite databases: read page by page from one committed state, stored incrementally,
+//! and checked after restore.
 //!
-//! A live database file is never read raw: a copy taken while the app writes can mix pages
-//! from different transactions, and the committed pages still in the `-wal` file would be
-//! missing. Instead SQLite's online backup API copies every page of one committed state
-//! into a scratch file, which is then chunked like any file. In WAL mode the copy runs
-//! inside a read transaction and never blocks the app's writers; in rollback-journal mode
-//! the shared lock blocks writers (not readers) while the pages are copied.
+//! A live database file is never copied raw: a copy taken while the app writes can mix
+//! pages from different transactions, and the committed pages still in the `-wal` file
+//! would be missing. [`pages`] reads every page of one committed state inside a read
+//! transaction (never blocking writers in WAL mode; in rollback-journal mode the shared
+//! lock holds writers off while the pages are read). [`store`] stores them as a page map
+//! so the next backup stores only changed pages, found with the hashes in [`page_cache`].
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,10 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::{Result, SourceError};
+
+pub mod page_cache;
+pub mod pages;
+pub mod store;
 
 /// The first 16 bytes of every SQLite 3 database file.
 pub const HEADER: &[u8; 16] = b"SQLite format 3\0";
@@ -70,22 +75,7 @@ pub fn consistent_copy(path: &Path) -> Result<ConsistentCopy> {
             path.display()
         )));
     }
-    let source = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_URI,
-    )
-    .or_else(|_| {
-        Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-    })
-    .map_err(|e| sqlite_error(path, "cannot open the database", e))?;
-    source
-        .busy_timeout(std::time::Duration::from_secs(30))
-        .map_err(|e| sqlite_error(path, "cannot set a busy timeout", e))?;
+    let source = pages::open_connection(path)?;
     let file = tempfile::Builder::new()
         .prefix(".lifeboat-sqlite-")
         .tempfile()

@@ -1,0 +1,201 @@
+//! Backing up a database page by page: full the first time, only changed pages after.
+//!
+//! Pages are read from one committed state ([`PageScan`]) and hashed on a reader thread.
+//! A page whose hash matches the local cache for the parent snapshot's page map keeps
+//! the parent's location; every other page goes into a new blob with the other new
+//! pages of this backup, [`GROUP_BYTES`] at a time. With no usable cache every page is
+//! new, and the blobs hold aligned runs of pages, so unchanged runs still deduplicate by
+//! blob id against earlier full backups.
+
+use std::path::Path;
+
+use lifeboat_repo::pack::BlobKind;
+use lifeboat_repo::pagemap::{PageMap, PageMapBuilder, PageRef, GROUP_BYTES};
+use lifeboat_repo::session::WriteSession;
+use lifeboat_repo::Id;
+
+use super::page_cache::{CachedPages, PageCache, PageHash};
+use super::pages::PageScan;
+use crate::{Progress, Result, SourceError};
+
+/// What one database backup stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDatabase {
+    /// The data blobs of the encoded page map.
+    pub page_map: Vec<Id>,
+    pub size: u64,
+    pub pages: u32,
+    /// Pages stored anew (all of them when there was no usable cache).
+    pub changed_pages: u32,
+    /// Whether the parent's page map and the local cache were used.
+    pub incremental: bool,
+}
+
+/// Where a page of the new map comes from.
+enum Location {
+    Parent(PageRef),
+    NewGroup { group: u32, slot: u32 },
+}
+
+/// The parent's page locations and the cached hashes of those pages.
+struct Previous {
+    pages: Vec<PageRef>,
+    hashes: Vec<PageHash>,
+}
+
+pub fn store_database(
+    session: &WriteSession,
+    path: &Path,
+    parent_map: Option<&[Id]>,
+    cache: Option<&PageCache>,
+    progress: &dyn Progress,
+) -> Result<StoredDatabase> {
+    let scan = PageScan::open(path)?;
+    let page_size = scan.page_size;
+    let previous = match (parent_map, cache) {
+        (Some(ids), Some(cache)) if !ids.is_empty() => {
+            previous(session, path, ids, cache, page_size)
+        }
+        _ => None,
+    };
+    let hasher = cache;
+    let group_pages = (GROUP_BYTES / page_size as usize).max(1);
+    let mut locations = Vec::with_capacity(scan.page_count as usize);
+    let mut hashes: Vec<PageHash> = Vec::with_capacity(scan.page_count as usize);
+    let mut group = Vec::with_capacity(group_pages * page_size as usize);
+    let mut group_ids: Vec<Id> = Vec::new();
+    let mut changed = 0u32;
+    let (batches_tx, batches_rx) = crossbeam_channel::bounded::<(Vec<u8>, Vec<PageHash>)>(4);
+    std::thread::scope(|scope| -> Result<()> {
+        let reader = scope.spawn(move || {
+            scan.read(|_, batch| {
+                let batch_hashes = match hasher {
+                    Some(cache) => batch
+                        .chunks_exact(page_size as usize)
+                        .map(|page| cache.hash_page(page))
+                        .collect(),
+                    None => Vec::new(),
+                };
+                batches_tx
+                    .send((batch.to_vec(), batch_hashes))
+                    .map_err(|_| SourceError::Invalid("the page consumer stopped".into()))
+            })
+        });
+        let consumed = (|| -> Result<()> {
+            for (batch, batch_hashes) in batches_rx.iter() {
+                for (i, page) in batch.chunks_exact(page_size as usize).enumerate() {
+                    let number = locations.len();
+                    let unchanged = previous.as_ref().and_then(|p| {
+                        let same = p.hashes.get(number)? == batch_hashes.get(i)?;
+                        same.then(|| p.pages.get(number).copied()).flatten()
+                    });
+                    locations.push(match unchanged {
+                        Some(page_ref) => Location::Parent(page_ref),
+                        None => {
+                            changed += 1;
+                            let number = group_ids.len() as u32;
+                            group.extend_from_slice(page);
+                            let slot = (group.len() / page_size as usize - 1) as u32;
+                            if group.len() == group_pages * page_size as usize {
+                                let full = std::mem::replace(
+                                    &mut group,
+                                    Vec::with_capacity(group_pages * page_size as usize),
+                                );
+                                group_ids.push(session.store_blob(BlobKind::Data, full)?);
+                            }
+                            Location::NewGroup {
+                                group: number,
+                                slot,
+                            }
+                        }
+                    });
+                    hashes.extend(batch_hashes.get(i));
+                }
+                progress.bytes(batch.len() as u64);
+            }
+            if !group.is_empty() {
+                group_ids.push(session.store_blob(BlobKind::Data, std::mem::take(&mut group))?);
+            }
+            Ok(())
+        })();
+        // Dropping the receiver unblocks a reader still sending after a failure.
+        drop(batches_rx);
+        let read = reader.join().expect("page reader thread panicked");
+        consumed.and(read)
+    })?;
+
+    let mut builder = PageMapBuilder::new(page_size);
+    for location in locations {
+        builder.push(match location {
+            Location::Parent(page_ref) => page_ref,
+            Location::NewGroup { group, slot } => PageRef {
+                blob: group_ids[group as usize],
+                slot,
+            },
+        });
+    }
+    let map = builder.finish();
+    let encoded = map.encode();
+    let map_digest = session.repo().key().blob_id(&encoded).0;
+    let stored = session.store_reader(
+        &encoded[..],
+        &format!("{} page map", path.display()),
+        |_| {},
+    )?;
+    if let Some(cache) = cache {
+        cache.save(
+            path,
+            &CachedPages {
+                page_size,
+                map_digest,
+                hashes,
+            },
+        );
+    }
+    Ok(StoredDatabase {
+        page_map: stored.ids,
+        size: map.file_size(),
+        pages: map.page_count,
+        changed_pages: changed,
+        incremental: previous.is_some(),
+    })
+}
+
+/// The parent's map and the cached hashes, when they describe the same pages and every
+/// blob they name is still in the repository.
+fn previous(
+    session: &WriteSession,
+    path: &Path,
+    parent_map: &[Id],
+    cache: &PageCache,
+    page_size: u32,
+) -> Option<Previous> {
+    let cached = cache.load(path)?;
+    let map: PageMap = match session.repo().load_page_map(session.index(), parent_map) {
+        Ok(map) => map,
+        Err(e) => {
+            tracing::warn!(
+                "{}: the parent's page map is unreadable ({e}); reading every page",
+                path.display()
+            );
+            return None;
+        }
+    };
+    let digest = session.repo().key().blob_id(&map.encode()).0;
+    let usable = digest == cached.map_digest
+        && map.page_size == page_size
+        && cached.page_size == page_size
+        && cached.hashes.len() == map.page_count as usize
+        && map.blobs.iter().all(|id| session.index().contains(id));
+    if !usable {
+        tracing::info!(
+            "{}: no page cache for the parent snapshot; reading every page",
+            path.display()
+        );
+        return None;
+    }
+    Some(Previous {
+        pages: map.pages().collect(),
+        hashes: cached.hashes,
+    })
+}
