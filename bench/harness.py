@@ -143,6 +143,26 @@ class Borg(Tool):
         return ["borg", "extract", f"{self.repo}::{self.latest}"], target
 
 
+class SqliteBackup(Tool):
+    """`sqlite3 app.db ".backup copy.db"`: SQLite's own online backup, a full copy each time
+    (no encryption, compression or deduplication); the floor for reading a database."""
+    name = "sqlite3"
+    datasets = ("db",)
+
+    def version(self):
+        return "sqlite3 " + subprocess.run(["sqlite3", "--version"], capture_output=True,
+                                           text=True).stdout.split()[0] + " (.backup)"
+
+    def init_cmd(self):
+        return ["mkdir", "-p", self.repo], None
+
+    def backup_cmd(self, path, label):
+        return ["sqlite3", os.path.join(path, "app.db"), f".backup {self.repo}/{label}.db"], None
+
+    def restore_cmd(self, target):
+        return ["cp", f"{self.repo}/{self.latest}.db", os.path.join(target, "app.db")], None
+
+
 def timed(cmd, env, cwd, logfile):
     """Run cmd under /usr/bin/time; returns dict(seconds, peak_mib, user, sys, rc)."""
     subprocess.run(["sync"], check=True)
@@ -246,10 +266,14 @@ def run_round(a, work, tool_names, datasets):
             return Restic(work, ds)
         if name == "borg":
             return Borg(work, ds)
+        if name == "sqlite3":
+            return SqliteBackup(work, ds)
         raise SystemExit(f"unknown tool {name}")
 
     tools = {(t, d): make(t, d) for d in datasets for t in tool_names}
     info["versions"] = {t: tools[(t, datasets[0])].version() for t in tool_names}
+    # A tool that does not apply to a dataset (sqlite3 on the file tree) is left out.
+    tools = {k: v for k, v in tools.items() if k[1] in getattr(v, "datasets", (k[1],))}
     results = {}  # (dataset, scenario, tool) -> dict
     broken = set()  # (tool, dataset) whose init or backup failed: later steps are skipped
     init_errors = {}
@@ -267,7 +291,7 @@ def run_round(a, work, tool_names, datasets):
     def backup_round(label):
         for d in datasets:
             for t in tool_names:
-                if (t, d) in broken:
+                if (t, d) in broken or (t, d) not in tools:
                     continue
                 tool = tools[(t, d)]
                 cmd, cwd = tool.backup_cmd(paths[d], label)
@@ -292,7 +316,7 @@ def run_round(a, work, tool_names, datasets):
     expected = {d: datagen.manifest(paths[d]) for d in datasets}
     for d in datasets:
         for t in tool_names:
-            if (t, d) in broken:
+            if (t, d) in broken or (t, d) not in tools:
                 continue
             tool = tools[(t, d)]
             target = os.path.join(work, "restore", t, d)
@@ -350,7 +374,7 @@ def main():
     ap.add_argument("--results-dir", required=True)
     ap.add_argument("--size-mb", type=int, default=1024)
     ap.add_argument("--files", type=int, default=5000)
-    ap.add_argument("--tools", default="lifeboat,restic,borg")
+    ap.add_argument("--tools", default="lifeboat,restic,borg,sqlite3")
     ap.add_argument("--datasets", default="db,tree")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--git", default="")
@@ -388,7 +412,7 @@ def main():
     stem = day
     if a.size_mb != 1024 or a.files != 5000:
         stem += f"-{a.size_mb}MB-{a.files}files"
-    if tool_names != ["lifeboat", "restic", "borg"] or datasets != ["db", "tree"]:
+    if tool_names != ["lifeboat", "restic", "borg", "sqlite3"] or datasets != ["db", "tree"]:
         stem += "-" + "-".join(tool_names + datasets)
     md = os.path.join(a.results_dir, stem + ".md")
     with open(md, "w") as f:
@@ -429,7 +453,7 @@ def ratio(a, b):
 
 def render(meta, datasets, tools, results):
     L = []
-    L.append(f"# Lifeboat vs restic vs borg — {meta['date']}\n")
+    L.append(f"# Lifeboat vs {', '.join(t for t in tools if t != 'lifeboat')} — {meta['date']}\n")
     rounds = f" BENCH_ROUNDS={meta['rounds']}" if meta["rounds"] > 1 else ""
     L.append(f"- Command: `BENCH_SIZE_MB={meta['size_mb']} BENCH_FILES={meta['files']}{rounds} bench/run.sh`")
     if meta["rounds"] > 1:
@@ -514,12 +538,24 @@ def render(meta, datasets, tools, results):
         for d in datasets:
             def get(s, t, k):
                 r = results.get((d, s, t))
-                return None if r is None or "error" in r else r.get(k)
+                if r is None or "error" in r:
+                    return None
+                if k == "growth_mib":
+                    first = results.get((d, "backup1", t)) or {}
+                    if first.get("repo_mib") is None or r.get("repo_mib") is None:
+                        return None
+                    return r["repo_mib"] - first["repo_mib"]
+                return r.get(k)
 
             goals = [("first backup time", "≤ 1/3 of restic", "backup1", "seconds", 1 / 3)]
             goals.append(("restore time", "≤ 1/2 of restic", "restore", "seconds", 0.5))
             goals.append(("repo size after first backup", "≤ restic", "backup1", "repo_mib", 1.0))
             goals.append(("repo size after second backup", "≤ restic", "backup2", "repo_mib", 1.0))
+            if d == "db":
+                goals.append(("backup time after ~1% of rows changed", "≤ 1/20 of restic",
+                              "backup2", "seconds", 1 / 20))
+                goals.append(("repo growth after ~1% of rows changed", "≤ 1/5 of restic",
+                              "backup2", "growth_mib", 1 / 5))
             for s, label in SCENARIOS:
                 goals.append((f"peak memory, {label}", "≤ restic", s, "peak_mib", 1.0))
             for name, target, s, k, limit in goals:

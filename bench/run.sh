@@ -8,7 +8,7 @@
 #   BENCH_SIZE_MB   size of the SQLite database in MiB (default 1024)
 #   BENCH_FILES     number of small files in the tree (default 5000)
 #   BENCH_DIR       parent of the scratch directory (default /tmp); needs ~4x the data free
-#   BENCH_TOOLS     comma list, in run order (default lifeboat,restic,borg)
+#   BENCH_TOOLS     comma list, in run order (default lifeboat,restic,borg,sqlite3)
 #   BENCH_DATASETS  comma list (default db,tree)
 #   BENCH_ROUNDS    repeat the whole comparison N times on fresh data and report medians (default 1)
 #   BENCH_KEEP=1    keep the scratch directory (data, repos, logs) for inspection
@@ -21,7 +21,7 @@ BENCH_HOME="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$BENCH_HOME/.." && pwd)"
 SIZE_MB="${BENCH_SIZE_MB:-1024}"
 FILES="${BENCH_FILES:-5000}"
-TOOLS="${BENCH_TOOLS:-lifeboat,restic,borg}"
+TOOLS="${BENCH_TOOLS:-lifeboat,restic,borg,sqlite3}"
 DATASETS="${BENCH_DATASETS:-db,tree}"
 PARENT="${BENCH_DIR:-/tmp}"
 
@@ -31,6 +31,7 @@ say() { printf '[bench] %s\n' "$*" >&2; }
 need_pkgs=()
 [[ ",$TOOLS," == *,restic,* ]] && ! command -v restic >/dev/null && need_pkgs+=(restic)
 [[ ",$TOOLS," == *,borg,* ]] && ! command -v borg >/dev/null && need_pkgs+=(borgbackup)
+[[ ",$TOOLS," == *,sqlite3,* ]] && ! command -v sqlite3 >/dev/null && need_pkgs+=(sqlite3)
 [[ -x /usr/bin/time ]] || need_pkgs+=(time)
 if ((${#need_pkgs[@]})); then
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then

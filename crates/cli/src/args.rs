@@ -51,6 +51,8 @@ pub enum Command {
     Ls(LsArgs),
     /// Restore a snapshot into a directory, a file or a command.
     Restore(RestoreArgs),
+    /// List the restore points of a database (or file): the window you can restore from.
+    Timeline(TimelineArgs),
     /// Check the repository: every reference resolves; with --read-data, every byte.
     Verify(VerifyArgs),
     /// Manage passphrases (key slots).
@@ -117,8 +119,16 @@ pub struct LsArgs {
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
     /// A snapshot id (or unique prefix), or "latest".
-    pub snapshot: String,
-    /// Where to restore: a directory (or, for a command snapshot, a file).
+    #[arg(required_unless_present = "source")]
+    pub snapshot: Option<String>,
+    /// Restore one database (or file) as it was at --at, from whichever restore point
+    /// holds it: its path as backed up, or a sqlite:/file: URL.
+    #[arg(long, conflicts_with_all = ["snapshot", "include", "to_command"])]
+    pub source: Option<String>,
+    /// With --source: RFC 3339 (2026-11-26T09:30:00Z), relative (-10m, -2h, -1d) or latest.
+    #[arg(long, requires = "source", default_value = "latest", allow_hyphen_values = true, value_parser = restore_time)]
+    pub at: String,
+    /// Where to restore: a directory (or, for a command snapshot or --source, a file).
     #[arg(long, required_unless_present = "to_command")]
     pub target: Option<PathBuf>,
     /// For a command snapshot: pipe the stream into this shell command's stdin.
@@ -130,6 +140,12 @@ pub struct RestoreArgs {
     /// Restore into a non-empty directory (or over an existing file), replacing what is there.
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TimelineArgs {
+    /// The database's path as backed up, or a sqlite:/file: URL.
+    pub source: String,
 }
 
 #[derive(Debug, Args)]
@@ -164,4 +180,11 @@ pub struct NewKeyArgs {
     pub new_password_file: Option<PathBuf>,
     #[command(flatten)]
     pub kdf: KdfArgs,
+}
+
+/// Checks a restore time when the command line is read, so a bad one is a usage error.
+fn restore_time(text: &str) -> Result<String, String> {
+    lifeboat_sources::timeline::parse_time(text, chrono::Utc::now())
+        .map(|_| text.to_string())
+        .map_err(|e| e.to_string())
 }

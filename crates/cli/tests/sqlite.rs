@@ -420,3 +420,102 @@ fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn timeline_and_restore_of_a_database_as_of_a_time() {
+    let repo = TestRepo::local();
+    let app = repo.path("app");
+    fs::create_dir_all(&app).unwrap();
+    let db = app.join("app.db");
+    create_orders_db(&db, "wal", 2_000);
+    // One restore point from a backup of the directory, one of the file itself.
+    let first = repo.backup(&[&app]);
+    let state1 = table_dump(&db);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    update_one_percent(&db, 4);
+    let second = repo.backup(&[&db]);
+
+    let timeline = repo.json(&["timeline", db.to_str().unwrap()]);
+    let points = timeline["restore_points"].as_array().unwrap();
+    assert_eq!(points.len(), 2, "{timeline}");
+    assert_eq!(points[0]["snapshot"], first.as_str());
+    assert_eq!(points[1]["snapshot"], second.as_str());
+    assert_eq!(timeline["window"]["from"], points[0]["time"]);
+
+    // As of the first point's second: the first state.
+    let out1 = repo.path("as-of-first.db");
+    let restored = repo.json(&[
+        "restore",
+        "--source",
+        db.to_str().unwrap(),
+        "--at",
+        points[0]["time"].as_str().unwrap(),
+        "--target",
+        out1.to_str().unwrap(),
+    ]);
+    assert_eq!(restored["restore_point"]["snapshot"], first.as_str());
+    assert_eq!(first_difference(&table_dump(&out1), &state1), None);
+
+    // Latest, through the URL form JS tools use.
+    let out2 = repo.path("latest.db");
+    let url = format!("sqlite:{}", db.display());
+    let text = repo.ok(&[
+        "restore",
+        "--source",
+        &url,
+        "--at",
+        "-0s",
+        "--target",
+        out2.to_str().unwrap(),
+    ]);
+    assert!(
+        text.contains(&second[..8]) && text.contains("integrity_check"),
+        "{text}"
+    );
+    assert_same_rows(&out2, &db);
+
+    // Before the window, an existing target, a source never backed up: clear errors.
+    let err = repo.fails(
+        &[
+            "restore",
+            "--source",
+            db.to_str().unwrap(),
+            "--at",
+            "2001-01-01T00:00:00Z",
+            "--target",
+            repo.path("x.db").to_str().unwrap(),
+        ],
+        1,
+    );
+    assert!(
+        err.contains("before the restore window")
+            && err.contains(&points[0]["time"].as_str().unwrap()[..16]),
+        "{err}"
+    );
+    let err = repo.fails(
+        &[
+            "restore",
+            "--source",
+            db.to_str().unwrap(),
+            "--target",
+            out2.to_str().unwrap(),
+        ],
+        1,
+    );
+    assert!(err.contains("already exists"), "{err}");
+    let err = repo.fails(&["timeline", "/nowhere/else.db"], 1);
+    assert!(err.contains("no restore point"), "{err}");
+    let err = repo.fails(
+        &[
+            "restore",
+            "--source",
+            db.to_str().unwrap(),
+            "--at",
+            "yesterday",
+            "--target",
+            repo.path("y.db").to_str().unwrap(),
+        ],
+        2,
+    );
+    assert!(err.contains("cannot read the time"), "{err}");
+}

@@ -6,7 +6,6 @@
 //! shared locks; work that deletes data (prune) takes an exclusive one, and must list the
 //! locks again after writing its own and back off if any other live lock appeared.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -36,7 +35,8 @@ pub struct LockRecord {
 pub struct Lock {
     repo: Repository,
     name: Arc<Mutex<String>>,
-    stop: Arc<AtomicBool>,
+    /// Dropped to stop the refresher at once (it waits on the other end).
+    stop: Option<crossbeam_channel::Sender<()>>,
     refresher: Option<JoinHandle<()>>,
 }
 
@@ -61,19 +61,14 @@ impl Lock {
     pub fn acquire_shared(repo: &Repository, purpose: &str) -> Result<Lock> {
         let name = write_record(repo, false, purpose)?;
         let name = Arc::new(Mutex::new(name));
-        let stop = Arc::new(AtomicBool::new(false));
+        let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
         let refresher = {
-            let (repo, name, stop) = (repo.clone(), name.clone(), stop.clone());
+            let (repo, name) = (repo.clone(), name.clone());
             let purpose = purpose.to_string();
             std::thread::spawn(move || {
-                let mut waited = Duration::ZERO;
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(200));
-                    waited += Duration::from_millis(200);
-                    if waited < REFRESH_EVERY {
-                        continue;
-                    }
-                    waited = Duration::ZERO;
+                while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(REFRESH_EVERY)
+                {
                     // Write the new lease before removing the old, so there is no gap.
                     if let Ok(new_name) = write_record(&repo, false, &purpose) {
                         let old =
@@ -86,7 +81,7 @@ impl Lock {
         Ok(Lock {
             repo: repo.clone(),
             name,
-            stop,
+            stop: Some(stop),
             refresher: Some(refresher),
         })
     }
@@ -99,7 +94,7 @@ impl Lock {
     }
 
     fn stop_refresher(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.take();
         if let Some(handle) = self.refresher.take() {
             let _ = handle.join();
         }

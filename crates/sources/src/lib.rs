@@ -8,6 +8,7 @@ pub mod command;
 pub mod files;
 pub mod restore;
 pub mod sqlite;
+pub mod timeline;
 
 use lifeboat_repo::RepoError;
 

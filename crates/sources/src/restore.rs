@@ -131,19 +131,8 @@ pub fn restore_tree(
                 }
                 _ if included == Inclusion::Ancestor => {}
                 NodeType::File => {
-                    let file = plan.files.len();
-                    let pieces = if node.page_map.is_empty() {
-                        content_pieces(index, &node, &rel)?
-                    } else {
-                        page_pieces(repo, index, &node, &rel)?
-                    };
-                    let mut pieces = pieces.into_iter().peekable();
-                    while pieces.peek().is_some() {
-                        plan.segments.push(Segment {
-                            file,
-                            pieces: pieces.by_ref().take(BLOBS_PER_SEGMENT).collect(),
-                        });
-                    }
+                    let segments = segments(repo, index, plan.files.len(), &node, &rel)?;
+                    plan.segments.extend(segments);
                     plan.files.push((path, node));
                 }
                 NodeType::Symlink => plan.symlinks.push((path, node)),
@@ -195,6 +184,30 @@ pub fn restore_tree(
         bytes: plan.files.iter().map(|(_, n)| n.size).sum(),
         databases: plan.files.iter().filter(|(_, n)| n.sqlite).count() as u64,
     })
+}
+
+/// The jobs that fill file number `file` of a plan.
+fn segments(
+    repo: &Repository,
+    index: &MasterIndex,
+    file: usize,
+    node: &Node,
+    rel: &Path,
+) -> Result<Vec<Segment>> {
+    let pieces = if node.page_map.is_empty() {
+        content_pieces(index, node, rel)?
+    } else {
+        page_pieces(repo, index, node, rel)?
+    };
+    let mut pieces = pieces.into_iter().peekable();
+    let mut segments = Vec::new();
+    while pieces.peek().is_some() {
+        segments.push(Segment {
+            file,
+            pieces: pieces.by_ref().take(BLOBS_PER_SEGMENT).collect(),
+        });
+    }
+    Ok(segments)
 }
 
 /// A file's blobs laid end to end.
@@ -254,6 +267,49 @@ fn page_pieces(
                 .collect(),
         })
         .collect())
+}
+
+/// Restores one file node to `target` (a file path), in parallel like a tree restore; a
+/// database is then checked and stale `-wal`/`-shm` beside it removed.
+pub fn restore_file(
+    repo: &Repository,
+    index: &MasterIndex,
+    node: &Node,
+    target: &Path,
+    progress: &dyn Progress,
+) -> Result<()> {
+    // Written and checked under a temporary name beside the target, then renamed: a
+    // failed restore leaves nothing under the final name.
+    let dir = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let temp = tempfile::Builder::new()
+        .prefix(".lifeboat-restore-")
+        .tempfile_in(dir)
+        .map_err(|e| SourceError::io(dir, e))?;
+    let plan = Plan {
+        files: vec![(temp.path().to_path_buf(), node.clone())],
+        dirs: Vec::new(),
+        symlinks: Vec::new(),
+        segments: segments(repo, index, 0, node, Path::new(&node.name))?,
+    };
+    let file = temp.as_file();
+    file.set_len(node.size)
+        .map_err(|e| SourceError::io(temp.path(), e))?;
+    fill_files(repo, index, &plan, progress)?;
+    file.sync_all()
+        .map_err(|e| SourceError::io(temp.path(), e))?;
+    if node.sqlite {
+        crate::sqlite::check(temp.path())?;
+        crate::sqlite::remove_stale_companions(target)?;
+    }
+    fs::set_permissions(temp.path(), fs::Permissions::from_mode(node.mode))
+        .map_err(|e| SourceError::io(temp.path(), e))?;
+    remove_if_not_regular(target)?;
+    temp.persist(target)
+        .map_err(|e| SourceError::io(target, e.error))?;
+    Ok(())
 }
 
 fn remove_if_not_regular(path: &Path) -> Result<()> {

@@ -6,6 +6,7 @@ mod key;
 mod ls;
 mod restore;
 mod snapshots;
+mod timeline;
 mod verify;
 
 use anyhow::Result;
@@ -23,6 +24,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Snapshots(args) => snapshots::run(&ctx, args),
         Command::Ls(args) => ls::run(&ctx, args),
         Command::Restore(args) => restore::run(&ctx, args),
+        Command::Timeline(args) => timeline::run(&ctx, args),
         Command::Verify(args) => verify::run(&ctx, args),
         Command::Key(args) => key::run(&ctx, args),
     }

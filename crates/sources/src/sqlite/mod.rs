@@ -124,6 +124,12 @@ pub fn consistent_copy(path: &Path) -> Result<ConsistentCopy> {
 /// After restoring a database to `path`: remove `-wal`/`-shm`/`-journal` files left from an
 /// older database (SQLite would apply a stale WAL to the restored file), then check it.
 pub fn after_restore(path: &Path) -> Result<()> {
+    remove_stale_companions(path)?;
+    check(path)
+}
+
+/// Removes the `-wal`, `-shm` and `-journal` files beside `path`.
+pub fn remove_stale_companions(path: &Path) -> Result<()> {
     for suffix in COMPANION_SUFFIXES {
         let mut companion = path.as_os_str().to_owned();
         companion.push(suffix);
@@ -134,7 +140,7 @@ pub fn after_restore(path: &Path) -> Result<()> {
             Err(e) => return Err(SourceError::io(&companion, e)),
         }
     }
-    check(path)
+    Ok(())
 }
 
 /// `PRAGMA integrity_check` and `PRAGMA foreign_key_check`; an error names the first problem.

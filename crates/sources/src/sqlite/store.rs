@@ -58,71 +58,47 @@ pub fn store_database(
         }
         _ => None,
     };
-    let hasher = cache;
     let group_pages = (GROUP_BYTES / page_size as usize).max(1);
     let mut locations = Vec::with_capacity(scan.page_count as usize);
     let mut hashes: Vec<PageHash> = Vec::with_capacity(scan.page_count as usize);
     let mut group = Vec::with_capacity(group_pages * page_size as usize);
     let mut group_ids: Vec<Id> = Vec::new();
     let mut changed = 0u32;
-    let (batches_tx, batches_rx) = crossbeam_channel::bounded::<(Vec<u8>, Vec<PageHash>)>(4);
-    std::thread::scope(|scope| -> Result<()> {
-        let reader = scope.spawn(move || {
-            scan.read(|_, batch| {
-                let batch_hashes = match hasher {
-                    Some(cache) => batch
-                        .chunks_exact(page_size as usize)
-                        .map(|page| cache.hash_page(page))
-                        .collect(),
-                    None => Vec::new(),
-                };
-                batches_tx
-                    .send((batch.to_vec(), batch_hashes))
-                    .map_err(|_| SourceError::Invalid("the page consumer stopped".into()))
-            })
-        });
-        let consumed = (|| -> Result<()> {
-            for (batch, batch_hashes) in batches_rx.iter() {
-                for (i, page) in batch.chunks_exact(page_size as usize).enumerate() {
-                    let number = locations.len();
-                    let unchanged = previous.as_ref().and_then(|p| {
-                        let same = p.hashes.get(number)? == batch_hashes.get(i)?;
-                        same.then(|| p.pages.get(number).copied()).flatten()
-                    });
-                    locations.push(match unchanged {
-                        Some(page_ref) => Location::Parent(page_ref),
-                        None => {
-                            changed += 1;
-                            let number = group_ids.len() as u32;
-                            group.extend_from_slice(page);
-                            let slot = (group.len() / page_size as usize - 1) as u32;
-                            if group.len() == group_pages * page_size as usize {
-                                let full = std::mem::replace(
-                                    &mut group,
-                                    Vec::with_capacity(group_pages * page_size as usize),
-                                );
-                                group_ids.push(session.store_blob(BlobKind::Data, full)?);
-                            }
-                            Location::NewGroup {
-                                group: number,
-                                slot,
-                            }
-                        }
-                    });
-                    hashes.extend(batch_hashes.get(i));
+    read_hashed(scan, cache, |batch, batch_hashes| {
+        for (i, page) in batch.chunks_exact(page_size as usize).enumerate() {
+            let number = locations.len();
+            let unchanged = previous.as_ref().and_then(|p| {
+                let same = p.hashes.get(number)? == batch_hashes.get(i)?;
+                same.then(|| p.pages.get(number).copied()).flatten()
+            });
+            locations.push(match unchanged {
+                Some(page_ref) => Location::Parent(page_ref),
+                None => {
+                    changed += 1;
+                    let number = group_ids.len() as u32;
+                    group.extend_from_slice(page);
+                    let slot = (group.len() / page_size as usize - 1) as u32;
+                    if group.len() == group_pages * page_size as usize {
+                        let full = std::mem::replace(
+                            &mut group,
+                            Vec::with_capacity(group_pages * page_size as usize),
+                        );
+                        group_ids.push(session.store_blob(BlobKind::Data, full)?);
+                    }
+                    Location::NewGroup {
+                        group: number,
+                        slot,
+                    }
                 }
-                progress.bytes(batch.len() as u64);
-            }
-            if !group.is_empty() {
-                group_ids.push(session.store_blob(BlobKind::Data, std::mem::take(&mut group))?);
-            }
-            Ok(())
-        })();
-        // Dropping the receiver unblocks a reader still sending after a failure.
-        drop(batches_rx);
-        let read = reader.join().expect("page reader thread panicked");
-        consumed.and(read)
+            });
+            hashes.extend(batch_hashes.get(i));
+        }
+        progress.bytes(batch.len() as u64);
+        Ok(())
     })?;
+    if !group.is_empty() {
+        group_ids.push(session.store_blob(BlobKind::Data, std::mem::take(&mut group))?);
+    }
 
     let mut builder = PageMapBuilder::new(page_size);
     for location in locations {
@@ -158,6 +134,70 @@ pub fn store_database(
         pages: map.page_count,
         changed_pages: changed,
         incremental: previous.is_some(),
+    })
+}
+
+/// Reads every page of `scan` and hands batches with their page hashes to `each`, in
+/// page order. Hashing a gigabyte takes longer than reading it, so one thread reads and
+/// the others hash; `each` runs on the calling thread.
+fn read_hashed(
+    scan: PageScan,
+    cache: Option<&PageCache>,
+    mut each: impl FnMut(&[u8], &[PageHash]) -> Result<()>,
+) -> Result<()> {
+    let page_size = scan.page_size as usize;
+    let hashers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(1, 4);
+    let (raw_tx, raw_rx) = crossbeam_channel::bounded::<(u64, Vec<u8>)>(hashers * 2);
+    let (hashed_tx, hashed_rx) =
+        crossbeam_channel::bounded::<(u64, Vec<u8>, Vec<PageHash>)>(hashers * 2);
+    let stopped = || SourceError::Invalid("the page pipeline stopped".into());
+    std::thread::scope(|scope| -> Result<()> {
+        let reader = scope.spawn(move || {
+            let mut sequence = 0u64;
+            scan.read(|_, batch| {
+                sequence += 1;
+                raw_tx
+                    .send((sequence - 1, batch.to_vec()))
+                    .map_err(|_| stopped())
+            })
+        });
+        for _ in 0..hashers {
+            let (raw_rx, hashed_tx) = (raw_rx.clone(), hashed_tx.clone());
+            scope.spawn(move || {
+                for (sequence, batch) in raw_rx {
+                    let hashes = match cache {
+                        Some(cache) => batch
+                            .chunks_exact(page_size)
+                            .map(|page| cache.hash_page(page))
+                            .collect(),
+                        None => Vec::new(),
+                    };
+                    if hashed_tx.send((sequence, batch, hashes)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop((raw_rx, hashed_tx));
+        let consumed = (|| -> Result<()> {
+            let mut waiting = std::collections::BTreeMap::new();
+            let mut next = 0u64;
+            for (sequence, batch, hashes) in hashed_rx.iter() {
+                waiting.insert(sequence, (batch, hashes));
+                while let Some((batch, hashes)) = waiting.remove(&next) {
+                    each(&batch, &hashes)?;
+                    next += 1;
+                }
+            }
+            Ok(())
+        })();
+        // Dropping the receiver unblocks hashers and the reader after a failure.
+        drop(hashed_rx);
+        let read = reader.join().expect("page reader thread panicked");
+        consumed.and(read)
     })
 }
 

@@ -1,0 +1,51 @@
+use anyhow::Result;
+use chrono::SecondsFormat;
+use lifeboat_sources::timeline;
+use serde_json::json;
+
+use crate::args::TimelineArgs;
+use crate::commands::backup::human;
+use crate::context::Context;
+
+pub fn run(ctx: &Context, args: &TimelineArgs) -> Result<()> {
+    let source = timeline::source_path(&args.source)?;
+    let repo = ctx.open()?;
+    let index = repo.load_index()?;
+    let points = timeline::restore_points(&repo, &index, &source)?;
+    let time = |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+    if ctx.global.json {
+        ctx.print_json(&json!({
+            "source": source,
+            "window": points.first().zip(points.last()).map(|(a, b)| json!({"from": time(&a.time), "to": time(&b.time)})),
+            "restore_points": points.iter().map(|p| json!({
+                "time": time(&p.time),
+                "kind": "snapshot",
+                "snapshot": p.snapshot,
+                "bytes": p.node.size,
+            })).collect::<Vec<_>>(),
+        }));
+        return Ok(());
+    }
+    let (Some(first), Some(last)) = (points.first(), points.last()) else {
+        anyhow::bail!(
+            "no restore point of {} in this repository (back it up first)",
+            source.display()
+        );
+    };
+    ctx.say(format!(
+        "{}: {} restore point(s), {} to {}",
+        source.display(),
+        points.len(),
+        time(&first.time),
+        time(&last.time)
+    ));
+    for point in &points {
+        ctx.say(format!(
+            "  {}  snapshot {}  {}",
+            time(&point.time),
+            point.snapshot.short(),
+            human(point.node.size)
+        ));
+    }
+    Ok(())
+}

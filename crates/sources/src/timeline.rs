@@ -1,0 +1,194 @@
+//! The restore points of one source: which snapshots hold a given database file, and
+//! choosing the one for a point in time.
+//!
+//! Today every restore point is a snapshot; continuous replication will add points
+//! between them. A point is found by path: a snapshot of the database file itself, or of
+//! a directory that holds it.
+
+use std::collections::HashMap;
+use std::path::{Component, Path, PathBuf};
+
+use chrono::{DateTime, Duration, Utc};
+use lifeboat_repo::index::MasterIndex;
+use lifeboat_repo::snapshot::SnapshotSource;
+use lifeboat_repo::tree::{Node, NodeType, Tree};
+use lifeboat_repo::{Id, Repository};
+
+use crate::files::node_key;
+use crate::{Result, SourceError};
+
+/// One state of a source that can be restored.
+#[derive(Debug, Clone)]
+pub struct RestorePoint {
+    pub time: DateTime<Utc>,
+    pub snapshot: Id,
+    /// The file's node in that snapshot.
+    pub node: Node,
+}
+
+/// Every restore point of the file at `source` (an absolute path), oldest first.
+pub fn restore_points(
+    repo: &Repository,
+    index: &MasterIndex,
+    source: &Path,
+) -> Result<Vec<RestorePoint>> {
+    let mut trees: HashMap<Id, Tree> = HashMap::new();
+    let mut points = Vec::new();
+    for stored in repo.list_snapshots()? {
+        if stored.snapshot.source != SnapshotSource::Files {
+            continue;
+        }
+        for root_path in &stored.snapshot.paths {
+            let Ok(below) = source.strip_prefix(root_path) else {
+                continue;
+            };
+            let Some(root_name) = Path::new(root_path).file_name() else {
+                continue;
+            };
+            let mut names: Vec<&std::ffi::OsStr> = vec![root_name];
+            names.extend(below.components().filter_map(|c| match c {
+                Component::Normal(name) => Some(name),
+                _ => None,
+            }));
+            if let Some(node) = find_node(repo, index, &mut trees, stored.snapshot.tree, &names)? {
+                if node.node_type == NodeType::File {
+                    points.push(RestorePoint {
+                        time: stored.snapshot.time,
+                        snapshot: stored.id,
+                        node,
+                    });
+                }
+                break;
+            }
+        }
+    }
+    points.sort_by_key(|p| p.time);
+    Ok(points)
+}
+
+fn find_node(
+    repo: &Repository,
+    index: &MasterIndex,
+    trees: &mut HashMap<Id, Tree>,
+    root: Id,
+    names: &[&std::ffi::OsStr],
+) -> Result<Option<Node>> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut tree_id = root;
+    for (depth, name) in names.iter().enumerate() {
+        let tree = match trees.entry(tree_id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(repo.load_tree(index, &tree_id)?)
+            }
+        };
+        let Some(node) = tree.nodes.iter().find(|n| node_key(n) == name.as_bytes()) else {
+            return Ok(None);
+        };
+        if depth + 1 == names.len() {
+            return Ok(Some(node.clone()));
+        }
+        match node.subtree {
+            Some(subtree) => tree_id = subtree,
+            None => return Ok(None),
+        }
+    }
+    Ok(None)
+}
+
+/// The newest point at or before `at`; an error that gives the window otherwise. A time
+/// given to the second covers that whole second, as people read restore points listed
+/// to the second.
+pub fn choose<'a>(
+    points: &'a [RestorePoint],
+    at: DateTime<Utc>,
+    source: &Path,
+) -> Result<&'a RestorePoint> {
+    let (Some(first), Some(last)) = (points.first(), points.last()) else {
+        return Err(SourceError::Invalid(format!(
+            "no restore point of {} in this repository (back it up or replicate it first)",
+            source.display()
+        )));
+    };
+    use chrono::Timelike;
+    let end = if at.nanosecond() == 0 {
+        at + Duration::seconds(1)
+    } else {
+        at + Duration::nanoseconds(1)
+    };
+    points.iter().rev().find(|p| p.time < end).ok_or_else(|| {
+        SourceError::Invalid(format!(
+            "{} is before the restore window of {}: {} to {}",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            source.display(),
+            first
+                .time
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            last.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        ))
+    })
+}
+
+/// Parses `latest`/`now`, an RFC 3339 time (`2026-11-26T09:30:00Z`), or a time relative to
+/// `now` such as `-10m`, `-2h`, `-1d`, `-30s`.
+pub fn parse_time(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
+    let text = text.trim();
+    if text == "latest" || text == "now" {
+        return Ok(now);
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let bad = || {
+        SourceError::Invalid(format!(
+            "cannot read the time {text:?}: give RFC 3339 (2026-11-26T09:30:00Z), a relative time (-10m, -2h, -1d) or latest"
+        ))
+    };
+    let rest = text.strip_prefix('-').ok_or_else(bad)?;
+    let unit_at = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let amount: i64 = rest[..unit_at].parse().map_err(|_| bad())?;
+    let ago = match &rest[unit_at..] {
+        "s" => Duration::try_seconds(amount),
+        "m" | "min" => Duration::try_minutes(amount),
+        "h" => Duration::try_hours(amount),
+        "d" => Duration::try_days(amount),
+        _ => None,
+    }
+    .ok_or_else(bad)?;
+    Ok(now - ago)
+}
+
+/// An absolute, normalised path for a source given as a path or a `sqlite:`/`file:` URL.
+pub fn source_path(text: &str) -> Result<PathBuf> {
+    let path = crate::sqlite::path_from_url(text).unwrap_or_else(|| PathBuf::from(text));
+    let absolute = if path.is_absolute() {
+        path
+    } else {
+        std::env::current_dir()
+            .map_err(|e| SourceError::io(".", e))?
+            .join(path)
+    };
+    Ok(absolute.components().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_absolute_relative_and_bad() {
+        let now = DateTime::parse_from_rfc3339("2026-11-26T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let at = |s| parse_time(s, now).unwrap().to_rfc3339();
+        assert_eq!(at("-10m"), "2026-11-26T09:50:00+00:00");
+        assert_eq!(at("-2h"), "2026-11-26T08:00:00+00:00");
+        assert_eq!(at("-1d"), "2026-11-25T10:00:00+00:00");
+        assert_eq!(at("-30s"), "2026-11-26T09:59:30+00:00");
+        assert_eq!(at("latest"), now.to_rfc3339());
+        assert_eq!(at("2026-11-26T11:00:00+01:00"), "2026-11-26T10:00:00+00:00");
+        for bad in ["10m", "-m", "-5y", "yesterday", ""] {
+            assert!(parse_time(bad, now).is_err(), "{bad}");
+        }
+    }
+}
