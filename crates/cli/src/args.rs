@@ -51,6 +51,8 @@ pub enum Command {
     Ls(LsArgs),
     /// Restore a snapshot into a directory, a file or a command.
     Restore(RestoreArgs),
+    /// Replicate a WAL-mode SQLite database continuously (foreground; stop with Ctrl-C or SIGTERM).
+    Replicate(ReplicateArgs),
     /// List the restore points of a database (or file): the window you can restore from.
     Timeline(TimelineArgs),
     /// Check the repository: every reference resolves; with --read-data, every byte.
@@ -143,6 +145,18 @@ pub struct RestoreArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ReplicateArgs {
+    /// The database: a path or a sqlite:/file: URL.
+    pub database: String,
+    /// Ship committed transactions this often (e.g. 1s, 500ms).
+    #[arg(long, default_value = "1s", value_parser = duration)]
+    pub interval: std::time::Duration,
+    /// Take a new base snapshot (a new generation) this often (e.g. 1h, 30m).
+    #[arg(long, default_value = "1h", value_parser = duration)]
+    pub base_every: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
 pub struct TimelineArgs {
     /// The database's path as backed up, or a sqlite:/file: URL.
     pub source: String,
@@ -187,4 +201,32 @@ fn restore_time(text: &str) -> Result<String, String> {
     lifeboat_sources::timeline::parse_time(text, chrono::Utc::now())
         .map(|_| text.to_string())
         .map_err(|e| e.to_string())
+}
+
+/// `500ms`, `1s`, `15m`, `1h`, `1d`.
+fn duration(text: &str) -> Result<std::time::Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{text:?} needs a unit: ms, s, m, h or d"))?;
+    let amount: u64 = text[..split]
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration"))?;
+    let seconds = |n: u64| std::time::Duration::from_secs(n);
+    match &text[split..] {
+        "ms" => Ok(std::time::Duration::from_millis(amount)),
+        "s" => Ok(seconds(amount)),
+        "m" => Ok(seconds(amount * 60)),
+        "h" => Ok(seconds(amount * 3600)),
+        "d" => Ok(seconds(amount * 86400)),
+        unit => Err(format!(
+            "unknown unit {unit:?} in {text:?}: use ms, s, m, h or d"
+        )),
+    }
+    .and_then(|d| {
+        if d.is_zero() {
+            Err("a duration must be more than zero".into())
+        } else {
+            Ok(d)
+        }
+    })
 }

@@ -57,28 +57,7 @@ fn write_transactions(path: &Path, stop: Arc<AtomicBool>) -> std::thread::JoinHa
 }
 
 fn assert_consistent(path: &Path) -> i64 {
-    let db = Connection::open(path).unwrap();
-    let integrity: String = db
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(integrity, "ok");
-    let (rows, sum): (i64, i64) = db
-        .query_row(
-            "SELECT count(*), coalesce(sum(amount), 0) FROM ledger",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
-    let counter: i64 = db
-        .query_row("SELECT n FROM counter", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(sum, 0, "a half-applied transaction was captured");
-    assert_eq!(
-        rows,
-        counter * 2,
-        "rows and counter disagree: torn snapshot"
-    );
-    counter
+    common::ledger_counter(path)
 }
 
 fn snapshots_under_writes(journal_mode: &str) {

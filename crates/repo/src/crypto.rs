@@ -34,6 +34,7 @@ pub enum ObjectKind {
     PackHeader,
     DataBlob,
     TreeBlob,
+    Segment,
 }
 
 impl ObjectKind {
@@ -46,6 +47,7 @@ impl ObjectKind {
             ObjectKind::PackHeader => b"lifeboat/pack-header",
             ObjectKind::DataBlob => b"lifeboat/blob/data",
             ObjectKind::TreeBlob => b"lifeboat/blob/tree",
+            ObjectKind::Segment => b"lifeboat/stream-segment",
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod lock;
 pub mod pack;
 pub mod pagemap;
 pub mod repository;
+pub mod segment;
 pub mod session;
 pub mod snapshot;
 pub mod tree;

@@ -86,6 +86,37 @@ impl Lock {
         })
     }
 
+    /// A lease on one replication stream: refused while another live process holds one.
+    /// Both sides write their lease before looking, so two starting at once both back off
+    /// rather than both proceed.
+    pub fn acquire_stream(repo: &Repository, stream: &str) -> Result<Lock> {
+        let purpose = format!("replicate {stream}");
+        let lock = Lock::acquire_shared(repo, &purpose)?;
+        let own = lock.name.lock().expect("lock name").clone();
+        let now = chrono::Utc::now();
+        for object in repo.storage().list("locks")? {
+            if object.name == own {
+                continue;
+            }
+            let Ok(record) = repo.load_json::<LockRecord>(ObjectKind::Lock, &object.name) else {
+                continue;
+            };
+            let ours = record.host == crate::hostname();
+            // SAFETY: kill with signal 0 only asks whether the process exists.
+            let dead = ours && unsafe { libc::kill(record.pid as i32, 0) } != 0;
+            if record.purpose == purpose && record.expires > now && !dead {
+                let _ = lock.release();
+                return Err(crate::RepoError::Invalid(format!(
+                    "another replicator is writing this stream (host {}, pid {}, since {}); stop it first",
+                    record.host,
+                    record.pid,
+                    record.created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                )));
+            }
+        }
+        Ok(lock)
+    }
+
     pub fn release(mut self) -> Result<()> {
         self.stop_refresher();
         let name = self.name.lock().expect("lock name").clone();

@@ -240,7 +240,7 @@ impl Walker<'_> {
     }
 }
 
-fn base_node(name: &OsStr, meta: &Metadata) -> Node {
+pub(crate) fn base_node(name: &OsStr, meta: &Metadata) -> Node {
     let (name_text, name_bytes) = match name.to_str() {
         Some(s) => (s.to_string(), None),
         None => (

@@ -278,6 +278,19 @@ pub fn restore_file(
     target: &Path,
     progress: &dyn Progress,
 ) -> Result<()> {
+    restore_file_then(repo, index, node, target, progress, |_| Ok(()))
+}
+
+/// Like [`restore_file`], with `edit` applied to the written file before it is checked
+/// and renamed into place (to roll a database forward with stream segments).
+pub fn restore_file_then(
+    repo: &Repository,
+    index: &MasterIndex,
+    node: &Node,
+    target: &Path,
+    progress: &dyn Progress,
+    edit: impl FnOnce(&fs::File) -> Result<()>,
+) -> Result<()> {
     // Written and checked under a temporary name beside the target, then renamed: a
     // failed restore leaves nothing under the final name.
     let dir = target
@@ -298,6 +311,7 @@ pub fn restore_file(
     file.set_len(node.size)
         .map_err(|e| SourceError::io(temp.path(), e))?;
     fill_files(repo, index, &plan, progress)?;
+    edit(file)?;
     file.sync_all()
         .map_err(|e| SourceError::io(temp.path(), e))?;
     if node.sqlite {

@@ -1,15 +1,16 @@
 //! The restore points of one source: which snapshots hold a given database file, and
 //! choosing the one for a point in time.
 //!
-//! Today every restore point is a snapshot; continuous replication will add points
-//! between them. A point is found by path: a snapshot of the database file itself, or of
-//! a directory that holds it.
+//! A restore point is a snapshot that holds the file (of the file itself, or of a
+//! directory around it), or a stream segment of a replicated database: its generation's
+//! base snapshot rolled forward by segments 1 to n.
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 
 use chrono::{DateTime, Duration, Utc};
 use lifeboat_repo::index::MasterIndex;
+use lifeboat_repo::segment::{generation_name, stream_id, SegmentName};
 use lifeboat_repo::snapshot::SnapshotSource;
 use lifeboat_repo::tree::{Node, NodeType, Tree};
 use lifeboat_repo::{Id, Repository};
@@ -24,6 +25,18 @@ pub struct RestorePoint {
     pub snapshot: Id,
     /// The file's node in that snapshot.
     pub node: Node,
+    /// For a point of a replication stream: the segment that ends it.
+    pub segment: Option<SegmentName>,
+}
+
+impl RestorePoint {
+    pub fn kind(&self) -> &'static str {
+        if self.segment.is_some() {
+            "segment"
+        } else {
+            "snapshot"
+        }
+    }
 }
 
 /// Every restore point of the file at `source` (an absolute path), oldest first.
@@ -56,14 +69,92 @@ pub fn restore_points(
                         time: stored.snapshot.time,
                         snapshot: stored.id,
                         node,
+                        segment: None,
                     });
                 }
                 break;
             }
         }
     }
+    let stream = stream_id(repo.key(), &source.display().to_string());
+    let mut stream_points = Vec::new();
+    for segment in repo.list_segments(&stream)? {
+        let base = points
+            .iter()
+            .find(|p| p.segment.is_none() && generation_name(&p.snapshot) == segment.generation);
+        let Some(base) = base else {
+            tracing::warn!("{}: its base snapshot is missing; skipped", segment.name);
+            continue;
+        };
+        stream_points.push(RestorePoint {
+            time: DateTime::from_timestamp_millis(segment.time_ms).unwrap_or(base.time),
+            snapshot: base.snapshot,
+            node: base.node.clone(),
+            segment: Some(segment),
+        });
+    }
+    points.extend(stream_points);
     points.sort_by_key(|p| p.time);
     Ok(points)
+}
+
+/// Restores `point` to `target`: its snapshot, rolled forward through its generation's
+/// segments when it is a stream point. Segments must run 1, 2, ... n, each naming the
+/// one before; a gap or a fork is an error that names it.
+pub fn restore_point(
+    repo: &Repository,
+    index: &MasterIndex,
+    points: &[RestorePoint],
+    point: &RestorePoint,
+    target: &Path,
+    progress: &dyn crate::Progress,
+) -> Result<()> {
+    let Some(last) = &point.segment else {
+        return crate::restore::restore_file(repo, index, &point.node, target, progress);
+    };
+    let mut chain: Vec<&SegmentName> = points
+        .iter()
+        .filter_map(|p| p.segment.as_ref())
+        .filter(|s| s.generation == last.generation && s.seq <= last.seq)
+        .collect();
+    chain.sort_by_key(|s| s.seq);
+    let mut segments = Vec::with_capacity(chain.len());
+    let mut previous: Option<&str> = None;
+    for (i, name) in chain.iter().enumerate() {
+        let expected = i as u64 + 1;
+        if name.seq != expected {
+            return Err(SourceError::Invalid(format!(
+                "stream generation {} has a gap: segment {expected} is missing (found {} next)",
+                last.generation, name.seq
+            )));
+        }
+        let segment = repo.load_segment(&name.name)?;
+        if segment.header.seq != expected
+            || segment.header.previous.as_deref() != previous
+            || segment.header.base_snapshot != point.snapshot
+        {
+            return Err(SourceError::Invalid(format!(
+                "{}: does not follow the segment before it (a fork or a misplaced object)",
+                name.name
+            )));
+        }
+        previous = Some(&name.name);
+        segments.push(segment);
+    }
+    crate::restore::restore_file_then(repo, index, &point.node, target, progress, |file| {
+        use std::os::unix::fs::FileExt;
+        let (mut page_count, mut page_size) = (0u64, 0u64);
+        for segment in &segments {
+            page_size = segment.header.page_size as u64;
+            for (page, data) in &segment.pages {
+                file.write_all_at(data, (*page as u64 - 1) * page_size)
+                    .map_err(|e| SourceError::io(target, e))?;
+            }
+            page_count = segment.header.page_count as u64;
+        }
+        file.set_len(page_count * page_size)
+            .map_err(|e| SourceError::io(target, e))
+    })
 }
 
 fn find_node(

@@ -4,6 +4,7 @@ mod backup;
 mod init;
 mod key;
 mod ls;
+mod replicate;
 mod restore;
 mod snapshots;
 mod timeline;
@@ -24,6 +25,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Snapshots(args) => snapshots::run(&ctx, args),
         Command::Ls(args) => ls::run(&ctx, args),
         Command::Restore(args) => restore::run(&ctx, args),
+        Command::Replicate(args) => replicate::run(&ctx, args),
         Command::Timeline(args) => timeline::run(&ctx, args),
         Command::Verify(args) => verify::run(&ctx, args),
         Command::Key(args) => key::run(&ctx, args),

@@ -3,7 +3,7 @@ use std::time::Instant;
 use anyhow::{bail, ensure, Result};
 use lifeboat_repo::snapshot::SnapshotSource;
 use lifeboat_sources::command;
-use lifeboat_sources::restore::{restore_file, restore_tree, RestoreOptions};
+use lifeboat_sources::restore::{restore_tree, RestoreOptions};
 use lifeboat_sources::timeline;
 use serde_json::json;
 
@@ -102,7 +102,7 @@ fn restore_source(ctx: &Context, args: &RestoreArgs, source: &str) -> Result<()>
     let target = args.target.as_ref().expect("clap requires --target");
     let file = file_target(target, &point.node.name, args.force)?;
     let bar = Bar::bytes(ctx.progress_enabled(), Some(point.node.size), "restoring");
-    restore_file(&repo, &index, &point.node, &file, &bar)?;
+    timeline::restore_point(&repo, &index, &points, point, &file, &bar)?;
     bar.finish();
     let seconds = started.elapsed().as_secs_f64();
     let time = point
@@ -112,7 +112,12 @@ fn restore_source(ctx: &Context, args: &RestoreArgs, source: &str) -> Result<()>
         ctx.print_json(&json!({
             "source": source,
             "at": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            "restore_point": {"time": time, "kind": "snapshot", "snapshot": point.snapshot},
+            "restore_point": {
+                "time": time,
+                "kind": point.kind(),
+                "snapshot": point.snapshot,
+                "segment": point.segment.as_ref().map(|s| s.seq),
+            },
             "target": file,
             "bytes": point.node.size,
             "checked": point.node.sqlite,
@@ -124,10 +129,17 @@ fn restore_source(ctx: &Context, args: &RestoreArgs, source: &str) -> Result<()>
         } else {
             ""
         };
+        let used = match &point.segment {
+            Some(segment) => format!(
+                "snapshot {} + stream segments 1-{}",
+                point.snapshot.short(),
+                segment.seq
+            ),
+            None => format!("snapshot {}", point.snapshot.short()),
+        };
         ctx.say(format!(
-            "restored {} as of {time} (restore point: snapshot {}) to {}{checked} in {seconds:.1}s",
+            "restored {} as of {time} (restore point: {used}) to {}{checked} in {seconds:.1}s",
             source.display(),
-            point.snapshot.short(),
             file.display()
         ));
     }

@@ -19,8 +19,9 @@ pub fn run(ctx: &Context, args: &TimelineArgs) -> Result<()> {
             "window": points.first().zip(points.last()).map(|(a, b)| json!({"from": time(&a.time), "to": time(&b.time)})),
             "restore_points": points.iter().map(|p| json!({
                 "time": time(&p.time),
-                "kind": "snapshot",
+                "kind": p.kind(),
                 "snapshot": p.snapshot,
+                "segment": p.segment.as_ref().map(|s| s.seq),
                 "bytes": p.node.size,
             })).collect::<Vec<_>>(),
         }));
@@ -40,12 +41,20 @@ pub fn run(ctx: &Context, args: &TimelineArgs) -> Result<()> {
         time(&last.time)
     ));
     for point in &points {
-        ctx.say(format!(
-            "  {}  snapshot {}  {}",
-            time(&point.time),
-            point.snapshot.short(),
-            human(point.node.size)
-        ));
+        ctx.say(match &point.segment {
+            Some(segment) => format!(
+                "  {}  segment {} on snapshot {}",
+                time(&point.time),
+                segment.seq,
+                point.snapshot.short()
+            ),
+            None => format!(
+                "  {}  snapshot {}  {}",
+                time(&point.time),
+                point.snapshot.short(),
+                human(point.node.size)
+            ),
+        });
     }
     Ok(())
 }

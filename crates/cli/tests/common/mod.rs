@@ -195,3 +195,27 @@ pub fn dir_size(dir: &Path) -> u64 {
     }
     total
 }
+
+/// For databases whose every transaction adds +x and -x to `ledger(amount)` and bumps
+/// `counter(n)`: checks integrity and that no transaction was torn (sum 0, rows 2n), and
+/// returns n.
+pub fn ledger_counter(path: &Path) -> i64 {
+    let db = rusqlite::Connection::open(path).unwrap();
+    let integrity: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok", "{}", path.display());
+    let (rows, sum): (i64, i64) = db
+        .query_row(
+            "SELECT count(*), coalesce(sum(amount), 0) FROM ledger",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let n: i64 = db
+        .query_row("SELECT n FROM counter", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(sum, 0, "half a transaction was captured");
+    assert_eq!(rows, 2 * n, "rows and counter disagree: a torn state");
+    n
+}

@@ -17,7 +17,9 @@ use crate::{Result, SourceError};
 
 pub mod page_cache;
 pub mod pages;
+pub mod replicate;
 pub mod store;
+pub mod wal;
 
 /// The first 16 bytes of every SQLite 3 database file.
 pub const HEADER: &[u8; 16] = b"SQLite format 3\0";

@@ -1,0 +1,216 @@
+//! Continuous replication of a live WAL database: segments every interval, restore to any
+//! restore point, one replicator per stream, survival of its own kill -9.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::TestRepo;
+use rusqlite::Connection;
+
+/// Each transaction inserts +x and -x and bumps a counter: any consistent state has
+/// sum = 0 and rows = 2 × counter.
+fn create_ledger(path: &Path) {
+    let db = Connection::open(path).unwrap();
+    db.execute_batch(
+        "PRAGMA journal_mode=WAL;
+         CREATE TABLE ledger(id INTEGER PRIMARY KEY, amount INTEGER NOT NULL, memo TEXT);
+         CREATE TABLE counter(n INTEGER NOT NULL); INSERT INTO counter VALUES (0);",
+    )
+    .unwrap();
+}
+
+fn writer(path: &Path, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        let mut db = Connection::open(&path).unwrap();
+        db.busy_timeout(Duration::from_secs(10)).unwrap();
+        let mut n = 0i64;
+        while !stop.load(Ordering::Relaxed) {
+            let tx = db.transaction().unwrap();
+            let memo = "m".repeat((n % 500) as usize);
+            tx.execute(
+                "INSERT INTO ledger(amount, memo) VALUES (?1, ?2), (-?1, ?2)",
+                rusqlite::params![n % 97 + 1, memo],
+            )
+            .unwrap();
+            tx.execute("UPDATE counter SET n = n + 1", []).unwrap();
+            tx.commit().unwrap();
+            n += 1;
+            if n % 500 == 0 {
+                // The app's own checkpoints must not break the stream.
+                let _ = db.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+    })
+}
+
+fn counter(path: &Path) -> i64 {
+    common::ledger_counter(path)
+}
+
+fn start_replicator(repo: &TestRepo, db: &Path) -> Child {
+    repo.command()
+        .args(["replicate", db.to_str().unwrap(), "--interval", "200ms"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn stop(mut child: Child) -> std::process::Output {
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "replicate did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn restore_at(
+    repo: &TestRepo,
+    db: &Path,
+    at: &str,
+    name: &str,
+) -> (std::path::PathBuf, serde_json::Value) {
+    let out = repo.path(name);
+    let json = repo.json(&[
+        "restore",
+        "--source",
+        db.to_str().unwrap(),
+        "--at",
+        at,
+        "--target",
+        out.to_str().unwrap(),
+    ]);
+    (out, json)
+}
+
+#[test]
+fn replicated_database_restores_to_every_restore_point_and_the_last_commit() {
+    let repo = TestRepo::local();
+    let db = repo.path("app.db");
+    create_ledger(&db);
+    let stop_writing = Arc::new(AtomicBool::new(false));
+    let app = writer(&db, stop_writing.clone());
+    let replicator = start_replicator(&repo, &db);
+    std::thread::sleep(Duration::from_millis(2500));
+
+    // A second replicator of the same database is refused while the first runs.
+    let err = repo.fails(&["replicate", db.to_str().unwrap()], 1);
+    assert!(err.contains("another replicator"), "{err}");
+
+    std::thread::sleep(Duration::from_millis(1000));
+    stop_writing.store(true, Ordering::Relaxed);
+    app.join().unwrap();
+    let final_count = counter(&db);
+    assert!(final_count > 100, "the app wrote too little: {final_count}");
+    let out = stop(replicator);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let timeline = repo.json(&["timeline", db.to_str().unwrap()]);
+    let points = timeline["restore_points"].as_array().unwrap();
+    let segments: Vec<_> = points.iter().filter(|p| p["kind"] == "segment").collect();
+    assert!(points[0]["kind"] == "snapshot", "{timeline}");
+    assert!(
+        segments.len() >= 5,
+        "expected a segment every 200 ms: {timeline}"
+    );
+
+    // The latest point holds every committed transaction.
+    let (latest, json) = restore_at(&repo, &db, "latest", "latest.db");
+    assert_eq!(json["restore_point"]["kind"], "segment");
+    assert_eq!(counter(&latest), final_count);
+    assert!(!repo.path("latest.db-wal").exists());
+
+    // Every earlier point is a consistent state, and they only move forward.
+    let mut previous = -1;
+    for (i, segment) in segments.iter().enumerate().step_by(3) {
+        let at = segment["time"].as_str().unwrap();
+        let (restored, json) = restore_at(&repo, &db, at, &format!("point{i}.db"));
+        assert_eq!(json["restore_point"]["kind"], "segment", "{json}");
+        let n = counter(&restored);
+        assert!(n >= previous && n <= final_count, "{n} after {previous}");
+        previous = n;
+    }
+}
+
+#[test]
+fn replicator_killed_and_restarted_rebases_and_loses_nothing_committed() {
+    let repo = TestRepo::local();
+    let db = repo.path("app.db");
+    create_ledger(&db);
+    let stop_writing = Arc::new(AtomicBool::new(false));
+    let app = writer(&db, stop_writing.clone());
+    let mut first = start_replicator(&repo, &db);
+    std::thread::sleep(Duration::from_millis(1500));
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // Its lease belongs to a dead process: a new replicator takes over at once.
+    let second = start_replicator(&repo, &db);
+    std::thread::sleep(Duration::from_millis(1500));
+    stop_writing.store(true, Ordering::Relaxed);
+    app.join().unwrap();
+    let final_count = counter(&db);
+    let out = stop(second);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let timeline = repo.json(&["timeline", db.to_str().unwrap()]);
+    let bases = timeline["restore_points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["kind"] == "snapshot")
+        .count();
+    assert_eq!(bases, 2, "the restart takes a new base: {timeline}");
+    let (latest, _) = restore_at(&repo, &db, "latest", "latest.db");
+    assert_eq!(counter(&latest), final_count);
+}
+
+#[test]
+fn replicate_refuses_what_it_cannot_follow() {
+    let repo = TestRepo::local();
+    let rollback = repo.path("rollback.db");
+    Connection::open(&rollback)
+        .unwrap()
+        .execute_batch("CREATE TABLE t(v)")
+        .unwrap();
+    let err = repo.fails(&["replicate", rollback.to_str().unwrap()], 1);
+    assert!(err.contains("needs WAL"), "{err}");
+    let text = repo.path("notes.txt");
+    std::fs::write(&text, "not a database").unwrap();
+    let err = repo.fails(&["replicate", text.to_str().unwrap()], 1);
+    assert!(err.contains("not a SQLite database"), "{err}");
+    let err = repo.fails(
+        &["replicate", rollback.to_str().unwrap(), "--interval", "0s"],
+        2,
+    );
+    assert!(err.contains("more than zero"), "{err}");
+
+    // A database deleted under the replicator stops it with an error that says so.
+    let db = repo.path("app.db");
+    create_ledger(&db);
+    let replicator = start_replicator(&repo, &db);
+    std::thread::sleep(Duration::from_millis(800));
+    std::fs::remove_file(&db).unwrap();
+    let out = stop(replicator);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("deleted while replicating"), "{stderr}");
+}
