@@ -201,10 +201,7 @@ pub fn dir_size(dir: &Path) -> u64 {
 /// returns n.
 pub fn ledger_counter(path: &Path) -> i64 {
     let db = rusqlite::Connection::open(path).unwrap();
-    let integrity: String = db
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(integrity, "ok", "{}", path.display());
+    assert_integrity(path);
     let (rows, sum): (i64, i64) = db
         .query_row(
             "SELECT count(*), coalesce(sum(amount), 0) FROM ledger",
@@ -218,4 +215,19 @@ pub fn ledger_counter(path: &Path) -> i64 {
     assert_eq!(sum, 0, "half a transaction was captured");
     assert_eq!(rows, 2 * n, "rows and counter disagree: a torn state");
     n
+}
+
+/// `PRAGMA integrity_check` and `foreign_key_check` both clean.
+pub fn assert_integrity(path: &Path) {
+    let db = rusqlite::Connection::open(path).unwrap();
+    let integrity: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok", "{}", path.display());
+    let violations: i64 = db
+        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(violations, 0, "{}: foreign key violations", path.display());
 }
