@@ -160,7 +160,9 @@ class SqliteBackup(Tool):
         return ["sqlite3", os.path.join(path, "app.db"), f".backup {self.repo}/{label}.db"], None
 
     def restore_cmd(self, target):
-        return ["cp", f"{self.repo}/{self.latest}.db", os.path.join(target, "app.db")], None
+        # Into target/db/, where the other tools put the dataset directory.
+        return ["sh", "-c", 'mkdir -p "$2/db" && cp "$1" "$2/db/app.db"', "restore",
+                f"{self.repo}/{self.latest}.db", target], None
 
 
 def timed(cmd, env, cwd, logfile):
@@ -220,7 +222,7 @@ def check_restore(root, dataset_path, expected):
     name = os.path.basename(dataset_path)
     found = find_restored(root, name, True)
     if not found:
-        return f"dataset directory {name!r} not found in the restored tree"
+        return f"dataset directory {name!r} not found in the restored tree", None
     got = datagen.manifest(found)
     if got == expected:
         return None, "identical"

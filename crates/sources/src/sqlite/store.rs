@@ -31,15 +31,17 @@ pub struct StoredDatabase {
     pub incremental: bool,
 }
 
-/// Where a page of the new map comes from.
+/// Where a page of the new map comes from: the same page of the parent, or a slot of a
+/// new group. Kept small: a gigabyte of 4 KiB pages is 262,144 of them.
 enum Location {
-    Parent(PageRef),
+    Parent,
     NewGroup { group: u32, slot: u32 },
 }
 
-/// The parent's page locations and the cached hashes of those pages.
+/// The parent's page locations (blob number and slot) and the cached hashes of its pages.
 struct Previous {
-    pages: Vec<PageRef>,
+    blobs: Vec<Id>,
+    pages: Vec<(u32, u32)>,
     hashes: Vec<PageHash>,
 }
 
@@ -67,13 +69,14 @@ pub fn store_database(
     read_hashed(scan, cache, |batch, batch_hashes| {
         for (i, page) in batch.chunks_exact(page_size as usize).enumerate() {
             let number = locations.len();
-            let unchanged = previous.as_ref().and_then(|p| {
-                let same = p.hashes.get(number)? == batch_hashes.get(i)?;
-                same.then(|| p.pages.get(number).copied()).flatten()
+            let unchanged = previous.as_ref().is_some_and(|p| {
+                p.pages.get(number).is_some()
+                    && p.hashes.get(number).is_some()
+                    && p.hashes.get(number) == batch_hashes.get(i)
             });
             locations.push(match unchanged {
-                Some(page_ref) => Location::Parent(page_ref),
-                None => {
+                true => Location::Parent,
+                false => {
                     changed += 1;
                     let number = group_ids.len() as u32;
                     group.extend_from_slice(page);
@@ -101,9 +104,16 @@ pub fn store_database(
     }
 
     let mut builder = PageMapBuilder::new(page_size);
-    for location in locations {
+    for (number, location) in locations.into_iter().enumerate() {
         builder.push(match location {
-            Location::Parent(page_ref) => page_ref,
+            Location::Parent => {
+                let p = previous.as_ref().expect("only with a parent");
+                let (blob, slot) = p.pages[number];
+                PageRef {
+                    blob: p.blobs[blob as usize],
+                    slot,
+                }
+            }
             Location::NewGroup { group, slot } => PageRef {
                 blob: group_ids[group as usize],
                 slot,
@@ -150,9 +160,9 @@ fn read_hashed(
         .map(|n| n.get())
         .unwrap_or(2)
         .clamp(1, 4);
-    let (raw_tx, raw_rx) = crossbeam_channel::bounded::<(u64, Vec<u8>)>(hashers * 2);
+    let (raw_tx, raw_rx) = crossbeam_channel::bounded::<(u64, Vec<u8>)>(hashers);
     let (hashed_tx, hashed_rx) =
-        crossbeam_channel::bounded::<(u64, Vec<u8>, Vec<PageHash>)>(hashers * 2);
+        crossbeam_channel::bounded::<(u64, Vec<u8>, Vec<PageHash>)>(hashers);
     let stopped = || SourceError::Invalid("the page pipeline stopped".into());
     std::thread::scope(|scope| -> Result<()> {
         let reader = scope.spawn(move || {
@@ -234,8 +244,13 @@ fn previous(
         );
         return None;
     }
+    let mut pages = Vec::with_capacity(map.page_count as usize);
+    for extent in &map.extents {
+        pages.extend((0..extent.count).map(|i| (extent.blob, extent.slot + i)));
+    }
     Some(Previous {
-        pages: map.pages().collect(),
+        blobs: map.blobs,
+        pages,
         hashes: cached.hashes,
     })
 }
