@@ -153,7 +153,7 @@ def main():
     ap.add_argument("--lifeboat", required=True)
     ap.add_argument("--rates", default="500,2000")
     ap.add_argument("--seconds", type=int, default=20)
-    ap.add_argument("--interval", default="1s")
+    ap.add_argument("--interval", default="500ms")
     ap.add_argument("--db-mb", type=int, default=256)
     ap.add_argument("--work", default=None)
     ap.add_argument("--out", default=None)

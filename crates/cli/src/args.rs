@@ -148,8 +148,9 @@ pub struct RestoreArgs {
 pub struct ReplicateArgs {
     /// The database: a path or a sqlite:/file: URL.
     pub database: String,
-    /// Ship committed transactions this often (e.g. 1s, 500ms).
-    #[arg(long, default_value = "1s", value_parser = duration)]
+    /// Ship committed transactions this often (e.g. 500ms, 1s): a commit reaches the
+    /// repository within about this long (the default keeps it well under a second).
+    #[arg(long, default_value = "500ms", value_parser = duration)]
     pub interval: std::time::Duration,
     /// Take a new base snapshot (a new generation) this often (e.g. 1h, 30m).
     #[arg(long, default_value = "1h", value_parser = duration)]

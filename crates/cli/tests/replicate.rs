@@ -214,3 +214,49 @@ fn replicate_refuses_what_it_cannot_follow() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("deleted while replicating"), "{stderr}");
 }
+
+/// An app that commits and closes its connection at once (here: the sqlite3 shell, one
+/// process per transaction). If the replicator's read transaction were not really held (a
+/// plain open and close of the database file drops the process's POSIX locks), the
+/// closing app would checkpoint and delete the -wal before its last transactions were
+/// shipped.
+#[test]
+fn transactions_of_short_lived_connections_are_shipped() {
+    let repo = TestRepo::local();
+    let db = repo.path("app.db");
+    create_ledger(&db);
+    let replicator = start_replicator(&repo, &db);
+    std::thread::sleep(Duration::from_millis(600));
+    for i in 1..=40 {
+        let sql = format!(
+            "BEGIN; INSERT INTO ledger(amount) VALUES ({i}), (-{i}); UPDATE counter SET n = n + 1; COMMIT;"
+        );
+        let status = std::process::Command::new("sqlite3")
+            .arg(&db)
+            .arg(sql)
+            .status()
+            .expect("the sqlite3 shell is installed");
+        assert!(status.success());
+        std::thread::sleep(Duration::from_millis(15));
+    }
+    assert_eq!(counter(&db), 40);
+    std::thread::sleep(Duration::from_millis(700));
+    let out = stop(replicator);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (latest, _) = restore_at(&repo, &db, "latest", "latest.db");
+    assert_eq!(counter(&latest), 40);
+    // Held properly, the replicator's read transaction kept the shell from removing the
+    // log it had not read, so no tick had to fall back to a new base snapshot.
+    let timeline = repo.json(&["timeline", db.to_str().unwrap()]);
+    let bases = timeline["restore_points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["kind"] == "snapshot")
+        .count();
+    assert_eq!(bases, 1, "{timeline}");
+}

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::{consistent_copy, is_sqlite, sqlite_error, ConsistentCopy};
+use super::{consistent_copy, sqlite_error, ConsistentCopy};
 use crate::{Result, SourceError};
 
 /// Pages handed over per batch: 1 MiB of 4 KiB pages.
@@ -40,18 +40,19 @@ pub struct PageScan {
 impl PageScan {
     /// Opens `path` and starts a read transaction on it.
     pub fn open(path: &Path) -> Result<PageScan> {
-        if !is_sqlite(path) {
-            return Err(SourceError::Invalid(format!(
-                "{}: not a SQLite database (no SQLite header; an SQLCipher-encrypted database cannot be read consistently without its key)",
-                path.display()
-            )));
-        }
+        // The header is checked through SQLite, not by reading the file: POSIX locks belong
+        // to the process, and closing any descriptor of the database file would silently
+        // drop the locks of every connection this process has open to it (a replicator's
+        // read transaction among them).
         let connection = open_connection(path)?;
         let fail = |what: &str, e| sqlite_error(path, what, e);
         // BEGIN is deferred: the first read takes the shared lock (or the WAL snapshot).
         connection
             .execute_batch("BEGIN; SELECT count(*) FROM sqlite_schema;")
-            .map_err(|e| fail("cannot start a read transaction", e))?;
+            .map_err(|e| match e.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::NotADatabase) => not_a_database(path),
+                _ => fail("cannot start a read transaction", e),
+            })?;
         let pragma_u32 = |name: &str| -> Result<u32> {
             connection
                 .query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
@@ -163,6 +164,13 @@ impl PageScan {
         }
         Ok(())
     }
+}
+
+fn not_a_database(path: &Path) -> SourceError {
+    SourceError::Invalid(format!(
+        "{}: not a SQLite database (no SQLite header; an SQLCipher-encrypted database cannot be read consistently without its key)",
+        path.display()
+    ))
 }
 
 /// A connection that waits up to 30 s for a writer's lock, read-write where allowed (a

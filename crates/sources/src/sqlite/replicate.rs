@@ -132,6 +132,11 @@ impl<'a> Replicator<'a> {
     pub fn tick(&mut self) -> Result<Tick> {
         self.check_still_there()?;
         let (cursor, changes, continuity) = self.read_under_write_lock()?;
+        tracing::debug!(
+            "log: {continuity:?}, {} transaction(s), cursor {:?}",
+            changes.transactions,
+            cursor.map(|c| (c.checkpoint_seq, c.frames))
+        );
         self.cursor = cursor;
         let mut tick = Tick::default();
         let stale = self

@@ -4,8 +4,8 @@
 //! a checksum) followed by frames: a 24-byte header (page number, database size in pages
 //! for a commit frame else 0, the salts, a running checksum) and one page. A frame is
 //! valid when its salts match the header and the checksum chain holds; a transaction is
-//! committed once its commit frame is valid. The checkpoint sequence and salts change
-//! whenever a writer restarts the log from the beginning.
+//! committed once its commit frame is valid. A writer that restarts the log from the
+//! beginning adds one to salt-1 and draws a new salt-2.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -25,6 +25,21 @@ pub struct WalCursor {
     pub frames: u32,
     checksum: [u32; 2],
     big_endian: bool,
+    /// There was no log (or an empty one): everything committed was in the database.
+    empty: bool,
+}
+
+impl WalCursor {
+    fn empty() -> WalCursor {
+        WalCursor {
+            checkpoint_seq: 0,
+            salts: [0, 0],
+            frames: 0,
+            checksum: [0, 0],
+            big_endian: false,
+            empty: true,
+        }
+    }
 }
 
 /// What committed since a cursor.
@@ -42,7 +57,7 @@ pub struct WalChanges {
 pub enum Continuity {
     /// The same log, read on from the cursor.
     Continued,
-    /// The log restarted once (checkpoint sequence + 1) and was read from its start.
+    /// The log restarted once (salt-1 + 1) and was read from its start.
     Restarted,
     /// No usable cursor, or the log restarted more than once: frames may have been missed.
     Unknown,
@@ -72,20 +87,22 @@ pub fn read_committed(
         Err(e) => return Err(SourceError::io(&path, e)),
     };
     let Some(header) = parse_header(&bytes, page_size) else {
-        let continuity = if from.is_none() {
-            Continuity::Unknown
-        } else {
-            Continuity::Continued
+        // No log: everything committed is in the database file. That continues an empty
+        // log; after a log we had read, it means a checkpoint removed it, and what it held
+        // since our cursor cannot be accounted for.
+        let continuity = match from {
+            Some(c) if c.empty => Continuity::Continued,
+            _ => Continuity::Unknown,
         };
-        return Ok((from, WalChanges::default(), continuity));
+        return Ok((Some(WalCursor::empty()), WalChanges::default(), continuity));
     };
     let (start, continuity) = match from {
-        Some(c) if c.checkpoint_seq == header.checkpoint_seq && c.salts == header.salts => {
-            (c, Continuity::Continued)
-        }
-        Some(c) if c.checkpoint_seq.wrapping_add(1) == header.checkpoint_seq => {
-            (header, Continuity::Restarted)
-        }
+        // A log that appeared after an empty one holds everything since, from frame 0.
+        Some(c) if c.empty => (header, Continuity::Restarted),
+        Some(c) if c.salts == header.salts => (c, Continuity::Continued),
+        // Each restart adds one to salt-1 (from the shared header, so across connections;
+        // the checkpoint sequence is per connection and cannot tell).
+        Some(c) if c.salts[0].wrapping_add(1) == header.salts[0] => (header, Continuity::Restarted),
         _ => (header, Continuity::Unknown),
     };
     let frame_len = FRAME_HEADER_LEN + page_size as usize;
@@ -152,6 +169,7 @@ fn parse_header(bytes: &[u8], page_size: u32) -> Option<WalCursor> {
         frames: 0,
         checksum,
         big_endian,
+        empty: false,
     })
 }
 
@@ -220,6 +238,35 @@ mod tests {
         let (_, changes, continuity) = read_committed(&db, 4096, cursor).unwrap();
         assert_eq!(continuity, Continuity::Restarted);
         assert_eq!(changes.transactions, 1);
+    }
+
+    #[test]
+    fn no_log_continues_an_empty_one_but_not_a_read_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("app.db");
+        Connection::open(&db)
+            .unwrap()
+            .execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t(v);")
+            .unwrap();
+        assert!(
+            !wal_path(&db).exists(),
+            "closing the last connection removes the log"
+        );
+        let (empty, _, continuity) = read_committed(&db, 4096, None).unwrap();
+        assert_eq!(continuity, Continuity::Unknown);
+        let (empty, _, continuity) = read_committed(&db, 4096, empty).unwrap();
+        assert_eq!(continuity, Continuity::Continued);
+        let app = Connection::open(&db).unwrap();
+        app.execute("INSERT INTO t VALUES (1)", []).unwrap();
+        let (read, changes, continuity) = read_committed(&db, 4096, empty).unwrap();
+        assert_eq!(
+            (continuity, changes.transactions),
+            (Continuity::Restarted, 1)
+        );
+        drop(app);
+        // The log we had read is gone: whatever it held since is unaccounted for.
+        let (_, _, continuity) = read_committed(&db, 4096, read).unwrap();
+        assert_eq!(continuity, Continuity::Unknown);
     }
 
     #[test]
