@@ -203,6 +203,19 @@ fn replicate_refuses_what_it_cannot_follow() {
     );
     assert!(err.contains("more than zero"), "{err}");
 
+    // A database replaced under the replicator (a restore moved over it, say) stops it.
+    let replaced = repo.path("replaced.db");
+    create_ledger(&replaced);
+    let replicator = start_replicator(&repo, &replaced);
+    std::thread::sleep(Duration::from_millis(800));
+    let other = repo.path("other.db");
+    create_ledger(&other);
+    std::fs::rename(&other, &replaced).unwrap();
+    let out = stop(replicator);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("replaced by another file"), "{stderr}");
+
     // A database deleted under the replicator stops it with an error that says so.
     let db = repo.path("app.db");
     create_ledger(&db);
@@ -231,7 +244,10 @@ fn transactions_of_short_lived_connections_are_shipped() {
         let sql = format!(
             "BEGIN; INSERT INTO ledger(amount) VALUES ({i}), (-{i}); UPDATE counter SET n = n + 1; COMMIT;"
         );
+        // Like any app next to a replicator (or another writer), it waits for the lock
+        // rather than failing at once.
         let status = std::process::Command::new("sqlite3")
+            .args(["-cmd", ".timeout 5000"])
             .arg(&db)
             .arg(sql)
             .status()

@@ -13,12 +13,14 @@ pub fn run(ctx: &Context, args: &TimelineArgs) -> Result<()> {
     let index = repo.load_index()?;
     let points = timeline::restore_points(&repo, &index, &source)?;
     let time = |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+    // Scripts get milliseconds, so each point can be named exactly in `restore --at`.
+    let exact = |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
     if ctx.global.json {
         ctx.print_json(&json!({
             "source": source,
-            "window": points.first().zip(points.last()).map(|(a, b)| json!({"from": time(&a.time), "to": time(&b.time)})),
+            "window": points.first().zip(points.last()).map(|(a, b)| json!({"from": exact(&a.time), "to": exact(&b.time)})),
             "restore_points": points.iter().map(|p| json!({
-                "time": time(&p.time),
+                "time": exact(&p.time),
                 "kind": p.kind(),
                 "snapshot": p.snapshot,
                 "segment": p.segment.as_ref().map(|s| s.seq),

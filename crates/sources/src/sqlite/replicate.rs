@@ -190,6 +190,7 @@ impl<'a> Replicator<'a> {
         self.writer
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(|e| fail("cannot take the write lock", e))?;
+        let locked = Instant::now();
         let result = (|| {
             let read = wal::read_committed(&self.path, self.page_size, self.cursor)?;
             if self.reading {
@@ -214,6 +215,10 @@ impl<'a> Replicator<'a> {
         self.writer
             .execute_batch("COMMIT")
             .map_err(|e| fail("releasing the write lock", e))?;
+        tracing::debug!(
+            "write lock held {:.1} ms",
+            locked.elapsed().as_secs_f64() * 1000.0
+        );
         result
     }
 
