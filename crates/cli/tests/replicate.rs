@@ -276,3 +276,56 @@ fn transactions_of_short_lived_connections_are_shipped() {
         .count();
     assert_eq!(bases, 1, "{timeline}");
 }
+
+/// A full repository disk: segments wait in memory (the replicator says so) and are
+/// shipped once there is room again; nothing committed is lost. Needs root for tmpfs.
+#[test]
+fn full_repository_disk_delays_segments_and_loses_nothing() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let mount = scratch.path().join("small");
+    std::fs::create_dir_all(&mount).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
+        .arg(&mount)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount tmpfs");
+    let repo = TestRepo::at(&mount.join("repo").display().to_string(), Vec::new());
+    repo.init();
+    let db = repo.path("app.db");
+    create_ledger(&db);
+    let replicator = start_replicator(&repo, &db);
+    let stop_writing = Arc::new(AtomicBool::new(false));
+    let app = writer(&db, stop_writing.clone());
+    std::thread::sleep(Duration::from_millis(800));
+
+    // Fill the disk, let the app write on for a while, then make room again.
+    let filler = mount.join("filler");
+    {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&filler).unwrap();
+        while file.write_all(&[7u8; 65536]).is_ok() {}
+        while file.write_all(&[7u8; 4096]).is_ok() {}
+        while file.write_all(&[7u8; 1]).is_ok() {}
+    }
+    // Long enough for a write to fail after the storage layer's retries (~1.5 s).
+    std::thread::sleep(Duration::from_millis(3500));
+    std::fs::remove_file(&filler).unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    stop_writing.store(true, Ordering::Relaxed);
+    app.join().unwrap();
+    let final_count = counter(&db);
+    std::thread::sleep(Duration::from_millis(2000));
+    let out = stop(replicator);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let (latest, _) = restore_at(&repo, &db, "latest", "latest.db");
+    let restored = counter(&latest);
+    let _ = std::process::Command::new("umount").arg(&mount).status();
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("wait for the next tick"), "{stderr}");
+    assert_eq!(restored, final_count);
+}
