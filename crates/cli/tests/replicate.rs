@@ -179,6 +179,10 @@ fn replicator_killed_and_restarted_rebases_and_loses_nothing_committed() {
         .filter(|p| p["kind"] == "snapshot")
         .count();
     assert_eq!(bases, 2, "the restart takes a new base: {timeline}");
+    // The second base is an incremental backup on the first.
+    let snapshots = repo.json(&["snapshots"]);
+    let list = snapshots.as_array().unwrap();
+    assert_eq!(list[1]["parent"], list[0]["id"], "{snapshots}");
     let (latest, _) = restore_at(&repo, &db, "latest", "latest.db");
     assert_eq!(counter(&latest), final_count);
 }

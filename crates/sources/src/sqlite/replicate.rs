@@ -226,10 +226,16 @@ impl<'a> Replicator<'a> {
         let started = Instant::now();
         let time = chrono::Utc::now();
         let session = WriteSession::start(self.repo, "replicate base")?;
+        // The newest snapshot of this database is the parent: with the page cache, a new
+        // base stores only the pages changed since, like any incremental backup.
+        let parent = crate::timeline::restore_points(self.repo, session.index(), &self.path)?
+            .into_iter()
+            .rev()
+            .find(|p| p.segment.is_none() && !p.node.page_map.is_empty());
         let stored = super::store::store_database(
             &session,
             &self.path,
-            None,
+            parent.as_ref().map(|p| p.node.page_map.as_slice()),
             self.cache,
             &crate::NoProgress,
         )?;
@@ -266,7 +272,7 @@ impl<'a> Replicator<'a> {
             pinned: false,
             source: SnapshotSource::Files,
             tree,
-            parent: None,
+            parent: parent.map(|p| p.snapshot),
             summary,
         };
         Ok(finished.save_snapshot(&snapshot)?)
