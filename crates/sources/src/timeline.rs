@@ -188,8 +188,8 @@ fn find_node(
 }
 
 /// The newest point at or before `at`; an error that gives the window otherwise. A time
-/// given to the second covers that whole second, as people read restore points listed
-/// to the second.
+/// given to the second covers that whole second (and to the millisecond, that
+/// millisecond), as restore points are listed.
 pub fn choose<'a>(
     points: &'a [RestorePoint],
     at: DateTime<Utc>,
@@ -201,12 +201,15 @@ pub fn choose<'a>(
             source.display()
         )));
     };
+    // A time covers its last given digit: a second, a millisecond (as `timeline --json`
+    // lists points), a microsecond, or exactly itself.
     use chrono::Timelike;
-    let end = if at.nanosecond() == 0 {
-        at + Duration::seconds(1)
-    } else {
-        at + Duration::nanoseconds(1)
-    };
+    let nanos = (at.nanosecond() % 1_000_000_000) as i64;
+    let precision = [1_000_000_000, 1_000_000, 1_000]
+        .into_iter()
+        .find(|unit| nanos % unit == 0)
+        .unwrap_or(1);
+    let end = at + Duration::nanoseconds(precision);
     points.iter().rev().find(|p| p.time < end).ok_or_else(|| {
         SourceError::Invalid(format!(
             "{} is before the restore window of {}: {} to {}",
