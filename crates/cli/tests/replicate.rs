@@ -76,6 +76,18 @@ fn stop(mut child: Child) -> std::process::Output {
     child.wait_with_output().unwrap()
 }
 
+/// How many base snapshots the timeline of `db` holds, and the timeline itself.
+fn base_snapshots(repo: &TestRepo, db: &Path) -> (usize, serde_json::Value) {
+    let timeline = repo.json(&["timeline", db.to_str().unwrap()]);
+    let bases = timeline["restore_points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["kind"] == "snapshot")
+        .count();
+    (bases, timeline)
+}
+
 fn restore_at(
     repo: &TestRepo,
     db: &Path,
@@ -171,13 +183,7 @@ fn replicator_killed_and_restarted_rebases_and_loses_nothing_committed() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let timeline = repo.json(&["timeline", db.to_str().unwrap()]);
-    let bases = timeline["restore_points"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["kind"] == "snapshot")
-        .count();
+    let (bases, timeline) = base_snapshots(&repo, &db);
     assert_eq!(bases, 2, "the restart takes a new base: {timeline}");
     // The second base is an incremental backup on the first.
     let snapshots = repo.json(&["snapshots"]);
@@ -271,13 +277,7 @@ fn transactions_of_short_lived_connections_are_shipped() {
     assert_eq!(counter(&latest), 40);
     // Held properly, the replicator's read transaction kept the shell from removing the
     // log it had not read, so no tick had to fall back to a new base snapshot.
-    let timeline = repo.json(&["timeline", db.to_str().unwrap()]);
-    let bases = timeline["restore_points"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["kind"] == "snapshot")
-        .count();
+    let (bases, timeline) = base_snapshots(&repo, &db);
     assert_eq!(bases, 1, "{timeline}");
 }
 

@@ -115,35 +115,21 @@ pub fn restore_to_file(
     target: &Path,
     progress: &dyn Progress,
 ) -> Result<()> {
-    let dir = target
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut temp = tempfile_in(dir, target)?;
-    let result = write_stream(
+    let mut temp = crate::restore::partial_file_beside(target)?;
+    write_stream(
         repo,
         index,
         node,
-        &mut temp.1,
+        temp.as_file_mut(),
         &target.display().to_string(),
         progress,
-    )
-    .and_then(|_| temp.1.sync_all().map_err(|e| SourceError::io(target, e)));
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&temp.0);
-        return Err(e);
-    }
-    std::fs::rename(&temp.0, target).map_err(|e| SourceError::io(target, e))
-}
-
-fn tempfile_in(dir: &Path, target: &Path) -> Result<(std::path::PathBuf, std::fs::File)> {
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let path = dir.join(format!(".{name}.lifeboat-partial-{}", std::process::id()));
-    let file = std::fs::File::create(&path).map_err(|e| SourceError::io(&path, e))?;
-    Ok((path, file))
+    )?;
+    temp.as_file()
+        .sync_all()
+        .map_err(|e| SourceError::io(target, e))?;
+    temp.persist(target)
+        .map_err(|e| SourceError::io(target, e.error))?;
+    Ok(())
 }
 
 /// Pipes the stream into `command`'s stdin (`sh -c`); fails if the command fails.

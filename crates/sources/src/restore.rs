@@ -293,14 +293,7 @@ pub fn restore_file_then(
 ) -> Result<()> {
     // Written and checked under a temporary name beside the target, then renamed: a
     // failed restore leaves nothing under the final name.
-    let dir = target
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let temp = tempfile::Builder::new()
-        .prefix(".lifeboat-restore-")
-        .tempfile_in(dir)
-        .map_err(|e| SourceError::io(dir, e))?;
+    let temp = partial_file_beside(target)?;
     let plan = Plan {
         files: vec![(temp.path().to_path_buf(), node.clone())],
         dirs: Vec::new(),
@@ -324,6 +317,19 @@ pub fn restore_file_then(
     temp.persist(target)
         .map_err(|e| SourceError::io(target, e.error))?;
     Ok(())
+}
+
+/// A hidden scratch file in `target`'s directory, removed when dropped unless persisted
+/// over `target`: a restore that fails leaves nothing under the final name.
+pub(crate) fn partial_file_beside(target: &Path) -> Result<tempfile::NamedTempFile> {
+    let dir = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    tempfile::Builder::new()
+        .prefix(".lifeboat-restore-")
+        .tempfile_in(dir)
+        .map_err(|e| SourceError::io(dir, e))
 }
 
 fn remove_if_not_regular(path: &Path) -> Result<()> {

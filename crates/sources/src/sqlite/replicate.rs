@@ -279,8 +279,9 @@ impl<'a> Replicator<'a> {
     }
 
     fn ship(&mut self) -> Result<(u64, u32, usize)> {
-        let generation = self.generation.as_ref().expect("a base precedes segments");
-        let pending = &self.pending;
+        let generation = self.generation.as_mut().expect("a base precedes segments");
+        // The pages move into the segment, and back into `pending` if it cannot be stored.
+        let pending = std::mem::take(&mut self.pending);
         let segment = Segment {
             header: SegmentHeader {
                 stream: self.stream.clone(),
@@ -294,19 +295,24 @@ impl<'a> Replicator<'a> {
                 page_count: pending.page_count,
                 transactions: pending.transactions,
             },
-            pages: pending.pages.iter().map(|(p, d)| (*p, d.clone())).collect(),
+            pages: pending.pages.into_iter().collect(),
         };
-        let name = self.repo.save_segment(&segment)?;
-        let shipped = (
-            segment.header.seq,
-            pending.transactions,
-            pending.pages.len(),
-        );
-        let generation = self.generation.as_mut().expect("generation");
-        generation.seq += 1;
-        generation.previous = Some(name);
-        self.pending = Pending::default();
-        Ok(shipped)
+        match self.repo.save_segment(&segment) {
+            Ok(name) => {
+                generation.seq += 1;
+                generation.previous = Some(name);
+                let header = &segment.header;
+                Ok((header.seq, header.transactions, segment.pages.len()))
+            }
+            Err(e) => {
+                self.pending = Pending {
+                    pages: segment.pages.into_iter().collect(),
+                    page_count: segment.header.page_count,
+                    transactions: segment.header.transactions,
+                };
+                Err(e.into())
+            }
+        }
     }
 
     /// A database deleted or replaced under the replicator is an error, not a silent
