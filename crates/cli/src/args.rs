@@ -79,11 +79,10 @@ pub struct InitArgs {
 
 #[derive(Debug, Args)]
 pub struct BackupArgs {
-    /// Files and directories to back up.
-    #[arg(
-        required_unless_present = "stdin_from_command",
-        conflicts_with = "stdin_from_command"
-    )]
+    /// Files and directories, SQLite databases (paths, sqlite:/file: URLs), or databases
+    /// on one PostgreSQL or MySQL/MariaDB server (postgres://, mysql:// URLs). With
+    /// nothing given, DATABASE_URL.
+    #[arg(conflicts_with = "stdin_from_command")]
     pub paths: Vec<PathBuf>,
     /// Back up the standard output of this shell command instead of paths.
     #[arg(long, requires = "name")]
@@ -131,11 +130,20 @@ pub struct RestoreArgs {
     #[arg(long, requires = "source", default_value = "latest", allow_hyphen_values = true, value_parser = restore_time)]
     pub at: String,
     /// Where to restore: a directory (or, for a command snapshot or --source, a file).
-    #[arg(long, required_unless_present = "to_command")]
+    #[arg(long, required_unless_present_any = ["to_command", "into"])]
     pub target: Option<PathBuf>,
-    /// For a command snapshot: pipe the stream into this shell command's stdin.
+    /// For a command or database snapshot: pipe the stream (or the dump) into this
+    /// shell command's stdin.
     #[arg(long, conflicts_with = "target")]
     pub to_command: Option<String>,
+    /// For a database snapshot: restore into this database (postgres://…/newdb or
+    /// mysql://…/newdb), created if missing; a non-empty one only with --force, which
+    /// drops and recreates it.
+    #[arg(long, conflicts_with_all = ["target", "to_command", "source"])]
+    pub into: Option<String>,
+    /// For a database snapshot holding several databases: which one.
+    #[arg(long)]
+    pub database: Option<String>,
     /// Restore only this path (relative to the snapshot root); repeatable.
     #[arg(long)]
     pub include: Vec<PathBuf>,

@@ -5,6 +5,7 @@ use lifeboat_sources::SourceError;
 use lifeboat_storage::StorageError;
 
 pub const FAILURE: i32 = 1;
+pub const USAGE: i32 = 2;
 pub const DAMAGE_FOUND: i32 = 3;
 pub const WRONG_PASSPHRASE: i32 = 4;
 pub const NO_REPOSITORY: i32 = 5;
@@ -13,6 +14,11 @@ pub const NO_REPOSITORY: i32 = 5;
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct DamageFound(pub String);
+
+/// A command line that cannot work as given (what clap cannot see by itself).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
 
 fn repo_code(e: &RepoError) -> i32 {
     match e {
@@ -32,6 +38,9 @@ fn storage_code(e: &StorageError) -> i32 {
 
 pub fn code_for(error: &anyhow::Error) -> i32 {
     for cause in error.chain() {
+        if cause.downcast_ref::<Usage>().is_some() {
+            return USAGE;
+        }
         if cause.downcast_ref::<DamageFound>().is_some() {
             return DAMAGE_FOUND;
         }

@@ -14,6 +14,58 @@ pub enum SnapshotSource {
     Files,
     /// The standard output of a command, stored as one file named `name` in the root tree.
     Command { command: String, name: String },
+    /// Logical dumps of PostgreSQL or MySQL/MariaDB databases from one server: the root
+    /// tree holds one SQL file per database and, where readable, the server's globals.
+    Database(DatabaseDump),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    Postgres,
+    Mysql,
+}
+
+impl Engine {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Engine::Postgres => "PostgreSQL",
+            Engine::Mysql => "MySQL/MariaDB",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseDump {
+    pub engine: Engine,
+    /// The server as a URL without password or database.
+    pub server: String,
+    pub server_version: String,
+    /// The dump tool and its version, as it reported itself.
+    pub tool: String,
+    pub databases: Vec<DumpedDatabase>,
+    /// The file in the root tree holding roles and other server-wide objects, when the
+    /// user could read them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub globals: Option<String>,
+}
+
+/// One database, dumped from one consistent state of its own (each database in a
+/// snapshot is consistent in itself, not with the others).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DumpedDatabase {
+    pub name: String,
+    /// The file in the root tree holding its dump.
+    pub file: String,
+    /// Rows per table as they were in the dump, counted while it streamed by: what a
+    /// restore (or a drill) must find again.
+    pub tables: Vec<TableRows>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableRows {
+    pub name: String,
+    pub rows: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use lifeboat_repo::index::MasterIndex;
-use lifeboat_repo::session::WriteSession;
+use lifeboat_repo::session::{StoredContent, WriteSession};
 use lifeboat_repo::tree::{Node, NodeType, Tree};
 use lifeboat_repo::{Id, Repository};
 
@@ -47,15 +47,23 @@ pub fn backup_command(
             "{command:?} failed ({status}); no snapshot was written"
         )));
     }
-    let now = chrono_now();
-    let node = Node {
+    let size = stored.size;
+    let root = session.store_tree(&Tree {
+        nodes: vec![file_node(name, stored)],
+    })?;
+    Ok((root, size))
+}
+
+/// A stream stored as one private file in a snapshot tree, dated now.
+pub fn file_node(name: &str, stored: StoredContent) -> Node {
+    Node {
         name: name.to_string(),
         name_bytes: None,
         node_type: NodeType::File,
         mode: 0o600,
         uid: 0,
         gid: 0,
-        mtime: now,
+        mtime: chrono::Utc::now().timestamp(),
         mtime_nsec: 0,
         size: stored.size,
         inode: 0,
@@ -66,16 +74,7 @@ pub fn backup_command(
         target_bytes: None,
         sqlite: false,
         page_map: Vec::new(),
-    };
-    let root = session.store_tree(&Tree { nodes: vec![node] })?;
-    Ok((root, stored.size))
-}
-
-fn chrono_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    }
 }
 
 /// The single file node of a command snapshot's root tree.

@@ -5,10 +5,15 @@
 //! trees back into that thing. They know nothing of packs, keys or storage.
 
 pub mod command;
+pub mod database_url;
+pub mod dump;
 pub mod files;
+pub mod mysql;
+pub mod postgres;
 pub mod restore;
 pub mod sqlite;
 pub mod timeline;
+pub mod tool;
 
 use lifeboat_repo::RepoError;
 

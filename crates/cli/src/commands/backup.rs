@@ -5,7 +5,8 @@ use anyhow::{Context as _, Result};
 use lifeboat_repo::session::WriteSession;
 use lifeboat_repo::snapshot::{Snapshot, SnapshotSource, SnapshotSummary};
 use lifeboat_repo::Repository;
-use lifeboat_sources::{command, files};
+use lifeboat_sources::database_url::DatabaseUrl;
+use lifeboat_sources::{command, dump, files};
 use serde_json::json;
 
 use crate::args::BackupArgs;
@@ -16,6 +17,8 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> Result<()> {
     let repo = ctx.open()?;
     let started = Instant::now();
     let time = chrono::Utc::now();
+    let given = given_paths(args)?;
+    let databases = database_urls(&given)?;
     let session = WriteSession::start(&repo, "backup")?;
     let (source, paths, tree, mut summary, parent) = match &args.stdin_from_command {
         Some(cmd) => {
@@ -34,8 +37,40 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> Result<()> {
             };
             (source, vec![format!("command:{name}")], tree, summary, None)
         }
+        None if !databases.is_empty() => {
+            let bar = Bar::bytes(ctx.progress_enabled(), None, "dumping");
+            let dumped = dump::backup(&session, &databases, &bar)?;
+            bar.finish();
+            if !ctx.global.json {
+                for db in &dumped.dump.databases {
+                    let rows: u64 = db.tables.iter().map(|t| t.rows).sum();
+                    ctx.say(format!(
+                        "{} database {}: {} tables, {rows} rows, from one consistent state",
+                        dumped.dump.engine.name(),
+                        db.name,
+                        db.tables.len()
+                    ));
+                }
+                if dumped.dump.globals.is_none() {
+                    ctx.say("roles and other server-wide objects could not be read; not included");
+                }
+            }
+            let summary = SnapshotSummary {
+                files: dumped.dump.databases.len() as u64 + dumped.dump.globals.is_some() as u64,
+                total_bytes: dumped.bytes,
+                ..Default::default()
+            };
+            let shown = databases.iter().map(|d| d.redacted()).collect();
+            (
+                SnapshotSource::Database(dumped.dump),
+                shown,
+                dumped.root,
+                summary,
+                None,
+            )
+        }
         None => {
-            let paths = absolute_paths(&args.paths)?;
+            let paths = absolute_paths(&given)?;
             let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
             let parent = if args.force {
                 None
@@ -129,6 +164,35 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The paths (or URLs) to back up; with none given, `DATABASE_URL`.
+fn given_paths(args: &BackupArgs) -> Result<Vec<PathBuf>> {
+    if !args.paths.is_empty() || args.stdin_from_command.is_some() {
+        return Ok(args.paths.clone());
+    }
+    match std::env::var_os("DATABASE_URL") {
+        Some(url) if !url.is_empty() => Ok(vec![PathBuf::from(url)]),
+        _ => Err(crate::exit::Usage(
+            "give files, directories or database URLs to back up, or set DATABASE_URL".into(),
+        )
+        .into()),
+    }
+}
+
+/// The `postgres://` and `mysql://` URLs among the paths: all of them, or none.
+fn database_urls(paths: &[PathBuf]) -> Result<Vec<DatabaseUrl>> {
+    let mut urls = Vec::new();
+    for path in paths {
+        if let Some(url) = path.to_str().and_then(DatabaseUrl::parse) {
+            urls.push(url?);
+        }
+    }
+    anyhow::ensure!(
+        urls.is_empty() || urls.len() == paths.len(),
+        "back up databases and files in separate snapshots"
+    );
+    Ok(urls)
 }
 
 fn absolute_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {

@@ -1,10 +1,12 @@
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Result};
+use lifeboat_repo::snapshot::Engine;
 use lifeboat_repo::snapshot::SnapshotSource;
-use lifeboat_sources::command;
+use lifeboat_sources::database_url::DatabaseUrl;
 use lifeboat_sources::restore::{restore_tree, RestoreOptions};
 use lifeboat_sources::timeline;
+use lifeboat_sources::{command, dump};
 use serde_json::json;
 
 use crate::args::RestoreArgs;
@@ -19,8 +21,21 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> Result<()> {
     let started = Instant::now();
     let snapshot = repo.find_snapshot(args.snapshot.as_deref().unwrap_or("latest"))?;
     let index = repo.load_index()?;
+    ensure!(
+        args.into.is_none() || matches!(snapshot.snapshot.source, SnapshotSource::Database(_)),
+        "--into only applies to snapshots of PostgreSQL or MySQL/MariaDB databases"
+    );
     let total = snapshot.snapshot.summary.total_bytes;
     let bar = Bar::bytes(ctx.progress_enabled(), Some(total), "restoring");
+    let chosen_database = |dump| {
+        dump::find_database(
+            &repo,
+            &index,
+            &snapshot.snapshot.tree,
+            dump,
+            args.database.as_deref(),
+        )
+    };
     let (what, bytes) = match (&snapshot.snapshot.source, &args.to_command, &args.target) {
         (SnapshotSource::Command { .. }, Some(cmd), _) => {
             let node = command::stream_node(&repo, &index, &snapshot.snapshot.tree)?;
@@ -33,7 +48,46 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> Result<()> {
             command::restore_to_file(&repo, &index, &node, &file, &bar)?;
             (format!("to {}", file.display()), node.size)
         }
-        (SnapshotSource::Files, None, Some(target)) => {
+        (SnapshotSource::Database(dump), _, _) if args.into.is_some() => {
+            let into = args.into.as_deref().expect("checked");
+            let target = match DatabaseUrl::parse(into) {
+                Some(url) => url?,
+                None => bail!("--into needs a postgres:// or mysql:// URL naming the new database"),
+            };
+            ensure!(
+                target.engine == dump.engine,
+                "this snapshot holds {} databases; it cannot be restored into {}",
+                dump.engine.name(),
+                target.engine.name()
+            );
+            let (dumped, node) = chosen_database(dump)?;
+            let restore = match dump.engine {
+                Engine::Postgres => lifeboat_sources::postgres::logical::restore,
+                Engine::Mysql => lifeboat_sources::mysql::restore,
+            };
+            let restored = restore(&repo, &index, &node, dumped, &target, args.force, &bar)?;
+            (
+                format!(
+                    "database {} into {}{} ({} tables, {} rows, row counts match the dump)",
+                    dumped.name,
+                    target.redacted(),
+                    if restored.replaced {
+                        ", replacing what was there"
+                    } else {
+                        ""
+                    },
+                    restored.tables,
+                    restored.rows
+                ),
+                node.size,
+            )
+        }
+        (SnapshotSource::Database(dump), Some(cmd), _) => {
+            let (dumped, node) = chosen_database(dump)?;
+            command::restore_to_command(&repo, &index, &node, cmd, &bar)?;
+            (format!("database {} into {cmd:?}", dumped.name), node.size)
+        }
+        (SnapshotSource::Files | SnapshotSource::Database(_), None, Some(target)) => {
             // Restoring over live data by mistake is how a recovery becomes a second disaster.
             let occupied = std::fs::read_dir(target).is_ok_and(|mut d| d.next().is_some());
             ensure!(
@@ -69,9 +123,9 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> Result<()> {
             )
         }
         (SnapshotSource::Files, Some(_), _) => {
-            bail!("--to-command only applies to command snapshots")
+            bail!("--to-command only applies to command and database snapshots")
         }
-        (_, None, None) => bail!("give --target or --to-command"),
+        (_, None, None) => bail!("give --target, --to-command or --into"),
     };
     bar.finish();
     let seconds = started.elapsed().as_secs_f64();

@@ -1,0 +1,430 @@
+//! Logical backups of MySQL and MariaDB databases: `mariadb-dump` (or `mysqldump`) with
+//! `--single-transaction`, so InnoDB tables come from one consistent state without
+//! locking the app out, plus routines, triggers and events; restore with the `mariadb`
+//! (or `mysql`) client. The password goes to the tools in a private option file, never
+//! on their command line.
+
+use std::io::Write;
+use std::process::Command;
+
+use lifeboat_repo::index::MasterIndex;
+use lifeboat_repo::session::WriteSession;
+use lifeboat_repo::snapshot::{DatabaseDump, DumpedDatabase, Engine, TableRows};
+use lifeboat_repo::tree::Node;
+use lifeboat_repo::Repository;
+use tempfile::NamedTempFile;
+
+use crate::database_url::DatabaseUrl;
+use crate::dump::{self, Dumped, Restored, RowCounter, Server};
+use crate::tool::{self, Tool};
+use crate::{NoProgress, Progress, Result, SourceError};
+
+pub const GLOBALS_FILE: &str = "globals.sql";
+
+/// The first of `names` found in `PATH`.
+fn find_tool(names: &[&str]) -> Result<Tool> {
+    names
+        .iter()
+        .flat_map(|n| tool::in_path(n))
+        .find_map(|p| tool::probe(&p))
+        .ok_or_else(|| {
+            SourceError::Invalid(format!(
+                "{} not found; install the MariaDB or MySQL client (Debian/Ubuntu: mariadb-client)",
+                names.join(" or ")
+            ))
+        })
+}
+
+/// Connection settings shared by the client and the dump tool.
+struct Connection {
+    url: DatabaseUrl,
+    /// Holds the password; deleted when the connection is dropped.
+    options: Option<NamedTempFile>,
+}
+
+impl Connection {
+    fn new(url: &DatabaseUrl) -> Result<Connection> {
+        let options = match url.password() {
+            Some(password) => {
+                let mut file = tempfile::Builder::new()
+                    .prefix("lifeboat-mysql-")
+                    .tempfile()
+                    .map_err(|e| SourceError::io(std::env::temp_dir(), e))?;
+                let escaped = password.replace('\\', "\\\\").replace('"', "\\\"");
+                writeln!(file, "[client]\npassword=\"{escaped}\"")
+                    .map_err(|e| SourceError::io(file.path(), e))?;
+                Some(file)
+            }
+            None => None,
+        };
+        Ok(Connection {
+            url: url.clone(),
+            options,
+        })
+    }
+
+    fn command(&self, tool: &Tool) -> Command {
+        let mut command = tool.command();
+        // The option file must come first, or the tools ignore it.
+        match &self.options {
+            Some(file) => command.arg(format!("--defaults-extra-file={}", file.path().display())),
+            None => command.arg("--no-defaults"),
+        };
+        if let Some(host) = self.url.host() {
+            command.arg(format!("--host={host}"));
+        }
+        if let Some(port) = self.url.port() {
+            command.arg(format!("--port={port}"));
+        }
+        if let Some(user) = self.url.user() {
+            command.arg(format!("--user={user}"));
+        }
+        command
+    }
+}
+
+/// The `mariadb` (or `mysql`) client pointed at one server.
+pub struct Client {
+    connection: Connection,
+    mariadb: Tool,
+}
+
+impl Client {
+    pub fn new(url: &DatabaseUrl) -> Result<Client> {
+        Ok(Client {
+            connection: Connection::new(url)?,
+            mariadb: find_tool(&["mariadb", "mysql"])?,
+        })
+    }
+
+    pub fn query(&self, database: Option<&str>, sql: &str) -> Result<String> {
+        let mut command = self.connection.command(&self.mariadb);
+        command.args([
+            "--connect-timeout=10",
+            "--batch",
+            "--skip-column-names",
+            "-e",
+            sql,
+        ]);
+        if let Some(db) = database {
+            command.arg(db);
+        }
+        let what = format!("MySQL at {}", self.connection.url.server());
+        Ok(tool::output(command, &what)?.trim().to_string())
+    }
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+pub fn backup(
+    session: &WriteSession,
+    urls: &[DatabaseUrl],
+    progress: &dyn Progress,
+) -> Result<Dumped> {
+    let client = Client::new(&urls[0])?;
+    let server_version = client.query(None, "SELECT VERSION()")?;
+    let dumper = find_tool(&["mariadb-dump", "mysqldump"])?;
+    let mut nodes: Vec<Node> = Vec::new();
+    let mut databases = Vec::new();
+    let mut bytes = 0;
+    for url in urls {
+        let name = url.database().expect("checked by dump::backup");
+        let file = dump::file_name(&name);
+        if nodes.iter().any(|n| n.name == file) {
+            return Err(SourceError::Invalid(format!(
+                "database {name} is named twice"
+            )));
+        }
+        let mut command = client.connection.command(&dumper);
+        command
+            .args([
+                "--single-transaction",
+                "--routines",
+                "--triggers",
+                "--events",
+                "--hex-blob",
+                "--skip-dump-date",
+                "--default-character-set=utf8mb4",
+            ])
+            .arg("--")
+            .arg(&name);
+        let mut counter = InsertCounter::default();
+        let stored = dump::store_tool_output(
+            session,
+            command,
+            &format!("{} of {}", tool_name(&dumper), url.redacted()),
+            &mut counter,
+            progress,
+        )?;
+        bytes += stored.size;
+        databases.push(DumpedDatabase {
+            name,
+            file: file.clone(),
+            tables: counter.tables(),
+        });
+        nodes.push(crate::command::file_node(&file, stored));
+    }
+    // Users and grants (MariaDB's --system=users); MySQL's mysqldump has no such option.
+    let mut command = client.connection.command(&dumper);
+    command.arg("--system=users");
+    let globals = match dump::store_tool_output(
+        session,
+        command,
+        "users and grants",
+        &mut InsertCounter::default(),
+        &NoProgress,
+    ) {
+        Ok(stored) => Some(crate::command::file_node(GLOBALS_FILE, stored)),
+        Err(SourceError::Invalid(e)) => {
+            tracing::warn!("users and grants are not backed up: {e}");
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let has_globals = globals.is_some();
+    nodes.extend(globals);
+    Ok(Dumped {
+        root: dump::store_root(session, nodes)?,
+        dump: DatabaseDump {
+            engine: Engine::Mysql,
+            server: urls[0].server(),
+            server_version,
+            tool: dumper.version,
+            databases,
+            globals: has_globals.then(|| GLOBALS_FILE.to_string()),
+        },
+        bytes,
+    })
+}
+
+fn tool_name(tool: &Tool) -> String {
+    tool.path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Restores into a MySQL/MariaDB database with the `mariadb` client. MySQL cannot roll
+/// DDL back, so a failed load is undone by dropping the database it created.
+pub fn restore(
+    repo: &Repository,
+    index: &MasterIndex,
+    node: &Node,
+    dumped: &DumpedDatabase,
+    target: &DatabaseUrl,
+    replace: bool,
+    progress: &dyn Progress,
+) -> Result<Restored> {
+    let client = Client::new(target)?;
+    dump::restore(
+        repo, index, node, dumped, target, &client, replace, progress,
+    )
+}
+
+impl Server for Client {
+    fn address(&self) -> String {
+        self.connection.url.server()
+    }
+
+    fn database_exists(&self, name: &str) -> Result<bool> {
+        let sql = format!(
+            "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = {}",
+            quote_literal(name)
+        );
+        Ok(self.query(None, &sql)? == "1")
+    }
+
+    fn objects(&self, name: &str) -> Result<u64> {
+        let sql = format!(
+            "SELECT (SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = {0}) + \
+             (SELECT COUNT(*) FROM information_schema.routines WHERE routine_schema = {0})",
+            quote_literal(name)
+        );
+        Ok(self.query(None, &sql)?.parse().unwrap_or(u64::MAX))
+    }
+
+    fn create_database(&self, name: &str) -> Result<()> {
+        self.query(None, &format!("CREATE DATABASE {}", quote_ident(name)))?;
+        Ok(())
+    }
+
+    fn drop_database(&self, name: &str) -> Result<()> {
+        self.query(
+            None,
+            &format!("DROP DATABASE IF EXISTS {}", quote_ident(name)),
+        )?;
+        Ok(())
+    }
+
+    fn load_command(&self, name: &str) -> Command {
+        let mut command = self.connection.command(&self.mariadb);
+        command.arg("--batch").arg("--").arg(name);
+        command
+    }
+
+    fn query_in(&self, name: &str, sql: &str) -> Result<String> {
+        self.query(Some(name), sql)
+    }
+}
+
+/// Counts the row tuples of each `INSERT INTO `t` VALUES (...),(...);` statement, with
+/// rows on one line or (newer MariaDB) one per line, and lists tables that have a
+/// `CREATE TABLE` but no rows.
+#[derive(Default)]
+pub struct InsertCounter {
+    head: Vec<u8>,
+    state: InsertState,
+    tables: Vec<TableRows>,
+}
+
+#[derive(Default)]
+enum InsertState {
+    #[default]
+    Head,
+    Values {
+        table: usize,
+        depth: u32,
+        quote: Option<u8>,
+        escaped: bool,
+    },
+    SkipLine,
+}
+
+const INSERT: &[u8] = b"INSERT INTO ";
+const CREATE: &[u8] = b"CREATE TABLE ";
+
+impl InsertCounter {
+    fn table(&mut self, name: &[u8]) -> usize {
+        let name = String::from_utf8_lossy(name).into_owned();
+        match self.tables.iter().position(|t| t.name == name) {
+            Some(i) => i,
+            None => {
+                self.tables.push(TableRows { name, rows: 0 });
+                self.tables.len() - 1
+            }
+        }
+    }
+
+    fn head_byte(&mut self, b: u8) {
+        if b == b'\n' || b == b' ' {
+            if self.head.starts_with(INSERT) && self.head.ends_with(b" VALUES") {
+                let name = self.head[INSERT.len()..self.head.len() - 7].to_vec();
+                let table = self.table(&name);
+                self.head.clear();
+                self.state = InsertState::Values {
+                    table,
+                    depth: 0,
+                    quote: None,
+                    escaped: false,
+                };
+                return;
+            }
+            if b == b' ' && self.head.starts_with(CREATE) && self.head.len() > CREATE.len() {
+                let name = self.head[CREATE.len()..].to_vec();
+                self.table(&name);
+                self.head.clear();
+                self.state = InsertState::SkipLine;
+                return;
+            }
+        }
+        if b == b'\n' {
+            self.head.clear();
+            return;
+        }
+        self.head.push(b);
+        let could_matter = INSERT.starts_with(&self.head[..self.head.len().min(INSERT.len())])
+            || CREATE.starts_with(&self.head[..self.head.len().min(CREATE.len())]);
+        if !could_matter || self.head.len() > 4096 {
+            self.head.clear();
+            self.state = InsertState::SkipLine;
+        }
+    }
+}
+
+impl RowCounter for InsertCounter {
+    fn feed(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            match &mut self.state {
+                InsertState::Head => self.head_byte(b),
+                InsertState::SkipLine => {
+                    if b == b'\n' {
+                        self.state = InsertState::Head;
+                    }
+                }
+                InsertState::Values {
+                    table,
+                    depth,
+                    quote,
+                    escaped,
+                } => {
+                    if let Some(q) = *quote {
+                        if *escaped {
+                            *escaped = false;
+                        } else if b == b'\\' {
+                            *escaped = true;
+                        } else if b == q {
+                            *quote = None;
+                        }
+                        continue;
+                    }
+                    match b {
+                        b'\'' | b'"' => *quote = Some(b),
+                        b'(' => {
+                            if *depth == 0 {
+                                self.tables[*table].rows += 1;
+                            }
+                            *depth += 1;
+                        }
+                        b')' => *depth = depth.saturating_sub(1),
+                        b';' if *depth == 0 => self.state = InsertState::SkipLine,
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+
+    fn tables(&self) -> Vec<TableRows> {
+        self.tables.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dump::count_in_chunks;
+    use proptest::prelude::*;
+
+    const DUMP: &str = "/*M!999999\\- enable the sandbox mode */ \n-- MariaDB dump\n\
+        DROP TABLE IF EXISTS `e`;\nCREATE TABLE `e` (\n  `id` int(11) DEFAULT NULL\n) ENGINE=InnoDB;\n\
+        CREATE TABLE `t` (\n  `id` int(11) NOT NULL\n);\nLOCK TABLES `t` WRITE;\n\
+        INSERT INTO `t` VALUES\n(1,'a\\'b\\nc (x),',0x00FF),\n(2,NULL,NULL);\n\
+        INSERT INTO `t` VALUES (3,'it''s;(',NULL),(4,'\\\\',NULL);\nUNLOCK TABLES;\n\
+        INSERT INTO `my``odd` VALUES (1);\n";
+
+    #[test]
+    fn counts_tuples_per_table_in_both_layouts() {
+        assert_eq!(
+            count_in_chunks::<InsertCounter>(DUMP.as_bytes(), &[]),
+            vec![
+                ("`e`".to_string(), 0),
+                ("`t`".to_string(), 4),
+                ("`my``odd`".to_string(), 1)
+            ]
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn chunk_boundaries_do_not_matter(cuts in proptest::collection::vec(0..DUMP.len(), 0..8)) {
+            let bytes = DUMP.as_bytes();
+            prop_assert_eq!(count_in_chunks::<InsertCounter>(bytes, &cuts), count_in_chunks::<InsertCounter>(bytes, &[]));
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! Logical backups of PostgreSQL databases: `pg_dump` in plain format (it deduplicates;
+//! custom format compresses and would not), the roles and tablespaces of
+//! `pg_dumpall --globals-only` where the user may read them, and restore into a new
+//! database with `psql --single-transaction`, so a failed restore leaves nothing behind.
+
+use std::process::Command;
+
+use lifeboat_repo::index::MasterIndex;
+use lifeboat_repo::session::WriteSession;
+use lifeboat_repo::snapshot::{DatabaseDump, DumpedDatabase, Engine, TableRows};
+use lifeboat_repo::tree::Node;
+use lifeboat_repo::Repository;
+
+use super::{find_tool, quote_ident, quote_literal, Psql};
+use crate::database_url::DatabaseUrl;
+use crate::dump::{self, Dumped, Lines, Restored, RowCounter, Server};
+use crate::{NoProgress, Progress, Result, SourceError};
+
+pub const GLOBALS_FILE: &str = "globals.sql";
+
+pub fn backup(
+    session: &WriteSession,
+    urls: &[DatabaseUrl],
+    progress: &dyn Progress,
+) -> Result<Dumped> {
+    let psql = Psql::new(&urls[0])?;
+    let (major, server_version) = psql.server_version()?;
+    let pg_dump = find_tool("pg_dump", major)?;
+    let mut nodes: Vec<Node> = Vec::new();
+    let mut databases = Vec::new();
+    let mut bytes = 0;
+    for url in urls {
+        let name = url.database().expect("checked by dump::backup");
+        let file = dump::file_name(&name);
+        if nodes.iter().any(|n| n.name == file) {
+            return Err(SourceError::Invalid(format!(
+                "database {name} is named twice"
+            )));
+        }
+        let mut command = Psql::with_password(url, pg_dump.command());
+        command
+            .args(["--format=plain", "--no-password", "-d"])
+            .arg(url.libpq_uri());
+        let mut counter = CopyCounter::default();
+        let stored = dump::store_tool_output(
+            session,
+            command,
+            &format!("pg_dump of {}", url.redacted()),
+            &mut counter,
+            progress,
+        )?;
+        bytes += stored.size;
+        databases.push(DumpedDatabase {
+            name,
+            file: file.clone(),
+            tables: counter.tables(),
+        });
+        nodes.push(crate::command::file_node(&file, stored));
+    }
+    let globals = backup_globals(session, &urls[0], major)?;
+    let has_globals = globals.is_some();
+    nodes.extend(globals);
+    Ok(Dumped {
+        root: dump::store_root(session, nodes)?,
+        dump: DatabaseDump {
+            engine: Engine::Postgres,
+            server: urls[0].server(),
+            server_version,
+            tool: pg_dump.version,
+            databases,
+            globals: has_globals.then(|| GLOBALS_FILE.to_string()),
+        },
+        bytes,
+    })
+}
+
+/// Roles and tablespaces. Role passwords need a superuser; without one the roles are
+/// still kept, without passwords; without even that, the backup goes on without them.
+fn backup_globals(session: &WriteSession, url: &DatabaseUrl, major: u32) -> Result<Option<Node>> {
+    let pg_dumpall = match find_tool("pg_dumpall", major) {
+        Ok(tool) => tool,
+        Err(e) => {
+            tracing::warn!("roles and other globals are not backed up: {e}");
+            return Ok(None);
+        }
+    };
+    let mut last_error = String::new();
+    for extra in [&[][..], &["--no-role-passwords"][..]] {
+        let mut command = Psql::with_password(url, pg_dumpall.command());
+        command
+            .args(["--globals-only", "--no-password"])
+            .args(extra)
+            .arg("-d")
+            .arg(url.libpq_uri());
+        let mut counter = CopyCounter::default();
+        match dump::store_tool_output(
+            session,
+            command,
+            "pg_dumpall --globals-only",
+            &mut counter,
+            &NoProgress,
+        ) {
+            Ok(stored) => return Ok(Some(crate::command::file_node(GLOBALS_FILE, stored))),
+            Err(SourceError::Invalid(e)) => last_error = e,
+            Err(e) => return Err(e),
+        }
+    }
+    tracing::warn!("roles and other globals are not backed up: {last_error}");
+    Ok(None)
+}
+
+/// Restores into a PostgreSQL database with `psql --single-transaction`: a failed
+/// load rolls back entirely.
+pub fn restore(
+    repo: &Repository,
+    index: &MasterIndex,
+    node: &Node,
+    dumped: &DumpedDatabase,
+    target: &DatabaseUrl,
+    replace: bool,
+    progress: &dyn Progress,
+) -> Result<Restored> {
+    let server = Psql::new(target)?;
+    dump::restore(
+        repo, index, node, dumped, target, &server, replace, progress,
+    )
+}
+
+/// Databases are created and dropped from the maintenance database.
+const MAINTENANCE: &str = "postgres";
+
+impl Server for Psql {
+    fn address(&self) -> String {
+        self.url.server()
+    }
+
+    fn database_exists(&self, name: &str) -> Result<bool> {
+        let sql = format!(
+            "SELECT count(*) FROM pg_database WHERE datname = {}",
+            quote_literal(name)
+        );
+        Ok(self.query(Some(MAINTENANCE), &sql)? == "1")
+    }
+
+    fn objects(&self, name: &str) -> Result<u64> {
+        let sql = "SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                   WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') \
+                   AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%') \
+                   + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+                   WHERE n.nspname NOT IN ('pg_catalog', 'information_schema'))";
+        Ok(self.query(Some(name), sql)?.parse().unwrap_or(u64::MAX))
+    }
+
+    fn create_database(&self, name: &str) -> Result<()> {
+        self.query(
+            Some(MAINTENANCE),
+            &format!("CREATE DATABASE {}", quote_ident(name)),
+        )?;
+        Ok(())
+    }
+
+    fn drop_database(&self, name: &str) -> Result<()> {
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name));
+        self.query(Some(MAINTENANCE), &sql)?;
+        Ok(())
+    }
+
+    fn load_command(&self, name: &str) -> Command {
+        self.script_command(name, true)
+    }
+
+    fn query_in(&self, name: &str, sql: &str) -> Result<String> {
+        self.query(Some(name), sql)
+    }
+}
+
+/// Counts the data lines of each `COPY ... FROM stdin;` block of a plain dump: one line
+/// per row, since COPY's text format escapes newlines inside values.
+#[derive(Default)]
+pub struct CopyCounter {
+    lines: Lines,
+    copying: Option<(String, u64)>,
+    tables: Vec<TableRows>,
+}
+
+impl RowCounter for CopyCounter {
+    fn feed(&mut self, bytes: &[u8]) {
+        let CopyCounter {
+            lines,
+            copying,
+            tables,
+        } = self;
+        lines.feed(bytes, |line| match copying {
+            Some((name, rows)) => {
+                if line == b"\\." {
+                    tables.push(TableRows {
+                        name: std::mem::take(name),
+                        rows: *rows,
+                    });
+                    *copying = None;
+                } else {
+                    *rows += 1;
+                }
+            }
+            None => {
+                if let Some(rest) = line.strip_prefix(b"COPY ") {
+                    if line.ends_with(b" FROM stdin;") {
+                        *copying = Some((qualified_name(rest), 0));
+                    }
+                }
+            }
+        });
+    }
+
+    fn tables(&self) -> Vec<TableRows> {
+        self.tables.clone()
+    }
+}
+
+/// The table name at the start of `text`, as written (quoted parts kept quoted).
+fn qualified_name(text: &[u8]) -> String {
+    let mut quoted = false;
+    let end = text
+        .iter()
+        .position(|&b| {
+            if b == b'"' {
+                quoted = !quoted;
+            }
+            b == b' ' && !quoted
+        })
+        .unwrap_or(text.len());
+    String::from_utf8_lossy(&text[..end]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dump::count_in_chunks;
+    use proptest::prelude::*;
+
+    const DUMP: &str = "--\n-- PostgreSQL database dump\n--\n\
+        COPY public.customers (id, name) FROM stdin;\n1\tAda\n2\tGrace\\nHopper\n3\t\\\\.\n\\.\n\
+        COPY public.\"Order Items\" (id) FROM stdin;\n\\.\n\
+        COPY public.orders (id, customer_id) FROM stdin;\n10\t1\n\\.\n\
+        SELECT pg_catalog.setval('public.customers_id_seq', 3, true);\n";
+
+    #[test]
+    fn counts_copy_rows_per_table() {
+        assert_eq!(
+            count_in_chunks::<CopyCounter>(DUMP.as_bytes(), &[]),
+            vec![
+                ("public.customers".to_string(), 3),
+                ("public.\"Order Items\"".to_string(), 0),
+                ("public.orders".to_string(), 1),
+            ]
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn chunk_boundaries_do_not_matter(cuts in proptest::collection::vec(0..DUMP.len(), 0..8)) {
+            let bytes = DUMP.as_bytes();
+            prop_assert_eq!(count_in_chunks::<CopyCounter>(bytes, &cuts), count_in_chunks::<CopyCounter>(bytes, &[]));
+        }
+    }
+}
