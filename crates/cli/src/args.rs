@@ -57,6 +57,8 @@ pub enum Command {
     Timeline(TimelineArgs),
     /// Check the repository: every reference resolves; with --read-data, every byte.
     Verify(VerifyArgs),
+    /// PostgreSQL physical backups, WAL archiving and point-in-time recovery.
+    Pg(PgArgs),
     /// Manage passphrases (key slots).
     Key(KeyArgs),
 }
@@ -169,6 +171,99 @@ pub struct ReplicateArgs {
 pub struct TimelineArgs {
     /// The database's path as backed up, or a sqlite:/file: URL.
     pub source: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PgArgs {
+    #[command(subcommand)]
+    pub command: PgCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PgCommand {
+    /// Take a base backup (pg_basebackup) of a server that archives its WAL here.
+    Basebackup(PgBasebackupArgs),
+    /// archive_command: archive one WAL file; exits 0 only once it is durable.
+    WalPush(PgWalPushArgs),
+    /// restore_command: fetch one archived WAL file; exit 1 means not in the archive.
+    WalFetch(PgWalFetchArgs),
+    /// Restore a cluster as of a time, LSN or restore point into an empty directory.
+    Restore(PgRestoreArgs),
+    /// Print (or --apply) the settings that archive WAL here, and check a file arrives.
+    Setup(PgSetupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PgBasebackupArgs {
+    /// The server: postgres://user@host:port/db (default: DATABASE_URL).
+    pub url: Option<String>,
+    /// How long to wait for the WAL up to the backup's end to reach the archive.
+    #[arg(long, default_value = "60s", value_parser = duration)]
+    pub wal_timeout: std::time::Duration,
+    /// Tag the snapshot (repeatable).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Pin the snapshot: retention policies never remove it.
+    #[arg(long)]
+    pub pin: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PgWalPushArgs {
+    /// The file PostgreSQL hands over (%p), relative to the data directory.
+    pub path: PathBuf,
+    /// The data directory (PostgreSQL runs archive_command inside it).
+    #[arg(long, default_value = ".")]
+    pub pgdata: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct PgWalFetchArgs {
+    /// The WAL file PostgreSQL asks for (%f).
+    pub file: String,
+    /// Where to write it (%p).
+    pub dest: PathBuf,
+    /// The cluster's system identifier (default: read from the data directory).
+    #[arg(long)]
+    pub cluster: Option<String>,
+    /// The data directory (PostgreSQL runs restore_command inside it).
+    #[arg(long, default_value = ".")]
+    pub pgdata: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct PgRestoreArgs {
+    /// latest, a time (RFC 3339 or relative like -10m), an LSN (0/3000028), or the name
+    /// of a restore point made with pg_create_restore_point.
+    #[arg(long, default_value = "latest", allow_hyphen_values = true)]
+    pub at: String,
+    /// An empty (or new) directory for the cluster.
+    #[arg(long)]
+    pub target_dir: PathBuf,
+    /// The cluster's system identifier, when the repository holds several.
+    #[arg(long)]
+    pub cluster: Option<String>,
+    /// Recover along this timeline (default: the base backup's, never silently `latest`).
+    #[arg(long)]
+    pub timeline: Option<u32>,
+    /// Start the server on --port and wait until recovery has finished.
+    #[arg(long, requires = "port")]
+    pub start: bool,
+    /// The port for --start (the server listens on 127.0.0.1 only).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// How long --start waits for recovery to finish.
+    #[arg(long, default_value = "10m", value_parser = duration)]
+    pub wait: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct PgSetupArgs {
+    /// The server: postgres://user@host:port/db (default: DATABASE_URL).
+    pub url: Option<String>,
+    /// Change the settings with ALTER SYSTEM (needs a superuser) instead of printing them.
+    #[arg(long)]
+    pub apply: bool,
 }
 
 #[derive(Debug, Args)]

@@ -20,6 +20,15 @@ pub struct DamageFound(pub String);
 #[error("{0}")]
 pub struct Usage(pub String);
 
+/// An error whose exit code the command chose itself (e.g. `pg wal-fetch`, whose codes
+/// PostgreSQL's restore_command contract shapes).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct WithCode {
+    pub code: i32,
+    pub message: String,
+}
+
 fn repo_code(e: &RepoError) -> i32 {
     match e {
         RepoError::WrongPassphrase(_) => WRONG_PASSPHRASE,
@@ -38,6 +47,9 @@ fn storage_code(e: &StorageError) -> i32 {
 
 pub fn code_for(error: &anyhow::Error) -> i32 {
     for cause in error.chain() {
+        if let Some(e) = cause.downcast_ref::<WithCode>() {
+            return e.code;
+        }
         if cause.downcast_ref::<Usage>().is_some() {
             return USAGE;
         }

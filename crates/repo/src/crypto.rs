@@ -35,6 +35,7 @@ pub enum ObjectKind {
     DataBlob,
     TreeBlob,
     Segment,
+    PgWal,
 }
 
 impl ObjectKind {
@@ -48,6 +49,7 @@ impl ObjectKind {
             ObjectKind::DataBlob => b"lifeboat/blob/data",
             ObjectKind::TreeBlob => b"lifeboat/blob/tree",
             ObjectKind::Segment => b"lifeboat/stream-segment",
+            ObjectKind::PgWal => b"lifeboat/pg-wal",
         }
     }
 }

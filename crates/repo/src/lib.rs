@@ -16,6 +16,7 @@ pub mod keys;
 pub mod lock;
 pub mod pack;
 pub mod pagemap;
+pub mod pg_wal;
 pub mod repository;
 pub mod segment;
 pub mod session;

@@ -17,6 +17,30 @@ pub enum SnapshotSource {
     /// Logical dumps of PostgreSQL or MySQL/MariaDB databases from one server: the root
     /// tree holds one SQL file per database and, where readable, the server's globals.
     Database(DatabaseDump),
+    /// A physical base backup of a PostgreSQL cluster: the root tree is its data
+    /// directory. Restorable only with the archived WAL from `start_wal` to `end_wal`,
+    /// which was in the repository before this snapshot was written.
+    PgBase(PgBaseBackup),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PgBaseBackup {
+    /// The cluster's system identifier: its WAL is archived under `wal/<cluster>/`.
+    pub cluster: String,
+    /// The server as a URL without password or database.
+    pub server: String,
+    /// PostgreSQL major version (of the data directory).
+    pub version: u32,
+    pub timeline: u32,
+    /// WAL positions as PostgreSQL prints them (`0/2000028`).
+    pub start_lsn: String,
+    pub end_lsn: String,
+    /// The first and last WAL files the backup needs.
+    pub start_wal: String,
+    pub end_wal: String,
+    pub wal_segment_size: u64,
+    /// When the backup ended: the earliest time it can recover to.
+    pub finished: chrono::DateTime<chrono::Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,6 +12,7 @@ pub mod mysql;
 pub mod postgres;
 pub mod restore;
 pub mod sqlite;
+pub mod tar_tree;
 pub mod timeline;
 pub mod tool;
 

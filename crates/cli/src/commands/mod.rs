@@ -4,6 +4,7 @@ mod backup;
 mod init;
 mod key;
 mod ls;
+mod pg;
 mod replicate;
 mod restore;
 mod snapshots;
@@ -29,5 +30,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Timeline(args) => timeline::run(&ctx, args),
         Command::Verify(args) => verify::run(&ctx, args),
         Command::Key(args) => key::run(&ctx, args),
+        Command::Pg(args) => pg::run(&ctx, args),
     }
 }

@@ -87,7 +87,11 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> Result<()> {
             command::restore_to_command(&repo, &index, &node, cmd, &bar)?;
             (format!("database {} into {cmd:?}", dumped.name), node.size)
         }
-        (SnapshotSource::Files | SnapshotSource::Database(_), None, Some(target)) => {
+        (
+            SnapshotSource::Files | SnapshotSource::Database(_) | SnapshotSource::PgBase(_),
+            None,
+            Some(target),
+        ) => {
             // Restoring over live data by mistake is how a recovery becomes a second disaster.
             let occupied = std::fs::read_dir(target).is_ok_and(|mut d| d.next().is_some());
             ensure!(
@@ -122,7 +126,7 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> Result<()> {
                 stats.bytes,
             )
         }
-        (SnapshotSource::Files, Some(_), _) => {
+        (SnapshotSource::Files | SnapshotSource::PgBase(_), Some(_), _) => {
             bail!("--to-command only applies to command and database snapshots")
         }
         (_, None, None) => bail!("give --target, --to-command or --into"),

@@ -4,6 +4,9 @@
 //! has, with the password in `PGPASSWORD` only.
 
 pub mod logical;
+pub mod physical;
+pub mod recovery;
+pub mod wal;
 
 use std::path::PathBuf;
 use std::process::Command;

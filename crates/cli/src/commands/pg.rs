@@ -1,0 +1,341 @@
+//! `lifeboat pg ...`: PostgreSQL base backups, the archive_command and restore_command
+//! pair, point-in-time recovery and the setup that ties them to a server.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _, Result};
+use lifeboat_repo::pg_wal::WalPush;
+use lifeboat_repo::session::WriteSession;
+use lifeboat_repo::snapshot::{Snapshot, SnapshotSource, SnapshotSummary};
+use lifeboat_sources::database_url::DatabaseUrl;
+use lifeboat_sources::postgres::recovery::{self, RecoverySettings, RecoveryTarget};
+use lifeboat_sources::postgres::{physical, wal, Psql};
+use serde_json::json;
+
+use crate::args::{
+    PgArgs, PgBasebackupArgs, PgCommand, PgRestoreArgs, PgSetupArgs, PgWalFetchArgs, PgWalPushArgs,
+};
+use crate::commands::backup::human;
+use crate::context::Context;
+use crate::exit::{code_for, one_line, WithCode, DAMAGE_FOUND, FAILURE};
+use crate::progress::Bar;
+
+pub fn run(ctx: &Context, args: &PgArgs) -> Result<()> {
+    match &args.command {
+        PgCommand::Basebackup(a) => basebackup(ctx, a),
+        PgCommand::WalPush(a) => wal_push(ctx, a),
+        PgCommand::WalFetch(a) => wal_fetch(ctx, a),
+        PgCommand::Restore(a) => restore(ctx, a),
+        PgCommand::Setup(a) => setup(ctx, a),
+    }
+}
+
+/// The server URL given, else DATABASE_URL.
+fn server_url(given: &Option<String>) -> Result<DatabaseUrl> {
+    let text = match given {
+        Some(url) => url.clone(),
+        None => std::env::var("DATABASE_URL").map_err(|_| {
+            crate::exit::Usage("give the server as postgres://... or set DATABASE_URL".into())
+        })?,
+    };
+    match DatabaseUrl::parse(&text) {
+        Some(Ok(url)) if url.engine == lifeboat_repo::snapshot::Engine::Postgres => Ok(url),
+        Some(Err(e)) => Err(e.into()),
+        _ => bail!("{text}: not a postgres:// URL"),
+    }
+}
+
+fn basebackup(ctx: &Context, args: &PgBasebackupArgs) -> Result<()> {
+    let url = server_url(&args.url)?;
+    let repo = ctx.open()?;
+    let started = Instant::now();
+    let time = chrono::Utc::now();
+    let session = WriteSession::start(&repo, "pg basebackup")?;
+    let bar = Bar::bytes(ctx.progress_enabled(), None, "base backup");
+    let backup = physical::basebackup(&repo, &session, &url, args.wal_timeout, &bar)?;
+    bar.finish();
+    let finished = session.finish()?;
+    let stats = finished.stats;
+    let summary = SnapshotSummary {
+        files: backup.stats.files,
+        dirs: backup.stats.dirs,
+        total_bytes: backup.stats.bytes,
+        new_blobs: stats.new_blobs,
+        new_bytes: stats.new_bytes,
+        stored_bytes: stats.stored_bytes,
+        duration_ms: started.elapsed().as_millis() as u64,
+        ..Default::default()
+    };
+    let meta = backup.meta;
+    let snapshot = Snapshot {
+        version: lifeboat_repo::snapshot::SNAPSHOT_VERSION,
+        time,
+        host: lifeboat_repo::hostname(),
+        username: std::env::var("USER").unwrap_or_default(),
+        paths: vec![url.server()],
+        tags: args.tags.clone(),
+        pinned: args.pin,
+        source: SnapshotSource::PgBase(meta.clone()),
+        tree: backup.root,
+        parent: None,
+        summary: summary.clone(),
+    };
+    let id = finished.save_snapshot(&snapshot)?;
+    if ctx.global.json {
+        ctx.print_json(
+            &json!({ "id": id, "short_id": id.short(), "base_backup": meta, "summary": summary }),
+        );
+    } else {
+        ctx.say(format!(
+            "base backup {} of cluster {} saved: {} ({} new, {} stored), WAL {} to {} archived, in {:.1}s",
+            id.short(),
+            meta.cluster,
+            human(summary.total_bytes),
+            human(summary.new_bytes),
+            human(summary.stored_bytes),
+            meta.start_wal,
+            meta.end_wal,
+            summary.duration_ms as f64 / 1000.0
+        ));
+    }
+    Ok(())
+}
+
+fn wal_push(ctx: &Context, args: &PgWalPushArgs) -> Result<()> {
+    let repo = ctx.open()?;
+    let (name, outcome) = wal::push(&repo, &args.path, &args.pgdata)?;
+    match outcome {
+        WalPush::Stored => tracing::info!("archived {name}"),
+        WalPush::AlreadyArchived => {
+            tracing::info!("{name} was already archived with the same contents")
+        }
+    }
+    Ok(())
+}
+
+/// Exit 1 means "not in the archive" (PostgreSQL then tries elsewhere or ends recovery);
+/// a real failure never exits 1, so a script (or a person) can tell the two apart.
+fn wal_fetch(ctx: &Context, args: &PgWalFetchArgs) -> Result<()> {
+    let fetched = (|| -> Result<bool> {
+        let cluster = match &args.cluster {
+            Some(c) => c.clone(),
+            None => wal::cluster_of(&args.pgdata)?,
+        };
+        let repo = ctx.open()?;
+        Ok(wal::fetch(&repo, &cluster, &args.file, &args.dest)?)
+    })();
+    match fetched {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(WithCode {
+            code: FAILURE,
+            message: format!("{} is not in the archive", args.file),
+        }
+        .into()),
+        Err(e) => {
+            let code = match code_for(&e) {
+                FAILURE => DAMAGE_FOUND,
+                other => other,
+            };
+            Err(WithCode {
+                code,
+                message: format!("fetching {}: {}", args.file, one_line(&e)),
+            }
+            .into())
+        }
+    }
+}
+
+/// The command PostgreSQL runs to fetch WAL: this binary, this repository, and the
+/// passphrase file if one was given (the passphrase itself never goes into a file).
+fn lifeboat_command(ctx: &Context, tail: &str) -> Result<String> {
+    let exe = std::env::current_exe().context("cannot find the lifeboat executable")?;
+    let quote = |s: &str| {
+        let plain = s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._:@%+=,-".contains(c));
+        if plain && !s.is_empty() {
+            s.to_string()
+        } else {
+            format!("'{}'", s.replace('\'', r"'\''"))
+        }
+    };
+    let mut command = format!(
+        "{} --repo {}",
+        quote(&exe.display().to_string()),
+        quote(ctx.repo_url()?)
+    );
+    if let Some(file) = &ctx.global.password_file {
+        let file = std::path::absolute(file).unwrap_or(file.clone());
+        command.push_str(&format!(
+            " --password-file {}",
+            quote(&file.display().to_string())
+        ));
+    }
+    command.push(' ');
+    command.push_str(tail);
+    Ok(command)
+}
+
+fn restore(ctx: &Context, args: &PgRestoreArgs) -> Result<()> {
+    let target = RecoveryTarget::parse(&args.at, chrono::Utc::now());
+    let repo = ctx.open()?;
+    let started = Instant::now();
+    let snapshots = repo.list_snapshots()?;
+    let bases = recovery::base_backups(&snapshots, args.cluster.as_deref());
+    let (base, meta) = recovery::choose_base(&bases, &target)?;
+    let index = repo.load_index()?;
+    let settings = RecoverySettings {
+        target: target.clone(),
+        restore_command: lifeboat_command(
+            ctx,
+            &format!("pg wal-fetch --cluster {} %f %p", meta.cluster),
+        )?,
+        timeline: args.timeline,
+    };
+    let bar = Bar::bytes(
+        ctx.progress_enabled(),
+        Some(base.snapshot.summary.total_bytes),
+        "restoring",
+    );
+    recovery::prepare(&repo, &index, base, meta, &args.target_dir, &settings, &bar)?;
+    bar.finish();
+    let restored_in = started.elapsed().as_secs_f64();
+    if args.start {
+        let port = args.port.expect("clap requires --port with --start");
+        recovery::start(&args.target_dir, port, args.wait)?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    if ctx.global.json {
+        ctx.print_json(&json!({
+            "base_backup": base.id,
+            "cluster": meta.cluster,
+            "target": target.describe(),
+            "timeline": args.timeline.unwrap_or(meta.timeline),
+            "target_dir": args.target_dir,
+            "restored_seconds": restored_in,
+            "started": args.start,
+            "port": args.port,
+            "seconds": seconds,
+        }));
+        return Ok(());
+    }
+    ctx.say(format!(
+        "restored base backup {} (cluster {}, ended {}) into {} in {restored_in:.1}s; \
+         recovery replays archived WAL to {} on timeline {}",
+        base.id.short(),
+        meta.cluster,
+        meta.finished
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        args.target_dir.display(),
+        target.describe(),
+        args.timeline.unwrap_or(meta.timeline)
+    ));
+    if args.start {
+        ctx.say(format!(
+            "PostgreSQL is up on 127.0.0.1:{}, recovered and promoted, after {seconds:.1}s",
+            args.port.unwrap_or_default()
+        ));
+    } else {
+        if ctx.global.password_file.is_none() {
+            ctx.say("the server needs the repository passphrase to fetch WAL: start it with LIFEBOAT_PASSWORD_FILE (or LIFEBOAT_PASSWORD) in its environment");
+        }
+        ctx.say(format!(
+            "start it with: pg_ctl -D {} start",
+            args.target_dir.display()
+        ));
+    }
+    Ok(())
+}
+
+fn setup(ctx: &Context, args: &PgSetupArgs) -> Result<()> {
+    let url = server_url(&args.url)?;
+    let psql = Psql::new(&url)?;
+    let archive_command = lifeboat_command(ctx, "pg wal-push %p")?;
+    let current = psql.query(
+        None,
+        "SELECT current_setting('wal_level'), current_setting('archive_mode'), \
+         current_setting('archive_command'), system_identifier FROM pg_control_system()",
+    )?;
+    let fields: Vec<&str> = current.split('|').collect();
+    let [wal_level, archive_mode, current_command, cluster] = fields[..] else {
+        bail!("unexpected answer from {}: {current:?}", url.server());
+    };
+    let settings = [
+        (
+            "wal_level",
+            if wal_level == "minimal" {
+                "replica"
+            } else {
+                wal_level
+            },
+        ),
+        (
+            "archive_mode",
+            if archive_mode == "off" {
+                "on"
+            } else {
+                archive_mode
+            },
+        ),
+        ("archive_command", archive_command.as_str()),
+    ];
+    let restart = wal_level == "minimal" || archive_mode == "off";
+    if !args.apply {
+        ctx.say(format!(
+            "# postgresql.conf for {} (cluster {cluster}):",
+            url.server()
+        ));
+        for (name, value) in settings {
+            println!("{name} = '{}'", value.replace('\'', "''"));
+        }
+        if ctx.global.password_file.is_none() {
+            ctx.say("# the server needs the passphrase: give --password-file (readable by the postgres user) so archive_command names it");
+        }
+        ctx.say("# or run again with --apply (ALTER SYSTEM; needs a superuser)");
+        if current_command != archive_command || restart {
+            return Ok(());
+        }
+    } else {
+        for (name, value) in settings {
+            psql.query(
+                None,
+                &format!("ALTER SYSTEM SET {name} = '{}'", value.replace('\'', "''")),
+            )?;
+        }
+        psql.query(None, "SELECT pg_reload_conf()")?;
+        if restart {
+            ctx.say(format!(
+                "settings written; archive_mode and wal_level take effect after a restart of {}: \
+                 restart it, then run `lifeboat pg setup` again to check archiving",
+                url.server()
+            ));
+            return Ok(());
+        }
+        // The reload is asynchronous: give the archiver a moment to read it.
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let repo = ctx.open()?;
+    let file = psql.query(
+        None,
+        "SELECT pg_walfile_name(pg_create_restore_point('lifeboat setup check')), pg_switch_wal()",
+    )?;
+    let file = file.split('|').next().unwrap_or_default().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while repo.fetch_wal(cluster, &file)?.is_none() {
+        if Instant::now() >= deadline {
+            let why = psql.query(
+                None,
+                "SELECT coalesce(last_failed_wal, '-') || ' at ' || coalesce(last_failed_time::text, '-') FROM pg_stat_archiver",
+            )?;
+            bail!(
+                "WAL file {file} did not reach the repository within 30s (last archive failure: {why}); \
+                 see the server log for archive_command's error"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    ctx.say(format!(
+        "archiving works: WAL file {file} of cluster {cluster} reached the repository"
+    ));
+    Ok(())
+}

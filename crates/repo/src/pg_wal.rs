@@ -1,0 +1,148 @@
+//! The PostgreSQL WAL archive: every file `archive_command` hands over (segments,
+//! `.history`, `.backup`, `.partial`), sealed as one object each at
+//! `wal/<system identifier>/<file name>`. The name is PostgreSQL's own, so
+//! `restore_command` finds a file with one read; the sealed plaintext repeats the cluster
+//! and name, so an object moved to another name does not open as that file.
+
+use crate::crypto::ObjectKind;
+use crate::error::{RepoError, Result};
+use crate::Repository;
+
+const MAGIC: &[u8; 8] = b"LBPGWAL1";
+
+/// What a push found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum WalPush {
+    Stored,
+    /// The same bytes were archived before: PostgreSQL may push a file again after a
+    /// crash, and must hear success.
+    AlreadyArchived,
+}
+
+pub fn wal_object_name(cluster: &str, file: &str) -> String {
+    format!("wal/{cluster}/{file}")
+}
+
+fn check_names(cluster: &str, file: &str) -> Result<()> {
+    let ok = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 128
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
+            && !s.starts_with('.')
+    };
+    if ok(cluster) && ok(file) {
+        Ok(())
+    } else {
+        Err(RepoError::Invalid(format!(
+            "{file:?} (cluster {cluster:?}) is not a PostgreSQL WAL file name"
+        )))
+    }
+}
+
+fn encode(cluster: &str, file: &str, data: &[u8]) -> Vec<u8> {
+    let label = format!("{cluster}/{file}");
+    let mut out = Vec::with_capacity(MAGIC.len() + 2 + label.len() + data.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&(label.len() as u16).to_le_bytes());
+    out.extend_from_slice(label.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+fn decode(object: &str, cluster: &str, file: &str, plain: Vec<u8>) -> Result<Vec<u8>> {
+    let damaged = |detail: &str| RepoError::damaged(object, detail);
+    if plain.len() < MAGIC.len() + 2 || &plain[..MAGIC.len()] != MAGIC {
+        return Err(damaged("not an archived WAL file"));
+    }
+    let len = u16::from_le_bytes([plain[8], plain[9]]) as usize;
+    let label = plain
+        .get(10..10 + len)
+        .ok_or_else(|| damaged("truncated header"))?;
+    if label != format!("{cluster}/{file}").as_bytes() {
+        return Err(damaged(&format!(
+            "holds {}, not {cluster}/{file}",
+            String::from_utf8_lossy(label)
+        )));
+    }
+    Ok(plain[10 + len..].to_vec())
+}
+
+impl Repository {
+    /// Archives one WAL file. Returns only once the object is durable (the storage layer
+    /// fsyncs local files and their directory; an object store acknowledges a PUT once
+    /// stored). A different file already archived under the same name is an error:
+    /// two clusters (or timelines) writing one archive would make recovery replay the
+    /// wrong history.
+    pub fn push_wal(&self, cluster: &str, file: &str, data: &[u8]) -> Result<WalPush> {
+        check_names(cluster, file)?;
+        let name = wal_object_name(cluster, file);
+        if let Some(existing) = self.fetch_wal(cluster, file)? {
+            if existing == data {
+                return Ok(WalPush::AlreadyArchived);
+            }
+            return Err(RepoError::Invalid(format!(
+                "{file} is already archived for cluster {cluster} with different contents \
+                 ({} bytes archived, {} bytes offered); refusing to overwrite it — is a second \
+                 server with the same system identifier archiving into this repository?",
+                existing.len(),
+                data.len()
+            )));
+        }
+        let sealed = self
+            .key()
+            .seal(ObjectKind::PgWal, &encode(cluster, file, data), Some(3));
+        self.storage().write(&name, sealed)?;
+        Ok(WalPush::Stored)
+    }
+
+    /// One archived WAL file, or `None` when the archive does not hold it.
+    pub fn fetch_wal(&self, cluster: &str, file: &str) -> Result<Option<Vec<u8>>> {
+        check_names(cluster, file)?;
+        let name = wal_object_name(cluster, file);
+        let sealed = match self.storage().read(&name) {
+            Ok(sealed) => sealed,
+            Err(lifeboat_storage::StorageError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let plain = self
+            .key()
+            .open(ObjectKind::PgWal, &sealed, None)
+            .map_err(|e| RepoError::damaged(&name, e))?;
+        decode(&name, cluster, file, plain).map(Some)
+    }
+
+    /// The names of every file archived for `cluster`, sorted.
+    pub fn list_wal(&self, cluster: &str) -> Result<Vec<String>> {
+        let prefix = format!("wal/{cluster}");
+        Ok(self
+            .storage()
+            .list(&prefix)?
+            .into_iter()
+            .filter_map(|o| o.name.rsplit('/').next().map(str::to_string))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn encode_decode_roundtrip(data in proptest::collection::vec(any::<u8>(), 0..2000)) {
+            let plain = encode("7311", "000000010000000000000002", &data);
+            prop_assert_eq!(decode("o", "7311", "000000010000000000000002", plain.clone()).unwrap(), data);
+            prop_assert!(decode("o", "7311", "000000010000000000000003", plain).is_err());
+        }
+    }
+
+    #[test]
+    fn only_wal_file_names() {
+        assert!(check_names("7311", "00000002.history").is_ok());
+        assert!(check_names("7311", "000000010000000000000002.00000028.backup").is_ok());
+        assert!(check_names("7311", "../config").is_err());
+        assert!(check_names("", "x").is_err());
+    }
+}

@@ -1,0 +1,139 @@
+//! `archive_command` and `restore_command`: WAL files in and out of the repository's
+//! archive ([`lifeboat_repo::pg_wal`]), filed under the cluster's system identifier so
+//! one repository can hold several clusters.
+
+use std::io::Write;
+use std::path::Path;
+
+use lifeboat_repo::pg_wal::WalPush;
+use lifeboat_repo::Repository;
+
+use crate::{Result, SourceError};
+
+/// XLP_LONG_HEADER: the first page of a segment carries the system identifier.
+const XLP_LONG_HEADER: u16 = 0x0002;
+
+/// A WAL position (`0/2000028`).
+pub fn parse_lsn(text: &str) -> Option<u64> {
+    let (high, low) = text.trim().split_once('/')?;
+    let high = u64::from_str_radix(high, 16).ok()?;
+    let low = u64::from_str_radix(low, 16).ok()?;
+    (high <= u32::MAX as u64 && low <= u32::MAX as u64).then_some(high << 32 | low)
+}
+
+pub fn format_lsn(lsn: u64) -> String {
+    format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
+}
+
+/// The name of the WAL segment holding `lsn` on `timeline`.
+pub fn segment_name(timeline: u32, lsn: u64, segment_size: u64) -> String {
+    let segno = lsn / segment_size;
+    let per_id = 0x1_0000_0000 / segment_size;
+    format!("{timeline:08X}{:08X}{:08X}", segno / per_id, segno % per_id)
+}
+
+/// Whether `name` is a WAL segment (as opposed to `.history` or `.backup` files).
+pub fn is_segment(name: &str) -> bool {
+    let base = name.strip_suffix(".partial").unwrap_or(name);
+    base.len() == 24 && base.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+/// The system identifier of the cluster whose data directory is `pgdata`.
+pub fn cluster_of(pgdata: &Path) -> Result<String> {
+    let path = pgdata.join("global/pg_control");
+    let bytes = std::fs::read(&path).map_err(|e| {
+        SourceError::Invalid(format!(
+            "{}: {e}; run from the data directory (PostgreSQL does for archive_command) or give --pgdata",
+            path.display()
+        ))
+    })?;
+    let id = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+        .ok_or_else(|| SourceError::Invalid(format!("{}: too short", path.display())))?;
+    Ok(id.to_string())
+}
+
+/// The system identifier in a segment's first page header, if it has a long header.
+fn cluster_in_segment(data: &[u8]) -> Option<String> {
+    let info = u16::from_le_bytes(data.get(2..4)?.try_into().ok()?);
+    if info & XLP_LONG_HEADER == 0 {
+        return None;
+    }
+    let id = u64::from_le_bytes(data.get(24..32)?.try_into().ok()?);
+    Some(id.to_string())
+}
+
+/// `archive_command`: archives the file at `path` (relative to the data directory
+/// `pgdata`, as `%p` is). Returns the file name and whether it was new.
+pub fn push(repo: &Repository, path: &Path, pgdata: &Path) -> Result<(String, WalPush)> {
+    let full = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        pgdata.join(path)
+    };
+    let name = full
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| SourceError::Invalid(format!("{}: not a WAL file", path.display())))?
+        .to_string();
+    let data = std::fs::read(&full).map_err(|e| SourceError::io(&full, e))?;
+    let from_control = cluster_of(pgdata);
+    let cluster = match (
+        is_segment(&name)
+            .then(|| cluster_in_segment(&data))
+            .flatten(),
+        from_control,
+    ) {
+        (Some(in_segment), Ok(control)) if in_segment != control => {
+            return Err(SourceError::Invalid(format!(
+                "{name} belongs to cluster {in_segment}, but {} is cluster {control}",
+                pgdata.display()
+            )))
+        }
+        (Some(in_segment), _) => in_segment,
+        (None, control) => control?,
+    };
+    let outcome = repo.push_wal(&cluster, &name, &data)?;
+    Ok((name, outcome))
+}
+
+/// `restore_command`: writes archived file `name` of `cluster` to `dest` (written
+/// beside it and renamed, so PostgreSQL never reads half a file). `false` when the
+/// archive does not hold it.
+pub fn fetch(repo: &Repository, cluster: &str, name: &str, dest: &Path) -> Result<bool> {
+    let Some(data) = repo.fetch_wal(cluster, name)? else {
+        return Ok(false);
+    };
+    let mut temp = crate::restore::partial_file_beside(dest)?;
+    temp.write_all(&data)
+        .and_then(|_| temp.as_file().sync_all())
+        .map_err(|e| SourceError::io(dest, e))?;
+    temp.persist(dest)
+        .map_err(|e| SourceError::io(dest, e.error))?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lsns_and_segment_names() {
+        let lsn = parse_lsn("1/A2000028").unwrap();
+        assert_eq!(format_lsn(lsn), "1/A2000028");
+        assert_eq!(segment_name(1, lsn, 16 << 20), "0000000100000001000000A2");
+        assert_eq!(
+            segment_name(3, 0x2000000, 16 << 20),
+            "000000030000000000000002"
+        );
+        assert_eq!(
+            segment_name(1, 0x1_4000_0000, 1 << 30),
+            "000000010000000100000001"
+        );
+        assert!(parse_lsn("nonsense").is_none());
+        assert!(is_segment("000000010000000000000002"));
+        assert!(is_segment("000000010000000000000002.partial"));
+        assert!(!is_segment("00000002.history"));
+    }
+}
