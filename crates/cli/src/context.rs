@@ -27,6 +27,17 @@ impl Context<'_> {
     }
 
     pub fn open(&self) -> Result<Repository> {
+        // Opening local storage creates its directory; only `init` may do that, or a typo
+        // (or an unmounted disk's mount point) would sprout an empty repository directory.
+        if let Ok(lifeboat_storage::Location::Local(root)) =
+            lifeboat_storage::Location::parse(self.repo_url()?)
+        {
+            if !root.is_dir() {
+                return Err(
+                    lifeboat_repo::RepoError::NotARepository(root.display().to_string()).into(),
+                );
+            }
+        }
         let storage = self.storage()?;
         let passphrase = self.passphrase(false)?;
         Ok(Repository::open(storage, passphrase.as_bytes())?)

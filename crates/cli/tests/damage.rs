@@ -175,6 +175,9 @@ fn wrong_passphrase_and_missing_repository() {
     let nowhere = TestRepo::at(repo.path("nothing-here").to_str().unwrap(), vec![]);
     let stderr = nowhere.fails(&["snapshots"], 5);
     assert!(stderr.contains("no Lifeboat repository"), "{stderr}");
+    // Looking for a repository must not create one's directory: a typo, or the mount
+    // point of an unmounted disk, stays as it was.
+    assert!(!repo.path("nothing-here").exists());
     // init twice is refused.
     repo.fails(&["init"], 1);
     // No passphrase and no terminal.

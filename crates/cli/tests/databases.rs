@@ -12,31 +12,7 @@ const PG: &str = "postgres://postgres@127.0.0.1:5432";
 const MY: &str = "mysql://root@127.0.0.1:3306";
 
 fn psql(db: &str, sql: &str) -> String {
-    let out = Command::new("psql")
-        .args([
-            "-X",
-            "-A",
-            "-t",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            db,
-            "-c",
-            sql,
-        ])
-        .output()
-        .expect("psql");
-    assert!(
-        out.status.success(),
-        "psql {sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    common::postgres::psql(&format!("{PG}/{db}"), sql)
 }
 
 fn mariadb(db: Option<&str>, sql: &str) -> String {

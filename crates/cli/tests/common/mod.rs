@@ -2,6 +2,8 @@
 //! repository (a local directory, or Garage S3 when the test sets one up).
 #![allow(dead_code)]
 
+pub mod postgres;
+
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};

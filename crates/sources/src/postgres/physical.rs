@@ -4,7 +4,11 @@
 //! backup itself, and a base backup counts only once the archive holds all the WAL up to
 //! its end: until then no snapshot is written.
 
-use std::process::Stdio;
+use std::io::BufRead;
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use lifeboat_repo::session::WriteSession;
@@ -15,7 +19,7 @@ use super::wal::{format_lsn, parse_lsn, segment_name};
 use super::{find_tool, Psql};
 use crate::database_url::DatabaseUrl;
 use crate::tar_tree::{store_tar, Kept, TarStats};
-use crate::tool::{reason, Stderr};
+use crate::tool::reason;
 use crate::{Progress, Result, SourceError};
 
 pub struct BaseBackup {
@@ -98,7 +102,12 @@ pub fn basebackup(
     let mut child = command
         .spawn()
         .map_err(|e| SourceError::Invalid(format!("cannot start pg_basebackup: {e}")))?;
-    let stderr = Stderr::capture(&mut child);
+    // Once the data is sent, the server waits until the WAL to the backup's end is
+    // archived, with no end of its own (and holds back the last bytes of the tar stream
+    // meanwhile). Its notice starts our clock; a watchdog ends the wait at wal_timeout.
+    let watch = WaitWatch::default();
+    let stderr = watch.capture(&mut child);
+    let watchdog = watch.start(child.id(), wal_timeout);
     let stdout = child.stdout.take().expect("stdout is piped");
     let mut keep = [Kept {
         name: "backup_label",
@@ -108,14 +117,18 @@ pub fn basebackup(
     if stored.is_err() {
         let _ = child.kill();
     }
-    let status = child
-        .wait()
-        .map_err(|e| SourceError::Invalid(format!("pg_basebackup: {e}")))?;
+    let status = child.wait();
+    let timed_out = watch.finish(watchdog);
+    let stderr = stderr.join().unwrap_or_default();
+    if timed_out {
+        return Err(not_archived("the WAL up to the backup's end"));
+    }
+    let status = status.map_err(|e| SourceError::Invalid(format!("pg_basebackup: {e}")))?;
     if !status.success() {
         return Err(SourceError::Invalid(format!(
             "pg_basebackup of {} failed: {}; no snapshot was written",
             url.server(),
-            reason(&stderr.text())
+            reason(&stderr)
         )));
     }
     let (root, stats) = stored?;
@@ -175,12 +188,73 @@ fn wait_for(repo: &Repository, cluster: &str, file: &str, deadline: Instant) -> 
             return Ok(data);
         }
         if Instant::now() >= deadline {
-            return Err(SourceError::Invalid(format!(
-                "WAL file {file} has not reached the repository's archive; the base backup is \
-                 not usable without it, so no snapshot was written. Is archive_command \
-                 `lifeboat pg wal-push %p` into this repository working? (`lifeboat pg setup` checks)"
-            )));
+            return Err(not_archived(&format!("WAL file {file}")));
         }
         std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn not_archived(what: &str) -> SourceError {
+    SourceError::Invalid(format!(
+        "{what} has not reached the repository's archive; the base backup is not usable \
+         without it, so no snapshot was written. Is archive_command `lifeboat pg wal-push %p` \
+         into this repository working? (`lifeboat pg setup` checks)"
+    ))
+}
+
+/// Watches pg_basebackup's wait for the archive, and ends it after a timeout.
+#[derive(Default, Clone)]
+struct WaitWatch {
+    waiting_since: Arc<Mutex<Option<Instant>>>,
+    done: Arc<AtomicBool>,
+    timed_out: Arc<AtomicBool>,
+}
+
+/// The notice PostgreSQL sends when the data is out and it waits for the archiver.
+const WAITING_NOTICE: &str = "waiting for required WAL segments to be archived";
+
+impl WaitWatch {
+    /// Reads the child's stderr on a thread, noting when the wait begins; the thread
+    /// returns the text.
+    fn capture(&self, child: &mut Child) -> JoinHandle<String> {
+        let pipe = child.stderr.take().expect("stderr is piped");
+        let waiting_since = self.waiting_since.clone();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            for line in std::io::BufReader::new(pipe).lines().map_while(|l| l.ok()) {
+                if line.contains(WAITING_NOTICE) {
+                    *waiting_since.lock().expect("not poisoned") = Some(Instant::now());
+                }
+                if text.len() < 64 * 1024 {
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+            }
+            text
+        })
+    }
+
+    fn start(&self, pid: u32, timeout: Duration) -> JoinHandle<()> {
+        let watch = self.clone();
+        std::thread::spawn(move || {
+            while !watch.done.load(Ordering::SeqCst) {
+                let since = *watch.waiting_since.lock().expect("not poisoned");
+                if since.is_some_and(|t| t.elapsed() >= timeout) {
+                    watch.timed_out.store(true, Ordering::SeqCst);
+                    // SAFETY: kill(2) touches no memory. The child may be reaped between the check
+                    // of `done` and this call; a pid reused in that instant is the (tiny) risk.
+                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    }
+
+    /// Stops the watchdog (the child has been reaped); whether it ended the wait.
+    fn finish(&self, watchdog: JoinHandle<()>) -> bool {
+        self.done.store(true, Ordering::SeqCst);
+        let _ = watchdog.join();
+        self.timed_out.load(Ordering::SeqCst)
     }
 }

@@ -1,0 +1,287 @@
+//! PostgreSQL physical backups against throwaway PostgreSQL 15 clusters: WAL archiving
+//! through `lifeboat pg wal-push`, base backups, and point-in-time recovery checked with
+//! pgbench's own invariants.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::postgres::{Cluster, PgLab};
+
+fn pgbench(url: &str, args: &[&str]) {
+    let out = Command::new("pgbench")
+        .args(args)
+        .arg(url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pgbench {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// sum(abalance) = sum(tbalance) = sum(bbalance) = sum(history.delta): every pgbench
+/// transaction applied whole or not at all.
+fn pgbench_sums(cluster: &Cluster) -> [i64; 4] {
+    let out = cluster.psql(
+        "SELECT (SELECT sum(abalance) FROM pgbench_accounts), (SELECT sum(tbalance) FROM pgbench_tellers), \
+         (SELECT sum(bbalance) FROM pgbench_branches), (SELECT coalesce(sum(delta), 0) FROM pgbench_history)",
+    );
+    let parts: Vec<i64> = out.split('|').map(|v| v.parse().unwrap()).collect();
+    [parts[0], parts[1], parts[2], parts[3]]
+}
+
+#[test]
+fn point_in_time_recovery_brings_back_a_dropped_table_with_pgbench_invariants_intact() {
+    let lab = PgLab::new();
+    let primary = Cluster::start(&lab, "primary", &lab.archive_command());
+    pgbench(&primary.url(), &["-i", "-s", "2", "-q"]);
+    let out = lab.ok(&["pg", "basebackup", &primary.url()]);
+    assert!(
+        out.contains("base backup") && out.contains("archived"),
+        "{out}"
+    );
+
+    pgbench(&primary.url(), &["-c", "2", "-t", "500"]);
+    let history_at_target = primary.psql("SELECT count(*) FROM pgbench_history");
+    let sums_at_target = pgbench_sums(&primary);
+    assert_ne!(history_at_target, "0");
+    std::thread::sleep(Duration::from_millis(1100));
+    let target = primary.psql(
+        "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    primary.psql("DROP TABLE pgbench_accounts");
+    pgbench_more_after_the_drop(&primary);
+    primary.archive_now();
+
+    let (restored, out) = lab.restore_and_start("restored", Some(&target));
+    let restored_dir = restored.data.clone();
+    assert!(
+        out.contains("restored base backup") && out.contains("on timeline 1"),
+        "{out}"
+    );
+    assert!(out.contains("PostgreSQL is up"), "{out}");
+    // The table is back, and the database is exactly as it was at the target.
+    assert_eq!(
+        restored.psql("SELECT count(*) FROM pgbench_history"),
+        history_at_target
+    );
+    let sums = pgbench_sums(&restored);
+    assert_eq!(sums, sums_at_target);
+    assert!(
+        sums.iter().all(|s| *s == sums[0]),
+        "pgbench invariants broken: {sums:?}"
+    );
+    assert_eq!(
+        restored.psql("SELECT count(*) FROM pgbench_accounts"),
+        "200000"
+    );
+    // The timeline is pinned, and the copy does not archive into the primary's archive.
+    let auto = std::fs::read_to_string(restored_dir.join("postgresql.auto.conf")).unwrap();
+    assert!(auto.contains("recovery_target_timeline = '1'"), "{auto}");
+    assert!(auto.contains("archive_mode = 'off'"), "{auto}");
+    assert!(!auto.contains("pg lab passphrase"));
+    assert_eq!(restored.psql("SELECT pg_is_in_recovery()"), "f");
+
+    // A directory that is not empty is refused before anything is written.
+    let err = lab.fails(
+        &[
+            "pg",
+            "restore",
+            "--target-dir",
+            restored_dir.to_str().unwrap(),
+        ],
+        1,
+    );
+    assert!(err.contains("is not empty"), "{err}");
+    // A target before the first base backup names the earliest one.
+    let err = lab.fails(
+        &[
+            "pg",
+            "restore",
+            "--at",
+            "2001-01-01T00:00:00Z",
+            "--target-dir",
+            lab.path("early").to_str().unwrap(),
+        ],
+        1,
+    );
+    assert!(err.contains("no base backup ends before"), "{err}");
+}
+
+fn fetch_args<'a>(cluster: &'a str, file: &'a str, dest: &'a str) -> [&'a str; 6] {
+    ["pg", "wal-fetch", "--cluster", cluster, file, dest]
+}
+
+/// Later work on the primary that the recovery must not replay.
+fn pgbench_more_after_the_drop(primary: &Cluster) {
+    primary.psql(
+        "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 1, 1, 999999, now())",
+    );
+}
+
+#[test]
+fn wal_push_is_idempotent_refuses_a_different_file_and_wal_fetch_tells_missing_from_broken() {
+    let lab = PgLab::new();
+    let primary = Cluster::start(&lab, "primary", &lab.archive_command());
+    primary.psql("CREATE TABLE t AS SELECT generate_series(1, 1000) AS n");
+    primary.archive_now();
+    let archived = primary.psql("SELECT last_archived_wal FROM pg_stat_archiver");
+    let cluster = primary.psql("SELECT system_identifier FROM pg_control_system()");
+
+    // Fetch it back: the same bytes PostgreSQL archived.
+    let fetched = lab.path("fetched");
+    let dest = fetched.to_str().unwrap();
+    lab.ok(&fetch_args(&cluster, &archived, dest));
+    let original = std::fs::read(primary.data().join("pg_wal").join(&archived));
+    if let Ok(original) = original {
+        assert_eq!(std::fs::read(&fetched).unwrap(), original);
+    }
+    let data = std::fs::read(&fetched).unwrap();
+
+    // PostgreSQL may push a file again after a crash: the same bytes succeed.
+    let copy_dir = lab.path("again");
+    std::fs::create_dir_all(&copy_dir).unwrap();
+    let copy = copy_dir.join(&archived);
+    std::fs::write(&copy, &data).unwrap();
+    let pgdata = primary.data().to_str().unwrap().to_string();
+    let push_copy = [
+        "pg",
+        "wal-push",
+        "--pgdata",
+        &pgdata,
+        copy.to_str().unwrap(),
+    ];
+    lab.ok(&push_copy);
+    // Different bytes under the same name fail loudly and change nothing.
+    let mut changed = data.clone();
+    changed[data.len() / 2] ^= 0xFF;
+    std::fs::write(&copy, &changed).unwrap();
+    let err = lab.fails(&push_copy, 1);
+    assert!(
+        err.contains("already archived") && err.contains("different contents"),
+        "{err}"
+    );
+    lab.ok(&fetch_args(&cluster, &archived, dest));
+    assert_eq!(std::fs::read(&fetched).unwrap(), data);
+    // A missing file is an error naming it.
+    let missing = "pg_wal/000000010000000000000FFF";
+    let err = lab.fails(&["pg", "wal-push", "--pgdata", &pgdata, missing], 1);
+    assert!(err.contains(missing), "{err}");
+
+    // restore_command: exit 1 only for "not in the archive"; a wrong passphrase is 4.
+    let err = lab.fails(&fetch_args(&cluster, "0000000100000000000000FF", dest), 1);
+    assert!(err.contains("not in the archive"), "{err}");
+    let wrong = lab.path("wrong-pass");
+    std::fs::write(&wrong, "not the passphrase\n").unwrap();
+    let out = lab
+        .command()
+        .env("LIFEBOAT_PASSWORD_FILE", &wrong)
+        .args([
+            "pg",
+            "wal-fetch",
+            "--cluster",
+            &cluster,
+            &archived,
+            fetched.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn archiving_into_an_unreachable_repository_fails_so_postgres_retries_and_nothing_is_lost() {
+    let lab = PgLab::new();
+    let primary = Cluster::start(&lab, "primary", &lab.archive_command());
+    primary.psql("CREATE TABLE marks (n int)");
+    lab.ok(&["pg", "basebackup", &primary.url()]);
+
+    // The repository goes away (an unmounted disk, a network outage) while writes go on.
+    let away = lab.path("repo-away");
+    std::fs::rename(&lab.repo, &away).unwrap();
+    primary.psql("INSERT INTO marks SELECT generate_series(1, 100)");
+    assert!(!primary.switch_and_wait_archived(Duration::from_secs(3)));
+    let failed: u64 = primary
+        .psql("SELECT failed_count FROM pg_stat_archiver")
+        .parse()
+        .unwrap();
+    assert!(
+        failed > 0,
+        "archive_command must fail while the repository is unreachable"
+    );
+    assert!(
+        primary.log().contains("archive command failed"),
+        "{}",
+        primary.log()
+    );
+
+    // It comes back: PostgreSQL retries, and the archive catches up with nothing missing.
+    std::fs::rename(&away, &lab.repo).unwrap();
+    primary.psql("INSERT INTO marks VALUES (101)");
+    primary.archive_now();
+    let (restored, _) = lab.restore_and_start("restored", None);
+    assert_eq!(restored.psql("SELECT count(*) FROM marks"), "101");
+}
+
+#[test]
+fn a_base_backup_needs_a_server_that_archives_into_lifeboat() {
+    let lab = PgLab::new();
+    let no_archive = Cluster::start(&lab, "plain", "/bin/true");
+    let out = lab.run(&["pg", "basebackup", &no_archive.url()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("does not archive its WAL into Lifeboat") && err.contains("pg setup"),
+        "{err}"
+    );
+
+    // `pg setup --apply` points archive_command at this repository and proves a file
+    // arrives; then a base backup works.
+    let out = lab.ok(&[
+        "--password-file",
+        lab.password_file.to_str().unwrap(),
+        "pg",
+        "setup",
+        &no_archive.url(),
+        "--apply",
+    ]);
+    assert!(out.contains("archiving works"), "{out}");
+    let out = lab.ok(&[
+        "pg",
+        "basebackup",
+        &no_archive.url(),
+        "--wal-timeout",
+        "30s",
+    ]);
+    assert!(out.contains("base backup"), "{out}");
+
+    // An archive_command that cannot reach the repository: the base backup waits for the
+    // WAL, gives up with a clear error, and leaves no snapshot.
+    let broken = Cluster::start(
+        &lab,
+        "broken",
+        &format!(
+            "{} --repo /nonexistent pg wal-push %p",
+            lab.lifeboat.display()
+        ),
+    );
+    let before = lab.ok(&["snapshots", "--json"]);
+    let out = lab.run(&["pg", "basebackup", &broken.url(), "--wal-timeout", "3s"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("has not reached the repository's archive")
+            && err.contains("no snapshot was written"),
+        "{err}"
+    );
+    assert_eq!(lab.ok(&["snapshots", "--json"]), before);
+}
