@@ -169,7 +169,8 @@ pub struct ReplicateArgs {
 
 #[derive(Debug, Args)]
 pub struct TimelineArgs {
-    /// The database's path as backed up, or a sqlite:/file: URL.
+    /// The database's path as backed up, a sqlite:/file: URL, or a postgres:// or
+    /// mysql:// server (with or without a database).
     pub source: String,
 }
 

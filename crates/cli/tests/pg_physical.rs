@@ -110,6 +110,37 @@ fn point_in_time_recovery_brings_back_a_dropped_table_with_pgbench_invariants_in
         1,
     );
     assert!(err.contains("no base backup ends before"), "{err}");
+
+    // The timeline shows the window; a WAL file lost from the archive shows as a gap.
+    for _ in 0..2 {
+        primary.psql(
+            "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 1, 1, 0, now())",
+        );
+        primary.archive_now();
+    }
+    let timeline: serde_json::Value =
+        serde_json::from_str(&lab.ok(&["--json", "timeline", &primary.url()])).unwrap();
+    let cluster = &timeline["clusters"][0];
+    let base = &cluster["base_backups"][0];
+    assert!(base["wal_gap"].is_null(), "{timeline}");
+    let first = base["start_wal"].as_str().unwrap().to_string();
+    let reaches = base["wal_reaches"].as_str().unwrap().to_string();
+    assert!(reaches > first, "{timeline}");
+    let wal_dir = lab
+        .repo
+        .join("wal")
+        .join(cluster["cluster"].as_str().unwrap());
+    let mut segments: Vec<String> = std::fs::read_dir(&wal_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.len() == 24 && n.as_str() > first.as_str())
+        .collect();
+    segments.sort();
+    assert!(segments.len() >= 2, "{segments:?}");
+    let lost = &segments[0];
+    std::fs::remove_file(wal_dir.join(lost)).unwrap();
+    let out = lab.ok(&["timeline", &primary.url()]);
+    assert!(out.contains(&format!("GAP: {lost} is missing")), "{out}");
 }
 
 fn fetch_args<'a>(cluster: &'a str, file: &'a str, dest: &'a str) -> [&'a str; 6] {

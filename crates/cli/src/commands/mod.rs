@@ -9,6 +9,7 @@ mod replicate;
 mod restore;
 mod snapshots;
 mod timeline;
+mod timeline_db;
 mod verify;
 
 use anyhow::Result;

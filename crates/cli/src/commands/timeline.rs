@@ -8,6 +8,9 @@ use crate::commands::backup::human;
 use crate::context::Context;
 
 pub fn run(ctx: &Context, args: &TimelineArgs) -> Result<()> {
+    if let Some(url) = lifeboat_sources::database_url::DatabaseUrl::parse(&args.source) {
+        return crate::commands::timeline_db::run(ctx, &url?);
+    }
     let source = timeline::source_path(&args.source)?;
     let repo = ctx.open()?;
     let index = repo.load_index()?;

@@ -32,6 +32,59 @@ pub fn segment_name(timeline: u32, lsn: u64, segment_size: u64) -> String {
     format!("{timeline:08X}{:08X}{:08X}", segno / per_id, segno % per_id)
 }
 
+/// The timeline and segment number of a segment file name.
+pub fn parse_segment_name(name: &str, segment_size: u64) -> Option<(u32, u64)> {
+    if name.len() != 24 || !is_segment(name) {
+        return None;
+    }
+    let field = |range: std::ops::Range<usize>| u64::from_str_radix(&name[range], 16).ok();
+    let per_id = 0x1_0000_0000 / segment_size;
+    Some((field(0..8)? as u32, field(8..16)? * per_id + field(16..24)?))
+}
+
+/// How far the archive reaches from a base backup's first WAL file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveReach {
+    /// The last file of the unbroken run of segments from the start, on its timeline.
+    pub last: String,
+    /// The first file missing after that run, when later ones exist (a gap).
+    pub gap: Option<String>,
+}
+
+/// Follows the archived segments of `cluster` from `start_wal` for as long as they are
+/// consecutive.
+pub fn archive_reach(
+    archived: &[String],
+    start_wal: &str,
+    segment_size: u64,
+) -> Option<ArchiveReach> {
+    let (timeline, start) = parse_segment_name(start_wal, segment_size)?;
+    let mut segnos: Vec<u64> = archived
+        .iter()
+        .filter_map(|n| parse_segment_name(n, segment_size))
+        .filter(|(t, n)| *t == timeline && *n >= start)
+        .map(|(_, n)| n)
+        .collect();
+    segnos.sort_unstable();
+    segnos.dedup();
+    if segnos.first() != Some(&start) {
+        return None;
+    }
+    let mut last = start;
+    for &n in &segnos[1..] {
+        if n != last + 1 {
+            break;
+        }
+        last = n;
+    }
+    let name = |n: u64| segment_name(timeline, n * segment_size, segment_size);
+    let gap = (segnos.last() != Some(&last)).then(|| name(last + 1));
+    Some(ArchiveReach {
+        last: name(last),
+        gap,
+    })
+}
+
 /// Whether `name` is a WAL segment (as opposed to `.history` or `.backup` files).
 pub fn is_segment(name: &str) -> bool {
     let base = name.strip_suffix(".partial").unwrap_or(name);
@@ -135,5 +188,26 @@ mod tests {
         assert!(is_segment("000000010000000000000002"));
         assert!(is_segment("000000010000000000000002.partial"));
         assert!(!is_segment("00000002.history"));
+        assert_eq!(
+            parse_segment_name("0000000100000001000000A2", 16 << 20),
+            Some((1, 0x1A2))
+        );
+    }
+
+    #[test]
+    fn the_archive_reaches_as_far_as_segments_are_consecutive() {
+        let size = 16 << 20;
+        let names: Vec<String> = [3u64, 4, 5, 7, 8]
+            .iter()
+            .map(|n| segment_name(1, n * size, size))
+            .chain(["000000010000000000000004.00000028.backup".to_string()])
+            .chain([segment_name(2, 9 * size, size)])
+            .collect();
+        let reach = archive_reach(&names, &segment_name(1, 3 * size, size), size).unwrap();
+        assert_eq!(reach.last, "000000010000000000000005");
+        assert_eq!(reach.gap.as_deref(), Some("000000010000000000000006"));
+        let whole = archive_reach(&names[..3], &names[0], size).unwrap();
+        assert_eq!(whole.gap, None);
+        assert!(archive_reach(&names, &segment_name(1, 2 * size, size), size).is_none());
     }
 }
