@@ -230,6 +230,10 @@ pub struct PgWalFetchArgs {
     /// The data directory (PostgreSQL runs restore_command inside it).
     #[arg(long, default_value = ".")]
     pub pgdata: PathBuf,
+    /// Also fetch this many following segments ahead, into <pgdata>/lifeboat-prefetch
+    /// (opening the repository costs more than a segment; 0 turns it off).
+    #[arg(long, default_value_t = 8)]
+    pub prefetch: u32,
 }
 
 #[derive(Debug, Args)]

@@ -117,12 +117,35 @@ fn wal_push(ctx: &Context, args: &PgWalPushArgs) -> Result<()> {
 /// a real failure never exits 1, so a script (or a person) can tell the two apart.
 fn wal_fetch(ctx: &Context, args: &PgWalFetchArgs) -> Result<()> {
     let fetched = (|| -> Result<bool> {
+        if args.prefetch > 0 && wal::take_prefetched(&args.pgdata, &args.file, &args.dest)? {
+            return Ok(true);
+        }
         let cluster = match &args.cluster {
             Some(c) => c.clone(),
             None => wal::cluster_of(&args.pgdata)?,
         };
         let repo = ctx.open()?;
-        Ok(wal::fetch(&repo, &cluster, &args.file, &args.dest)?)
+        let found = wal::fetch(&repo, &cluster, &args.file, &args.dest)?;
+        if found && args.prefetch > 0 && wal::is_segment(&args.file) {
+            let mut head = [0u8; 64];
+            let size = std::fs::File::open(&args.dest)
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+                .ok()
+                .and_then(|_| wal::segment_size_of(&head))
+                .unwrap_or(16 << 20);
+            // Fetching ahead is an optimisation: its failure never fails this fetch.
+            if let Err(e) = wal::prefetch(
+                &repo,
+                &cluster,
+                &args.file,
+                &args.pgdata,
+                args.prefetch,
+                size,
+            ) {
+                tracing::warn!("fetching WAL ahead: {e}");
+            }
+        }
+        Ok(found)
     })();
     match fetched {
         Ok(true) => Ok(()),

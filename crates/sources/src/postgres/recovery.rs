@@ -261,6 +261,7 @@ pub fn start(dir: &Path, port: u16, timeout: Duration) -> Result<()> {
             command.status().is_ok_and(|s| s.success())
         };
         if !signal.exists() && ready() {
+            let _ = std::fs::remove_dir_all(dir.join(super::wal::PREFETCH_DIR));
             return Ok(());
         }
         // pg_ctl -W returns before the postmaster writes its pid file.

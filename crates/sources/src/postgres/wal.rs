@@ -158,13 +158,102 @@ pub fn fetch(repo: &Repository, cluster: &str, name: &str, dest: &Path) -> Resul
     let Some(data) = repo.fetch_wal(cluster, name)? else {
         return Ok(false);
     };
+    write_whole(dest, &data)?;
+    Ok(true)
+}
+
+fn write_whole(dest: &Path, data: &[u8]) -> Result<()> {
     let mut temp = crate::restore::partial_file_beside(dest)?;
-    temp.write_all(&data)
+    temp.write_all(data)
         .and_then(|_| temp.as_file().sync_all())
         .map_err(|e| SourceError::io(dest, e))?;
     temp.persist(dest)
         .map_err(|e| SourceError::io(dest, e.error))?;
-    Ok(true)
+    Ok(())
+}
+
+/// Where WAL fetched ahead waits, inside the data directory being recovered: PostgreSQL
+/// asks for one file per `restore_command`, and opening the repository (the passphrase's
+/// key derivation) costs more than reading a segment, so each fetch brings the next few.
+pub const PREFETCH_DIR: &str = "lifeboat-prefetch";
+
+/// Moves a file fetched ahead into place, if there is one, and drops any fetched-ahead
+/// segments of the same timeline before it (recovery has moved past them).
+pub fn take_prefetched(pgdata: &Path, name: &str, dest: &Path) -> Result<bool> {
+    let dir = pgdata.join(PREFETCH_DIR);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(false);
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if is_segment(&file) && file.get(..8) == name.get(..8) && file.as_str() < name {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    match std::fs::rename(dir.join(name), dest) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(SourceError::io(dest, e)),
+    }
+}
+
+/// Fetches up to `count` segments after segment `name` (same timeline) into the prefetch
+/// directory, two at a time, stopping at the first the archive does not hold yet.
+pub fn prefetch(
+    repo: &Repository,
+    cluster: &str,
+    name: &str,
+    pgdata: &Path,
+    count: u32,
+    segment_size: u64,
+) -> Result<u32> {
+    let Some((timeline, segno)) = parse_segment_name(name, segment_size) else {
+        return Ok(0);
+    };
+    let dir = pgdata.join(PREFETCH_DIR);
+    std::fs::create_dir_all(&dir).map_err(|e| SourceError::io(&dir, e))?;
+    let names: Vec<String> = (1..=count as u64)
+        .map(|i| segment_name(timeline, (segno + i) * segment_size, segment_size))
+        .collect();
+    let mut fetched = 0;
+    for pair in names.chunks(2) {
+        let results: Vec<Result<bool>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = pair
+                .iter()
+                .map(|next| {
+                    let dest = dir.join(next);
+                    scope.spawn(move || {
+                        if dest.exists() {
+                            return Ok(true);
+                        }
+                        fetch(repo, cluster, next, &dest)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("no panic"))
+                .collect()
+        });
+        for result in results {
+            if !result? {
+                return Ok(fetched);
+            }
+            fetched += 1;
+        }
+    }
+    Ok(fetched)
+}
+
+/// The segment size a segment's first page records (`xlp_seg_size`), if it has a long
+/// header.
+pub fn segment_size_of(data: &[u8]) -> Option<u64> {
+    let info = u16::from_le_bytes(data.get(2..4)?.try_into().ok()?);
+    if info & XLP_LONG_HEADER == 0 {
+        return None;
+    }
+    let size = u32::from_le_bytes(data.get(32..36)?.try_into().ok()?) as u64;
+    (size.is_power_of_two() && size >= 1 << 20).then_some(size)
 }
 
 #[cfg(test)]
@@ -192,6 +281,28 @@ mod tests {
             parse_segment_name("0000000100000001000000A2", 16 << 20),
             Some((1, 0x1A2))
         );
+    }
+
+    #[test]
+    fn a_prefetched_segment_is_taken_once_and_older_ones_are_dropped() {
+        let pgdata = tempfile::tempdir().unwrap();
+        let spool = pgdata.path().join(PREFETCH_DIR);
+        std::fs::create_dir_all(&spool).unwrap();
+        let size = 16 << 20;
+        let name = |tli, n: u64| segment_name(tli, n * size, size);
+        for (tli, n) in [(1, 3), (1, 4), (1, 5), (2, 1)] {
+            std::fs::write(spool.join(name(tli, n)), format!("{tli}/{n}")).unwrap();
+        }
+        let dest = pgdata.path().join("RECOVERYXLOG");
+        assert!(take_prefetched(pgdata.path(), &name(1, 4), &dest).unwrap());
+        assert_eq!(std::fs::read_to_string(&dest).unwrap(), "1/4");
+        assert!(!take_prefetched(pgdata.path(), &name(1, 4), &dest).unwrap());
+        let mut left: Vec<String> = std::fs::read_dir(&spool)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, vec![name(1, 5), name(2, 1)]);
     }
 
     #[test]
