@@ -251,6 +251,10 @@ pub struct PgRestoreArgs {
     /// Recover along this timeline (default: the base backup's, never silently `latest`).
     #[arg(long)]
     pub timeline: Option<u32>,
+    /// Keep the server's WAL archiving: for a cluster that replaces the lost primary, so
+    /// its new timeline is archived too (default: a recovered copy does not archive).
+    #[arg(long)]
+    pub archive: bool,
     /// Start the server on --port and wait until recovery has finished.
     #[arg(long, requires = "port")]
     pub start: bool,

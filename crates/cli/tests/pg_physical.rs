@@ -57,7 +57,7 @@ fn point_in_time_recovery_brings_back_a_dropped_table_with_pgbench_invariants_in
     pgbench_more_after_the_drop(&primary);
     primary.archive_now();
 
-    let (restored, out) = lab.restore_and_start("restored", Some(&target));
+    let (restored, out) = lab.restore_and_start("restored", &["--at", &target]);
     let restored_dir = restored.data.clone();
     assert!(
         out.contains("restored base backup") && out.contains("on timeline 1"),
@@ -259,7 +259,7 @@ fn archiving_into_an_unreachable_repository_fails_so_postgres_retries_and_nothin
     std::fs::rename(&away, &lab.repo).unwrap();
     primary.psql("INSERT INTO marks VALUES (101)");
     primary.archive_now();
-    let (restored, _) = lab.restore_and_start("restored", None);
+    let (restored, _) = lab.restore_and_start("restored", &[]);
     assert_eq!(restored.psql("SELECT count(*) FROM marks"), "101");
 }
 
@@ -315,4 +315,42 @@ fn a_base_backup_needs_a_server_that_archives_into_lifeboat() {
         "{err}"
     );
     assert_eq!(lab.ok(&["snapshots", "--json"]), before);
+}
+
+#[test]
+fn a_recovered_primary_archives_its_new_timeline_which_a_later_recovery_follows_only_when_asked() {
+    let lab = PgLab::new();
+    let primary = Cluster::start(&lab, "primary", &lab.archive_command());
+    primary.psql("CREATE TABLE marks (n int)");
+    primary.psql("INSERT INTO marks VALUES (1)");
+    lab.ok(&["pg", "basebackup", &primary.url()]);
+    primary.psql("INSERT INTO marks VALUES (2)");
+    primary.archive_now();
+    // The primary's host is lost.
+    drop(primary);
+
+    // Recovered as the new primary, it keeps archiving: its timeline 2 and history too.
+    let (new_primary, _) = lab.restore_and_start("new-primary", &["--archive"]);
+    assert_eq!(new_primary.psql("SELECT count(*) FROM marks"), "2");
+    assert_eq!(
+        new_primary.psql("SELECT timeline_id FROM pg_control_checkpoint()"),
+        "2"
+    );
+    new_primary.psql("INSERT INTO marks VALUES (3)");
+    new_primary.archive_now();
+    let cluster = new_primary.psql("SELECT system_identifier FROM pg_control_system()");
+    assert!(lab
+        .repo
+        .join("wal")
+        .join(&cluster)
+        .join("00000002.history")
+        .exists());
+
+    // A later recovery from the same base backup stays on the base's timeline unless told.
+    let (pinned, out) = lab.restore_and_start("pinned", &[]);
+    assert!(out.contains("on timeline 1"), "{out}");
+    assert_eq!(pinned.psql("SELECT count(*) FROM marks"), "2");
+    let (followed, out) = lab.restore_and_start("followed", &["--timeline", "2"]);
+    assert!(out.contains("on timeline 2"), "{out}");
+    assert_eq!(followed.psql("SELECT count(*) FROM marks"), "3");
 }

@@ -214,6 +214,7 @@ fn restore(ctx: &Context, args: &PgRestoreArgs) -> Result<()> {
             &format!("pg wal-fetch --cluster {} %f %p", meta.cluster),
         )?,
         timeline: args.timeline,
+        keep_archiving: args.archive,
     };
     let bar = Bar::bytes(
         ctx.progress_enabled(),

@@ -138,17 +138,15 @@ impl PgLab {
         stderr
     }
 
-    /// `pg restore [--at AT]` into a new directory, started on a free port; returns the
+    /// `pg restore EXTRA...` into a new directory, started on a free port; returns the
     /// recovered cluster and what lifeboat printed.
-    pub fn restore_and_start(&self, name: &str, at: Option<&str>) -> (Cluster, String) {
+    pub fn restore_and_start(&self, name: &str, extra: &[&str]) -> (Cluster, String) {
         let dir = self.path(name);
         let port = free_port();
         let port_text = port.to_string();
         let mut args = vec!["pg", "restore", "--target-dir", dir.to_str().unwrap()];
         args.extend(["--start", "--port", &port_text]);
-        if let Some(at) = at {
-            args.extend(["--at", at]);
-        }
+        args.extend(extra);
         let out = self.ok(&args);
         (Cluster::adopt(dir, port), out)
     }

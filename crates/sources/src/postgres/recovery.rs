@@ -111,11 +111,15 @@ pub struct RecoverySettings {
     pub restore_command: String,
     /// Follow this timeline instead of the base backup's.
     pub timeline: Option<u32>,
+    /// Keep the server's archive settings: the recovered cluster replaces the lost primary
+    /// and archives its new timeline (and its `.history` file) into the repository.
+    pub keep_archiving: bool,
 }
 
 /// Restores `base` into `dir` (which must be empty or missing) and writes the recovery
-/// settings. The restored cluster does not archive (`archive_mode = off`): a copy made
-/// for recovery must not write into the archive of the server it came from.
+/// settings. Unless told to keep archiving, the restored cluster does not archive
+/// (`archive_mode = off`): a copy made to look at the past must not write into the
+/// archive of the server it came from.
 pub fn prepare(
     repo: &Repository,
     index: &MasterIndex,
@@ -160,12 +164,14 @@ pub fn prepare(
         "\n# Written by lifeboat pg restore: recover base backup {} to {}.\n\
          restore_command = {}\n\
          recovery_target_timeline = '{timeline}'\n\
-         recovery_target_action = 'promote'\n\
-         archive_mode = 'off'\n",
+         recovery_target_action = 'promote'\n",
         base.id.short(),
         target.describe(),
         quote(&settings.restore_command)
     );
+    if !settings.keep_archiving {
+        conf.push_str("archive_mode = 'off'\n");
+    }
     match target {
         RecoveryTarget::Latest => {}
         RecoveryTarget::Time(t) => conf.push_str(&format!(
