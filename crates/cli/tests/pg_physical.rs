@@ -58,6 +58,8 @@ fn point_in_time_recovery_brings_back_a_dropped_table_with_pgbench_invariants_in
     primary.archive_now();
 
     let (restored, out) = lab.restore_and_start("restored", &["--at", &target]);
+    // --start returns only once recovery is over: the server is promoted, not a standby.
+    assert_eq!(restored.psql("SELECT pg_is_in_recovery()"), "f");
     let restored_dir = restored.data.clone();
     assert!(
         out.contains("restored base backup") && out.contains("on timeline 1"),
@@ -84,7 +86,6 @@ fn point_in_time_recovery_brings_back_a_dropped_table_with_pgbench_invariants_in
     assert!(auto.contains("recovery_target_timeline = '1'"), "{auto}");
     assert!(auto.contains("archive_mode = 'off'"), "{auto}");
     assert!(!auto.contains("pg lab passphrase"));
-    assert_eq!(restored.psql("SELECT pg_is_in_recovery()"), "f");
 
     // A directory that is not empty is refused before anything is written.
     let err = lab.fails(
@@ -267,24 +268,29 @@ fn archiving_into_an_unreachable_repository_fails_so_postgres_retries_and_nothin
 fn a_base_backup_needs_a_server_that_archives_into_lifeboat() {
     let lab = PgLab::new();
     let no_archive = Cluster::start(&lab, "plain", "/bin/true");
-    let out = lab.run(&["pg", "basebackup", &no_archive.url()]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    no_archive.psql("ALTER SYSTEM SET archive_mode = off");
+    no_archive.pg_ctl(&["-w", "-l", "log", "restart"]);
+    let err = lab.fails(&["pg", "basebackup", &no_archive.url()], 1);
     assert!(
-        err.contains("does not archive its WAL into Lifeboat") && err.contains("pg setup"),
+        err.contains("does not archive its WAL") && err.contains("pg setup"),
         "{err}"
     );
 
-    // `pg setup --apply` points archive_command at this repository and proves a file
-    // arrives; then a base backup works.
-    let out = lab.ok(&[
+    // `pg setup --apply` writes the settings and says a restart is needed; after it, a
+    // second run proves a WAL file arrives.
+    let setup = [
         "--password-file",
         lab.password_file.to_str().unwrap(),
         "pg",
         "setup",
         &no_archive.url(),
         "--apply",
-    ]);
+    ];
+    let out = lab.ok(&setup);
+    assert!(out.contains("after a restart"), "{out}");
+    no_archive.pg_ctl(&["-w", "-l", "log", "restart"]);
+
+    let out = lab.ok(&setup);
     assert!(out.contains("archiving works"), "{out}");
     let out = lab.ok(&[
         "pg",

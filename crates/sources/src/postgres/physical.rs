@@ -50,9 +50,11 @@ fn server_facts(psql: &Psql) -> Result<ServerFacts> {
             psql.url.server()
         )));
     };
-    if mode == "off" || !command.contains("wal-push") {
+    // Any archive_command may reach the repository (a wrapper script, say): waiting for
+    // the WAL to arrive is the proof. Without archiving at all there is nothing to wait for.
+    if mode == "off" || command.is_empty() || command == "(disabled)" {
         return Err(SourceError::Invalid(format!(
-            "{} does not archive its WAL into Lifeboat (archive_mode = {mode}, archive_command = {command:?}); \
+            "{} does not archive its WAL (archive_mode = {mode}, archive_command = {command:?}); \
              a base backup cannot be recovered without it: run `lifeboat pg setup` first",
             psql.url.server()
         )));

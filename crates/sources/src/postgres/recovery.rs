@@ -239,6 +239,7 @@ pub fn start(dir: &Path, port: u16, timeout: Duration) -> Result<()> {
         .map_err(|_| SourceError::Invalid(format!("{}: not a version", version_file.display())))?;
     let pg_ctl = server_tool("pg_ctl", major)?;
     let pg_isready = server_tool("pg_isready", major)?;
+    let controldata = server_tool("pg_controldata", major)?;
     let log = dir.join("lifeboat-recovery.log");
     let options = format!(
         "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='{}'",
@@ -252,8 +253,10 @@ pub fn start(dir: &Path, port: u16, timeout: Duration) -> Result<()> {
         .arg(&log)
         .args(["-o", &options, "-W", "start"]);
     tool::output(command, "pg_ctl start")?;
-    // PostgreSQL removes recovery.signal once it has reached the target and promoted;
-    // pg_control cannot tell, since a base backup's copy already says "in production".
+    // Recovery is over when PostgreSQL has removed recovery.signal (it does on reaching
+    // the target) and then written "in production" to pg_control (after the end-of-
+    // recovery checkpoint). Neither alone will do: a base backup's pg_control already says
+    // "in production", and the signal goes before the checkpoint.
     let signal = dir.join("recovery.signal");
     let started = Instant::now();
     let deadline = started + timeout;
@@ -266,7 +269,16 @@ pub fn start(dir: &Path, port: u16, timeout: Duration) -> Result<()> {
             command.args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()]);
             command.status().is_ok_and(|s| s.success())
         };
-        if !signal.exists() && ready() {
+        let in_production = || {
+            let mut command = controldata.command();
+            command.arg("-D").arg(dir);
+            tool::output(command, "pg_controldata").is_ok_and(|out| {
+                out.lines().any(|l| {
+                    l.starts_with("Database cluster state:") && l.ends_with("in production")
+                })
+            })
+        };
+        if !signal.exists() && in_production() && ready() {
             let _ = std::fs::remove_dir_all(dir.join(super::wal::PREFETCH_DIR));
             return Ok(());
         }
