@@ -59,6 +59,9 @@ pub enum Command {
     Verify(VerifyArgs),
     /// PostgreSQL physical backups, WAL archiving and point-in-time recovery.
     Pg(PgArgs),
+    /// Run a command (a migration, say) with a pinned snapshot taken just before it; if it
+    /// fails, print the one command that rolls the data back.
+    Run(RunArgs),
     /// Manage passphrases (key slots).
     Key(KeyArgs),
 }
@@ -273,6 +276,20 @@ pub struct PgSetupArgs {
     /// Change the settings with ALTER SYSTEM (needs a superuser) instead of printing them.
     #[arg(long)]
     pub apply: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Take a pinned snapshot of each source before running the command.
+    #[arg(long, required = true)]
+    pub snapshot_before: bool,
+    /// What to snapshot: a path, a sqlite:/file: URL, or a postgres:// or mysql:// URL
+    /// (repeatable; default: DATABASE_URL).
+    #[arg(long)]
+    pub source: Vec<String>,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -247,11 +247,7 @@ fn database_url_from_the_environment_is_backed_up_when_nothing_is_given() {
         .env("DATABASE_URL", &url)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::succeeded(&out);
     let paths = repo.json(&["--json", "snapshots"])[0]["paths"].clone();
     assert_eq!(paths[0].as_str().unwrap(), url);
 

@@ -360,3 +360,30 @@ fn a_recovered_primary_archives_its_new_timeline_which_a_later_recovery_follows_
     assert!(out.contains("on timeline 2"), "{out}");
     assert_eq!(followed.psql("SELECT count(*) FROM marks"), "3");
 }
+
+#[test]
+fn recovery_stops_at_a_named_restore_point_or_an_lsn() {
+    let lab = PgLab::new();
+    let primary = Cluster::start(&lab, "primary", &lab.archive_command());
+    primary.psql("CREATE TABLE marks (n int)");
+    lab.ok(&["pg", "basebackup", &primary.url()]);
+    primary.psql("INSERT INTO marks VALUES (1)");
+    primary.psql("SELECT pg_create_restore_point('before-the-second')");
+    primary.psql("INSERT INTO marks VALUES (2)");
+    let lsn = primary.psql("SELECT pg_current_wal_insert_lsn()");
+    primary.psql("INSERT INTO marks VALUES (3)");
+    primary.archive_now();
+
+    let (named, out) = lab.restore_and_start("named", &["--at", "before-the-second"]);
+    assert!(out.contains("restore point \"before-the-second\""), "{out}");
+    assert_eq!(
+        named.psql("SELECT string_agg(n::text, ',' ORDER BY n) FROM marks"),
+        "1"
+    );
+    let (at_lsn, out) = lab.restore_and_start("at-lsn", &["--at", &lsn]);
+    assert!(out.contains(&format!("LSN {lsn}")), "{out}");
+    assert_eq!(
+        at_lsn.psql("SELECT string_agg(n::text, ',' ORDER BY n) FROM marks"),
+        "1,2"
+    );
+}

@@ -161,11 +161,7 @@ fn database_urls_as_js_tools_write_them() {
         .args(["backup", "file:./dev.db"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::succeeded(&out);
     let list = repo.json(&["snapshots"]);
     assert_eq!(
         list[0]["paths"][0],

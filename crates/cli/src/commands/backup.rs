@@ -14,6 +14,11 @@ use crate::context::Context;
 use crate::progress::Bar;
 
 pub fn run(ctx: &Context, args: &BackupArgs) -> Result<()> {
+    take(ctx, args).map(|_| ())
+}
+
+/// Takes the snapshot `args` describe and reports it; returns its id and paths.
+pub fn take(ctx: &Context, args: &BackupArgs) -> Result<(lifeboat_repo::Id, Vec<String>)> {
     let repo = ctx.open()?;
     let started = Instant::now();
     let time = chrono::Utc::now();
@@ -163,7 +168,7 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> Result<()> {
             summary.duration_ms as f64 / 1000.0
         ));
     }
-    Ok(())
+    Ok((id, snapshot.paths))
 }
 
 /// The paths (or URLs) to back up; with none given, `DATABASE_URL`.

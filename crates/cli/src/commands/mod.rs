@@ -7,6 +7,7 @@ mod ls;
 mod pg;
 mod replicate;
 mod restore;
+mod run;
 mod snapshots;
 mod timeline;
 mod timeline_db;
@@ -32,5 +33,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Verify(args) => verify::run(&ctx, args),
         Command::Key(args) => key::run(&ctx, args),
         Command::Pg(args) => pg::run(&ctx, args),
+        Command::Run(args) => run::run(&ctx, args),
     }
 }

@@ -11,6 +11,16 @@ use std::process::{Command, Output};
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// Asserts that a finished command succeeded; returns its stdout.
+pub fn succeeded(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub fn lifeboat_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_lifeboat"))
 }

@@ -1,0 +1,91 @@
+//! `lifeboat run --snapshot-before -- CMD...`: the safety net for risky changes such as
+//! `npx prisma migrate deploy`. Each source gets a pinned snapshot first; if the command
+//! fails, the one command that puts the data back is printed, ready to paste.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+use lifeboat_sources::database_url::DatabaseUrl;
+
+use crate::args::{BackupArgs, RunArgs};
+use crate::context::Context;
+use crate::exit::WithCode;
+
+pub fn run(ctx: &Context, args: &RunArgs) -> Result<()> {
+    let sources: Vec<String> = if args.source.is_empty() {
+        vec![std::env::var("DATABASE_URL").map_err(|_| {
+            crate::exit::Usage(
+                "give --source (a path or a database URL) or set DATABASE_URL".into(),
+            )
+        })?]
+    } else {
+        args.source.clone()
+    };
+    let location = ctx.open()?.storage().location().to_string();
+    let mut rollbacks = Vec::new();
+    for source in &sources {
+        let backup = BackupArgs {
+            paths: vec![PathBuf::from(source)],
+            stdin_from_command: None,
+            name: None,
+            tags: vec!["before-run".to_string()],
+            pin: true,
+            force: false,
+        };
+        let (id, paths) = crate::commands::backup::take(ctx, &backup).with_context(|| {
+            format!("no snapshot of {source} could be taken; the command was not run")
+        })?;
+        rollbacks.push(rollback_command(&location, &id.short(), source, &paths)?);
+    }
+    let (program, rest) = args.command.split_first().expect("clap requires a command");
+    let status = std::process::Command::new(program)
+        .args(rest)
+        .status()
+        .with_context(|| format!("cannot run {program:?}"))?;
+    if status.success() {
+        ctx.say(format!(
+            "{program} succeeded; the snapshot(s) taken before it stay pinned (tag before-run)"
+        ));
+        return Ok(());
+    }
+    let code = status.code().unwrap_or(1);
+    eprintln!("{program} failed ({status}). To put the data back as it was just before it:");
+    for rollback in &rollbacks {
+        eprintln!("  {rollback}");
+    }
+    Err(WithCode {
+        code,
+        message: format!("{program} failed; nothing was rolled back"),
+    }
+    .into())
+}
+
+/// The command that restores `source` from snapshot `id` over the live data.
+fn rollback_command(location: &str, id: &str, source: &str, paths: &[String]) -> Result<String> {
+    let quote = |s: &str| {
+        if s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._:@%+=,-".contains(c))
+        {
+            s.to_string()
+        } else {
+            format!("'{}'", s.replace('\'', r"'\''"))
+        }
+    };
+    let lifeboat = format!("lifeboat --repo {}", quote(location));
+    if let Some(url) = DatabaseUrl::parse(source) {
+        return Ok(format!(
+            "{lifeboat} restore {id} --into {} --force",
+            quote(&url?.redacted())
+        ));
+    }
+    // A files snapshot restores each path as <target>/<its name>: the parent directory.
+    let path = PathBuf::from(paths.first().context("the snapshot names no path")?);
+    let parent = path
+        .parent()
+        .map(|p| p.display().to_string())
+        .unwrap_or("/".into());
+    Ok(format!(
+        "{lifeboat} restore {id} --target {} --force",
+        quote(&parent)
+    ))
+}
