@@ -59,6 +59,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// PostgreSQL physical backups, WAL archiving and point-in-time recovery.
     Pg(PgArgs),
+    /// Remove the snapshots a retention policy does not keep (pinned ones always stay).
+    Forget(ForgetArgs),
     /// Run a command (a migration, say) with a pinned snapshot taken just before it; if it
     /// fails, print the one command that rolls the data back.
     Run(RunArgs),
@@ -276,6 +278,33 @@ pub struct PgSetupArgs {
     /// Change the settings with ALTER SYSTEM (needs a superuser) instead of printing them.
     #[arg(long)]
     pub apply: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// Keep the N newest snapshots (of each group: host and paths).
+    #[arg(long, default_value_t = 0)]
+    pub keep_last: u32,
+    /// Keep the newest snapshot of each of the N newest hours that have one.
+    #[arg(long, default_value_t = 0)]
+    pub keep_hourly: u32,
+    #[arg(long, default_value_t = 0)]
+    pub keep_daily: u32,
+    #[arg(long, default_value_t = 0)]
+    pub keep_weekly: u32,
+    #[arg(long, default_value_t = 0)]
+    pub keep_monthly: u32,
+    #[arg(long, default_value_t = 0)]
+    pub keep_yearly: u32,
+    /// Keep every snapshot this close to the group's newest (e.g. 7d, 12h).
+    #[arg(long, value_parser = duration)]
+    pub keep_within: Option<std::time::Duration>,
+    /// Keep every snapshot with this tag (repeatable).
+    #[arg(long = "keep-tag")]
+    pub keep_tags: Vec<String>,
+    /// Show what would be removed, remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

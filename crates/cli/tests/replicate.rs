@@ -333,3 +333,63 @@ fn full_repository_disk_delays_segments_and_loses_nothing() {
     assert!(stderr.contains("wait for the next tick"), "{stderr}");
     assert_eq!(restored, final_count);
 }
+
+#[test]
+fn forgetting_a_base_snapshot_removes_the_stream_segments_of_its_generation() {
+    let repo = TestRepo::local();
+    let db = repo.path("app.db");
+    create_ledger(&db);
+    let stop_writing = Arc::new(AtomicBool::new(false));
+    let writing = writer(&db, stop_writing.clone());
+    let replicator = start_replicator(&repo, &db);
+    std::thread::sleep(Duration::from_millis(1500));
+    stop_writing.store(true, Ordering::Relaxed);
+    writing.join().unwrap();
+    let out = stop(replicator);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let segments = || walk_files(&repo.repo_dir().join("streams"));
+    assert!(segments() > 0, "the replicator shipped no segment");
+
+    // A newer plain backup of the same database; keeping only it forgets the base.
+    repo.ok(&["backup", db.to_str().unwrap()]);
+    let report = repo.json(&["forget", "--keep-last", "1"]);
+    assert_eq!(report["removed_snapshots"], 1, "{report}");
+    assert_eq!(
+        segments(),
+        0,
+        "segments of a forgotten base are left: {report}"
+    );
+    let (bases, timeline) = base_snapshots(&repo, &db);
+    assert_eq!(bases, 1, "{timeline}");
+    let restored = repo.path("restored.db");
+    repo.ok(&[
+        "restore",
+        "--source",
+        db.to_str().unwrap(),
+        "--target",
+        restored.to_str().unwrap(),
+    ]);
+    assert_eq!(counter(&restored), counter(&db));
+}
+
+fn walk_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| {
+                    let path = e.path();
+                    if path.is_dir() {
+                        walk_files(&path)
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}

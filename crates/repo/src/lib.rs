@@ -18,6 +18,7 @@ pub mod pack;
 pub mod pagemap;
 pub mod pg_wal;
 pub mod repository;
+pub mod retention;
 pub mod segment;
 pub mod session;
 pub mod snapshot;

@@ -1,6 +1,7 @@
 //! One module per command, as Litestream keeps one file per command.
 
 mod backup;
+mod forget;
 mod init;
 mod key;
 mod ls;
@@ -34,5 +35,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Key(args) => key::run(&ctx, args),
         Command::Pg(args) => pg::run(&ctx, args),
         Command::Run(args) => run::run(&ctx, args),
+        Command::Forget(args) => forget::run(&ctx, args),
     }
 }
