@@ -343,21 +343,24 @@ fn forgetting_a_base_snapshot_removes_the_stream_segments_of_its_generation() {
     let writing = writer(&db, stop_writing.clone());
     let replicator = start_replicator(&repo, &db);
     std::thread::sleep(Duration::from_millis(1500));
+    let segments = || walk_files(&repo.repo_dir().join("streams"));
+
+    // While the replicator runs, its base stays whatever the policy says.
+    repo.ok(&["backup", db.to_str().unwrap()]);
+    let report = repo.json(&["forget", "--keep-last", "1"]);
+    assert_eq!(report["removed_snapshots"], 0, "{report}");
+    assert!(report.to_string().contains("live replication"), "{report}");
+
     stop_writing.store(true, Ordering::Relaxed);
     writing.join().unwrap();
     let out = stop(replicator);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let segments = || walk_files(&repo.repo_dir().join("streams"));
+    common::succeeded(&out);
     assert!(segments() > 0, "the replicator shipped no segment");
 
-    // A newer plain backup of the same database; keeping only it forgets the base.
+    // Stopped, and older than a newer plain backup: the base and its segments go.
     repo.ok(&["backup", db.to_str().unwrap()]);
     let report = repo.json(&["forget", "--keep-last", "1"]);
-    assert_eq!(report["removed_snapshots"], 1, "{report}");
+    assert_eq!(report["removed_snapshots"], 2, "{report}");
     assert_eq!(
         segments(),
         0,

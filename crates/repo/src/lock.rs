@@ -57,6 +57,33 @@ fn write_record(repo: &Repository, exclusive: bool, purpose: &str) -> Result<Str
     Ok(name)
 }
 
+/// The lock records still in force: not expired, and not left by a process of this host
+/// that has died. Unreadable records are skipped.
+pub fn live_records(repo: &Repository) -> Result<Vec<(String, LockRecord)>> {
+    let now = chrono::Utc::now();
+    let mut live = Vec::new();
+    for object in repo.storage().list("locks")? {
+        let Ok(record) = repo.load_json::<LockRecord>(ObjectKind::Lock, &object.name) else {
+            continue;
+        };
+        let ours = record.host == crate::hostname();
+        // SAFETY: kill with signal 0 only asks whether the process exists.
+        let dead = ours && unsafe { libc::kill(record.pid as i32, 0) } != 0;
+        if record.expires > now && !dead {
+            live.push((object.name, record));
+        }
+    }
+    Ok(live)
+}
+
+/// The streams a live replicator is writing.
+pub fn live_streams(repo: &Repository) -> Result<Vec<String>> {
+    Ok(live_records(repo)?
+        .into_iter()
+        .filter_map(|(_, r)| r.purpose.strip_prefix("replicate ").map(str::to_string))
+        .collect())
+}
+
 impl Lock {
     pub fn acquire_shared(repo: &Repository, purpose: &str) -> Result<Lock> {
         let name = write_record(repo, false, purpose)?;
@@ -93,18 +120,8 @@ impl Lock {
         let purpose = format!("replicate {stream}");
         let lock = Lock::acquire_shared(repo, &purpose)?;
         let own = lock.name.lock().expect("lock name").clone();
-        let now = chrono::Utc::now();
-        for object in repo.storage().list("locks")? {
-            if object.name == own {
-                continue;
-            }
-            let Ok(record) = repo.load_json::<LockRecord>(ObjectKind::Lock, &object.name) else {
-                continue;
-            };
-            let ours = record.host == crate::hostname();
-            // SAFETY: kill with signal 0 only asks whether the process exists.
-            let dead = ours && unsafe { libc::kill(record.pid as i32, 0) } != 0;
-            if record.purpose == purpose && record.expires > now && !dead {
+        for (name, record) in live_records(repo)? {
+            if name != own && record.purpose == purpose {
                 let _ = lock.release();
                 return Err(crate::RepoError::Invalid(format!(
                     "another replicator is writing this stream (host {}, pid {}, since {}); stop it first",

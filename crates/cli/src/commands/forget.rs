@@ -40,6 +40,8 @@ pub fn run(ctx: &Context, args: &ForgetArgs) -> Result<()> {
             .or_default()
             .push(s);
     }
+    // A running replicator ships segments onto its newest base: that base must stay.
+    let live = lifeboat_repo::lock::live_streams(&repo)?;
     let mut removed = Vec::new();
     let mut report = Vec::new();
     for ((host, paths), snapshots) in &groups {
@@ -51,7 +53,21 @@ pub fn run(ctx: &Context, args: &ForgetArgs) -> Result<()> {
                 tags: s.snapshot.tags.clone(),
             })
             .collect();
-        let reasons = decide(&policy, &candidates);
+        let mut reasons = decide(&policy, &candidates);
+        let live_base = snapshots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.snapshot.tags.iter().any(|t| t == "replicate"))
+            .filter(|(_, s)| {
+                s.snapshot.paths.first().is_some_and(|p| {
+                    live.contains(&lifeboat_repo::segment::stream_id(repo.key(), p))
+                })
+            })
+            .max_by_key(|(_, s)| s.snapshot.time)
+            .map(|(i, _)| i);
+        if let Some(i) = live_base {
+            reasons[i].push("live replication");
+        }
         let mut keep = Vec::new();
         let mut remove = Vec::new();
         for (s, why) in snapshots.iter().zip(&reasons) {
