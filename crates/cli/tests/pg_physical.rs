@@ -387,3 +387,59 @@ fn recovery_stops_at_a_named_restore_point_or_an_lsn() {
         "1,2"
     );
 }
+
+#[test]
+fn forgetting_an_old_base_backup_drops_the_wal_only_it_needed() {
+    let lab = PgLab::new();
+    let primary = Cluster::start(&lab, "primary", &lab.archive_command());
+    primary.psql("CREATE TABLE marks (n int)");
+    lab.ok(&["pg", "basebackup", &primary.url()]);
+    for i in 0..3 {
+        primary.psql(&format!("INSERT INTO marks VALUES ({i})"));
+        primary.archive_now();
+    }
+    lab.ok(&["pg", "basebackup", &primary.url()]);
+    primary.psql("INSERT INTO marks VALUES (100)");
+    primary.archive_now();
+    let cluster = primary.psql("SELECT system_identifier FROM pg_control_system()");
+    let wal_dir = lab.repo.join("wal").join(&cluster);
+    let segments = || -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&wal_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.len() == 24)
+            .collect();
+        names.sort();
+        names
+    };
+    let before = segments();
+
+    let report: serde_json::Value =
+        serde_json::from_str(&lab.ok(&["--json", "forget", "--keep-last", "1"])).unwrap();
+    assert_eq!(report["removed_snapshots"], 1, "{report}");
+    let timeline: serde_json::Value =
+        serde_json::from_str(&lab.ok(&["--json", "timeline", &primary.url()])).unwrap();
+    let base = &timeline["clusters"][0]["base_backups"][0];
+    assert_eq!(
+        timeline["clusters"][0]["base_backups"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let start = base["start_wal"].as_str().unwrap();
+    let after = segments();
+    assert!(
+        after.iter().all(|n| n.as_str() >= start),
+        "{after:?} < {start}"
+    );
+    assert_eq!(
+        report["removed_wal_files"].as_u64().unwrap() as usize,
+        before.len() - after.len()
+    );
+    assert!(after.len() < before.len(), "no WAL was freed: {before:?}");
+    assert!(base["wal_gap"].is_null(), "{timeline}");
+
+    let (restored, _) = lab.restore_and_start("restored", &[]);
+    assert_eq!(restored.psql("SELECT count(*) FROM marks"), "4");
+}

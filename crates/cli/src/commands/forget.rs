@@ -1,6 +1,7 @@
 //! `lifeboat forget`: apply a retention policy to each group of snapshots (one host's
 //! backups of the same paths). Removing a base snapshot also removes the stream segments
-//! of its generation, which nothing else can restore from.
+//! of its generation, which nothing else can restore from, and archived PostgreSQL WAL
+//! that no kept base backup can replay.
 
 use std::collections::BTreeMap;
 
@@ -8,6 +9,7 @@ use anyhow::Result;
 use lifeboat_repo::retention::{decide, Candidate, KeepPolicy};
 use lifeboat_repo::segment::generation_name;
 use lifeboat_repo::snapshot::{snapshot_name, StoredSnapshot};
+use lifeboat_sources::postgres::wal;
 use serde_json::json;
 
 use crate::args::ForgetArgs;
@@ -116,9 +118,15 @@ pub fn run(ctx: &Context, args: &ForgetArgs) -> Result<()> {
             }
         }
     }
+    let wal_files = if args.dry_run || removed.is_empty() {
+        0
+    } else {
+        prune_wal_archive(&repo)?
+    };
     if ctx.global.json {
         ctx.print_json(&json!({
             "dry_run": args.dry_run,
+            "removed_wal_files": wal_files,
             "groups": report,
             "removed_snapshots": if args.dry_run { 0 } else { removed.len() },
             "removed_segments": segments,
@@ -130,10 +138,39 @@ pub fn run(ctx: &Context, args: &ForgetArgs) -> Result<()> {
         ));
     } else {
         ctx.say(format!(
-            "{} snapshot(s) and {segments} stream segment(s) removed; their data stays in the \
-             repository until a prune frees it",
+            "{} snapshot(s), {segments} stream segment(s) and {wal_files} archived WAL file(s) \
+             removed; the snapshots' data stays in the repository until a prune frees it",
             removed.len()
         ));
     }
     Ok(())
+}
+
+/// Removes archived WAL segments older than the first segment of the oldest base backup
+/// still kept of each cluster: no kept base can replay them. History files stay (they
+/// are small and describe every timeline); a cluster with no base backup left keeps all
+/// its WAL (a base backup may be on its way).
+fn prune_wal_archive(repo: &lifeboat_repo::Repository) -> Result<usize> {
+    let snapshots = repo.list_snapshots()?;
+    let mut oldest: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for (_, meta) in lifeboat_sources::postgres::recovery::base_backups(&snapshots, None) {
+        let size = meta.wal_segment_size;
+        if let Some((_, segno)) = wal::parse_segment_name(&meta.start_wal, size) {
+            let entry = oldest.entry(meta.cluster.clone()).or_insert((segno, size));
+            entry.0 = entry.0.min(segno);
+        }
+    }
+    let mut removed = 0;
+    for (cluster, (first_needed, size)) in oldest {
+        for file in repo.list_wal(&cluster)? {
+            let base = file.strip_suffix(".partial").unwrap_or(&file);
+            let old = wal::parse_segment_name(base, size).is_some_and(|(_, n)| n < first_needed);
+            if old {
+                repo.storage()
+                    .delete(&lifeboat_repo::pg_wal::wal_object_name(&cluster, &file))?;
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
 }
