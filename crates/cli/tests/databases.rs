@@ -130,6 +130,12 @@ fn postgres_dump_restores_every_row_into_a_new_database_and_deduplicates_the_nex
     assert_eq!(rows("public.\"Order Items\""), 30000);
     assert_eq!(rows("public.empty_one"), 0);
 
+    // Unchanged, the dump adds nothing but its small tree (pg_dump's per-dump random
+    // \restrict key would make the first and last chunk new every time).
+    let unchanged = repo.json(&["--json", "backup", &url]);
+    let added = unchanged["summary"]["new_bytes"].as_u64().unwrap();
+    assert!(added < 4096, "an unchanged database added {added} bytes");
+
     // The next day: a few rows change; the dump is stored again, but only what changed.
     psql(
         source,

@@ -26,6 +26,7 @@ pub fn backup(
     let psql = Psql::new(&urls[0])?;
     let (major, server_version) = psql.server_version()?;
     let pg_dump = find_tool("pg_dump", major)?;
+    let restrict_key_supported = supports_restrict_key(&pg_dump);
     let mut nodes: Vec<Node> = Vec::new();
     let mut databases = Vec::new();
     let mut bytes = 0;
@@ -41,6 +42,9 @@ pub fn backup(
         command
             .args(["--format=plain", "--no-password", "-d"])
             .arg(url.libpq_uri());
+        if restrict_key_supported {
+            command.arg(format!("--restrict-key={}", restrict_key(session, url)));
+        }
         let mut counter = CopyCounter::default();
         let stored = dump::store_tool_output(
             session,
@@ -72,6 +76,25 @@ pub fn backup(
         },
         bytes,
     })
+}
+
+/// pg_dump since 13.22/14.19/15.14/16.10/17.6 writes `\restrict <random key>` at the top
+/// and bottom of a plain dump, so two dumps of an unchanged database differ in their first
+/// and last chunk. A key fixed per repository and database keeps them identical; it is
+/// derived from the repository's secret key, so the server cannot guess it (its purpose).
+fn supports_restrict_key(pg_dump: &crate::tool::Tool) -> bool {
+    let mut command = pg_dump.command();
+    command.arg("--help");
+    crate::tool::output(command, "pg_dump --help").is_ok_and(|help| help.contains("--restrict-key"))
+}
+
+fn restrict_key(session: &WriteSession, url: &DatabaseUrl) -> String {
+    let seed = format!(
+        "pg_dump restrict key\0{}\0{}",
+        url.server(),
+        url.database().unwrap_or_default()
+    );
+    session.repo().key().blob_id(seed.as_bytes()).to_hex()[..32].to_string()
 }
 
 /// Roles and tablespaces. Role passwords need a superuser; without one the roles are
