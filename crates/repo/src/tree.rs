@@ -58,6 +58,32 @@ pub struct Node {
     pub page_map: Vec<Id>,
 }
 
+impl Node {
+    /// A node with a name and a type and nothing else: no content, no owner, mode 0,
+    /// time 0. Sources fill in what they know.
+    pub fn new(name: impl Into<String>, node_type: NodeType) -> Node {
+        Node {
+            name: name.into(),
+            name_bytes: None,
+            node_type,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            mtime: 0,
+            mtime_nsec: 0,
+            size: 0,
+            inode: 0,
+            device: 0,
+            content: Vec::new(),
+            subtree: None,
+            target: None,
+            target_bytes: None,
+            sqlite: false,
+            page_map: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tree {
     /// Sorted by name bytes.

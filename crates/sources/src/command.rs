@@ -57,23 +57,11 @@ pub fn backup_command(
 /// A stream stored as one private file in a snapshot tree, dated now.
 pub fn file_node(name: &str, stored: StoredContent) -> Node {
     Node {
-        name: name.to_string(),
-        name_bytes: None,
-        node_type: NodeType::File,
         mode: 0o600,
-        uid: 0,
-        gid: 0,
         mtime: chrono::Utc::now().timestamp(),
-        mtime_nsec: 0,
         size: stored.size,
-        inode: 0,
-        device: 0,
         content: stored.ids,
-        subtree: None,
-        target: None,
-        target_bytes: None,
-        sqlite: false,
-        page_map: Vec::new(),
+        ..Node::new(name, NodeType::File)
     }
 }
 
@@ -114,21 +102,16 @@ pub fn restore_to_file(
     target: &Path,
     progress: &dyn Progress,
 ) -> Result<()> {
-    let mut temp = crate::restore::partial_file_beside(target)?;
-    write_stream(
-        repo,
-        index,
-        node,
-        temp.as_file_mut(),
-        &target.display().to_string(),
-        progress,
-    )?;
-    temp.as_file()
-        .sync_all()
-        .map_err(|e| SourceError::io(target, e))?;
-    temp.persist(target)
-        .map_err(|e| SourceError::io(target, e.error))?;
-    Ok(())
+    crate::restore::write_then_rename(target, |file| {
+        write_stream(
+            repo,
+            index,
+            node,
+            file,
+            &target.display().to_string(),
+            progress,
+        )
+    })
 }
 
 /// Pipes the stream into `command`'s stdin (`sh -c`); fails if the command fails.

@@ -14,7 +14,7 @@ use lifeboat_repo::{Id, Repository};
 
 use crate::database_url::DatabaseUrl;
 use crate::tool::{reason, Stderr};
-use crate::{mysql, postgres, Progress, Result, SourceError};
+use crate::{mysql, postgres, NoProgress, Progress, Result, SourceError};
 
 /// What a logical backup stored: the root tree and what the snapshot records of it.
 pub struct Dumped {
@@ -50,6 +50,101 @@ pub fn backup(
     match first.engine {
         Engine::Postgres => postgres::logical::backup(session, urls, progress),
         Engine::Mysql => mysql::backup(session, urls, progress),
+    }
+}
+
+/// The file in a dump's snapshot tree that holds the server's roles or users.
+pub const GLOBALS_FILE: &str = "globals.sql";
+
+/// One server's dumps on their way into a snapshot tree.
+#[derive(Default)]
+pub struct DumpTree {
+    nodes: Vec<Node>,
+    databases: Vec<DumpedDatabase>,
+    bytes: u64,
+    globals: bool,
+}
+
+impl DumpTree {
+    /// Stores database `name`'s dump, the standard output of `command`, counting its
+    /// rows with `counter`.
+    pub fn add_database(
+        &mut self,
+        session: &WriteSession,
+        name: String,
+        command: Command,
+        what: &str,
+        counter: &mut dyn RowCounter,
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        let file = file_name(&name);
+        if self.nodes.iter().any(|n| n.name == file) {
+            return Err(SourceError::Invalid(format!(
+                "database {name} is named twice"
+            )));
+        }
+        let stored = store_tool_output(session, command, what, counter, progress)?;
+        self.bytes += stored.size;
+        self.databases.push(DumpedDatabase {
+            name,
+            file: file.clone(),
+            tables: counter.tables(),
+        });
+        self.nodes.push(crate::command::file_node(&file, stored));
+        Ok(())
+    }
+
+    /// Stores the server's globals from `command`. A tool that fails (most often for
+    /// want of privileges) does not fail the backup: its reason is returned instead.
+    pub fn add_globals(
+        &mut self,
+        session: &WriteSession,
+        command: Command,
+        what: &str,
+    ) -> Result<Option<String>> {
+        let mut no_rows = NoRows;
+        match store_tool_output(session, command, what, &mut no_rows, &NoProgress) {
+            Ok(stored) => {
+                self.nodes
+                    .push(crate::command::file_node(GLOBALS_FILE, stored));
+                self.globals = true;
+                Ok(None)
+            }
+            Err(SourceError::Invalid(reason)) => Ok(Some(reason)),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn finish(
+        self,
+        session: &WriteSession,
+        engine: Engine,
+        server: String,
+        server_version: String,
+        tool: String,
+    ) -> Result<Dumped> {
+        Ok(Dumped {
+            root: store_root(session, self.nodes)?,
+            dump: DatabaseDump {
+                engine,
+                server,
+                server_version,
+                tool,
+                databases: self.databases,
+                globals: self.globals.then(|| GLOBALS_FILE.to_string()),
+            },
+            bytes: self.bytes,
+        })
+    }
+}
+
+/// Globals are not counted.
+struct NoRows;
+
+impl RowCounter for NoRows {
+    fn feed(&mut self, _bytes: &[u8]) {}
+    fn tables(&self) -> Vec<TableRows> {
+        Vec::new()
     }
 }
 
@@ -104,7 +199,7 @@ pub fn store_tool_output(
     Ok(stored?)
 }
 
-pub fn store_root(session: &WriteSession, mut nodes: Vec<Node>) -> Result<Id> {
+fn store_root(session: &WriteSession, mut nodes: Vec<Node>) -> Result<Id> {
     nodes.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(session.store_tree(&Tree { nodes })?)
 }

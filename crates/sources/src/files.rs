@@ -249,9 +249,7 @@ pub(crate) fn base_node(name: &OsStr, meta: &Metadata) -> Node {
         ),
     };
     Node {
-        name: name_text,
         name_bytes,
-        node_type: NodeType::File,
         mode: meta.mode() & 0o7777,
         uid: meta.uid(),
         gid: meta.gid(),
@@ -260,11 +258,6 @@ pub(crate) fn base_node(name: &OsStr, meta: &Metadata) -> Node {
         size: meta.len(),
         inode: meta.ino(),
         device: meta.dev(),
-        content: Vec::new(),
-        subtree: None,
-        target: None,
-        target_bytes: None,
-        sqlite: false,
-        page_map: Vec::new(),
+        ..Node::new(name_text, NodeType::File)
     }
 }

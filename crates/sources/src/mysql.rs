@@ -9,17 +9,15 @@ use std::process::Command;
 
 use lifeboat_repo::index::MasterIndex;
 use lifeboat_repo::session::WriteSession;
-use lifeboat_repo::snapshot::{DatabaseDump, DumpedDatabase, Engine, TableRows};
+use lifeboat_repo::snapshot::{DumpedDatabase, Engine, TableRows};
 use lifeboat_repo::tree::Node;
 use lifeboat_repo::Repository;
 use tempfile::NamedTempFile;
 
 use crate::database_url::DatabaseUrl;
-use crate::dump::{self, Dumped, Restored, RowCounter, Server};
+use crate::dump::{self, DumpTree, Dumped, Restored, RowCounter, Server};
 use crate::tool::{self, Tool};
-use crate::{NoProgress, Progress, Result, SourceError};
-
-pub const GLOBALS_FILE: &str = "globals.sql";
+use crate::{Progress, Result, SourceError};
 
 /// The first of `names` found in `PATH`.
 fn find_tool(names: &[&str]) -> Result<Tool> {
@@ -130,17 +128,9 @@ pub fn backup(
     let client = Client::new(&urls[0])?;
     let server_version = client.query(None, "SELECT VERSION()")?;
     let dumper = find_tool(&["mariadb-dump", "mysqldump"])?;
-    let mut nodes: Vec<Node> = Vec::new();
-    let mut databases = Vec::new();
-    let mut bytes = 0;
+    let mut tree = DumpTree::default();
     for url in urls {
         let name = url.database().expect("checked by dump::backup");
-        let file = dump::file_name(&name);
-        if nodes.iter().any(|n| n.name == file) {
-            return Err(SourceError::Invalid(format!(
-                "database {name} is named twice"
-            )));
-        }
         let mut command = client.connection.command(&dumper);
         command
             .args([
@@ -154,53 +144,28 @@ pub fn backup(
             ])
             .arg("--")
             .arg(&name);
-        let mut counter = InsertCounter::default();
-        let stored = dump::store_tool_output(
+        tree.add_database(
             session,
+            name,
             command,
             &format!("{} of {}", tool_name(&dumper), url.redacted()),
-            &mut counter,
+            &mut InsertCounter::default(),
             progress,
         )?;
-        bytes += stored.size;
-        databases.push(DumpedDatabase {
-            name,
-            file: file.clone(),
-            tables: counter.tables(),
-        });
-        nodes.push(crate::command::file_node(&file, stored));
     }
     // Users and grants (MariaDB's --system=users); MySQL's mysqldump has no such option.
     let mut command = client.connection.command(&dumper);
     command.arg("--system=users");
-    let globals = match dump::store_tool_output(
+    if let Some(reason) = tree.add_globals(session, command, "users and grants")? {
+        tracing::warn!("users and grants are not backed up: {reason}");
+    }
+    tree.finish(
         session,
-        command,
-        "users and grants",
-        &mut InsertCounter::default(),
-        &NoProgress,
-    ) {
-        Ok(stored) => Some(crate::command::file_node(GLOBALS_FILE, stored)),
-        Err(SourceError::Invalid(e)) => {
-            tracing::warn!("users and grants are not backed up: {e}");
-            None
-        }
-        Err(e) => return Err(e),
-    };
-    let has_globals = globals.is_some();
-    nodes.extend(globals);
-    Ok(Dumped {
-        root: dump::store_root(session, nodes)?,
-        dump: DatabaseDump {
-            engine: Engine::Mysql,
-            server: urls[0].server(),
-            server_version,
-            tool: dumper.version,
-            databases,
-            globals: has_globals.then(|| GLOBALS_FILE.to_string()),
-        },
-        bytes,
-    })
+        Engine::Mysql,
+        urls[0].server(),
+        server_version,
+        dumper.version,
+    )
 }
 
 fn tool_name(tool: &Tool) -> String {

@@ -321,7 +321,7 @@ pub fn restore_file_then(
 
 /// A hidden scratch file in `target`'s directory, removed when dropped unless persisted
 /// over `target`: a restore that fails leaves nothing under the final name.
-pub(crate) fn partial_file_beside(target: &Path) -> Result<tempfile::NamedTempFile> {
+fn partial_file_beside(target: &Path) -> Result<tempfile::NamedTempFile> {
     let dir = target
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -330,6 +330,22 @@ pub(crate) fn partial_file_beside(target: &Path) -> Result<tempfile::NamedTempFi
         .prefix(".lifeboat-restore-")
         .tempfile_in(dir)
         .map_err(|e| SourceError::io(dir, e))
+}
+
+/// Writes `target` whole or not at all: `fill` writes a scratch file beside it, which is
+/// synced and renamed over `target` only if `fill` succeeded.
+pub(crate) fn write_then_rename(
+    target: &Path,
+    fill: impl FnOnce(&mut fs::File) -> Result<()>,
+) -> Result<()> {
+    let mut temp = partial_file_beside(target)?;
+    fill(temp.as_file_mut())?;
+    temp.as_file()
+        .sync_all()
+        .map_err(|e| SourceError::io(target, e))?;
+    temp.persist(target)
+        .map_err(|e| SourceError::io(target, e.error))?;
+    Ok(())
 }
 
 fn remove_if_not_regular(path: &Path) -> Result<()> {

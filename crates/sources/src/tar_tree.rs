@@ -52,23 +52,11 @@ pub fn store_tar(
         let header = entry.header();
         let kind = header.entry_type();
         let mut node = Node {
-            name: path.rsplit('/').next().unwrap_or(&path).to_string(),
-            name_bytes: None,
-            node_type: NodeType::File,
             mode: header.mode().map_err(bad)? & 0o7777,
             uid: header.uid().map_err(bad)? as u32,
             gid: header.gid().map_err(bad)? as u32,
             mtime: header.mtime().map_err(bad)? as i64,
-            mtime_nsec: 0,
-            size: 0,
-            inode: 0,
-            device: 0,
-            content: Vec::new(),
-            subtree: None,
-            target: None,
-            target_bytes: None,
-            sqlite: false,
-            page_map: Vec::new(),
+            ..Node::new(path.rsplit('/').next().unwrap_or(&path), NodeType::File)
         };
         if kind.is_dir() {
             node.node_type = NodeType::Dir;
@@ -125,23 +113,9 @@ pub fn store_tar(
             Some(node) => node.subtree = Some(id),
             // A member inside a directory the stream never listed.
             None => siblings.push(Node {
-                name: name.to_string(),
-                name_bytes: None,
-                node_type: NodeType::Dir,
                 mode: 0o700,
-                uid: 0,
-                gid: 0,
-                mtime: 0,
-                mtime_nsec: 0,
-                size: 0,
-                inode: 0,
-                device: 0,
-                content: Vec::new(),
                 subtree: Some(id),
-                target: None,
-                target_bytes: None,
-                sqlite: false,
-                page_map: Vec::new(),
+                ..Node::new(name, NodeType::Dir)
             }),
         }
     }

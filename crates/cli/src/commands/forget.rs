@@ -121,7 +121,12 @@ pub fn run(ctx: &Context, args: &ForgetArgs) -> Result<()> {
     let wal_files = if args.dry_run || removed.is_empty() {
         0
     } else {
-        prune_wal_archive(&repo)?
+        let kept: Vec<StoredSnapshot> = groups
+            .into_values()
+            .flatten()
+            .filter(|s| !removed.contains(&s.id))
+            .collect();
+        prune_wal_archive(&repo, &kept)?
     };
     if ctx.global.json {
         ctx.print_json(&json!({
@@ -147,13 +152,12 @@ pub fn run(ctx: &Context, args: &ForgetArgs) -> Result<()> {
 }
 
 /// Removes archived WAL segments older than the first segment of the oldest base backup
-/// still kept of each cluster: no kept base can replay them. History files stay (they
+/// in `kept` of each cluster: no kept base can replay them. History files stay (they
 /// are small and describe every timeline); a cluster with no base backup left keeps all
 /// its WAL (a base backup may be on its way).
-fn prune_wal_archive(repo: &lifeboat_repo::Repository) -> Result<usize> {
-    let snapshots = repo.list_snapshots()?;
+fn prune_wal_archive(repo: &lifeboat_repo::Repository, kept: &[StoredSnapshot]) -> Result<usize> {
     let mut oldest: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    for (_, meta) in lifeboat_sources::postgres::recovery::base_backups(&snapshots, None) {
+    for (_, meta) in lifeboat_sources::postgres::recovery::base_backups(kept, None) {
         let size = meta.wal_segment_size;
         if let Some((_, segno)) = wal::parse_segment_name(&meta.start_wal, size) {
             let entry = oldest.entry(meta.cluster.clone()).or_insert((segno, size));

@@ -172,16 +172,7 @@ fn wal_fetch(ctx: &Context, args: &PgWalFetchArgs) -> Result<()> {
 /// passphrase file if one was given (the passphrase itself never goes into a file).
 fn lifeboat_command(ctx: &Context, tail: &str) -> Result<String> {
     let exe = std::env::current_exe().context("cannot find the lifeboat executable")?;
-    let quote = |s: &str| {
-        let plain = s
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._:@%+=,-".contains(c));
-        if plain && !s.is_empty() {
-            s.to_string()
-        } else {
-            format!("'{}'", s.replace('\'', r"'\''"))
-        }
-    };
+    let quote = crate::commands::shell_word;
     let mut command = format!(
         "{} --repo {}",
         quote(&exe.display().to_string()),

@@ -62,15 +62,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<()> {
 
 /// The command that restores `source` from snapshot `id` over the live data.
 fn rollback_command(location: &str, id: &str, source: &str, paths: &[String]) -> Result<String> {
-    let quote = |s: &str| {
-        if s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._:@%+=,-".contains(c))
-        {
-            s.to_string()
-        } else {
-            format!("'{}'", s.replace('\'', r"'\''"))
-        }
-    };
+    let quote = crate::commands::shell_word;
     let lifeboat = format!("lifeboat --repo {}", quote(location));
     if let Some(url) = DatabaseUrl::parse(source) {
         return Ok(format!(

@@ -7,16 +7,14 @@ use std::process::Command;
 
 use lifeboat_repo::index::MasterIndex;
 use lifeboat_repo::session::WriteSession;
-use lifeboat_repo::snapshot::{DatabaseDump, DumpedDatabase, Engine, TableRows};
+use lifeboat_repo::snapshot::{DumpedDatabase, Engine, TableRows};
 use lifeboat_repo::tree::Node;
 use lifeboat_repo::Repository;
 
 use super::{find_tool, quote_ident, quote_literal, Psql};
 use crate::database_url::DatabaseUrl;
-use crate::dump::{self, Dumped, Lines, Restored, RowCounter, Server};
-use crate::{NoProgress, Progress, Result, SourceError};
-
-pub const GLOBALS_FILE: &str = "globals.sql";
+use crate::dump::{self, DumpTree, Dumped, Lines, Restored, RowCounter, Server};
+use crate::{Progress, Result};
 
 pub fn backup(
     session: &WriteSession,
@@ -27,17 +25,8 @@ pub fn backup(
     let (major, server_version) = psql.server_version()?;
     let pg_dump = find_tool("pg_dump", major)?;
     let restrict_key_supported = supports_restrict_key(&pg_dump);
-    let mut nodes: Vec<Node> = Vec::new();
-    let mut databases = Vec::new();
-    let mut bytes = 0;
+    let mut tree = DumpTree::default();
     for url in urls {
-        let name = url.database().expect("checked by dump::backup");
-        let file = dump::file_name(&name);
-        if nodes.iter().any(|n| n.name == file) {
-            return Err(SourceError::Invalid(format!(
-                "database {name} is named twice"
-            )));
-        }
         let mut command = Psql::with_password(url, pg_dump.command());
         command
             .args(["--format=plain", "--no-password", "-d"])
@@ -45,37 +34,23 @@ pub fn backup(
         if restrict_key_supported {
             command.arg(format!("--restrict-key={}", restrict_key(session, url)));
         }
-        let mut counter = CopyCounter::default();
-        let stored = dump::store_tool_output(
+        tree.add_database(
             session,
+            url.database().expect("checked by dump::backup"),
             command,
             &format!("pg_dump of {}", url.redacted()),
-            &mut counter,
+            &mut CopyCounter::default(),
             progress,
         )?;
-        bytes += stored.size;
-        databases.push(DumpedDatabase {
-            name,
-            file: file.clone(),
-            tables: counter.tables(),
-        });
-        nodes.push(crate::command::file_node(&file, stored));
     }
-    let globals = backup_globals(session, &urls[0], major)?;
-    let has_globals = globals.is_some();
-    nodes.extend(globals);
-    Ok(Dumped {
-        root: dump::store_root(session, nodes)?,
-        dump: DatabaseDump {
-            engine: Engine::Postgres,
-            server: urls[0].server(),
-            server_version,
-            tool: pg_dump.version,
-            databases,
-            globals: has_globals.then(|| GLOBALS_FILE.to_string()),
-        },
-        bytes,
-    })
+    backup_globals(session, &mut tree, &urls[0], major)?;
+    tree.finish(
+        session,
+        Engine::Postgres,
+        urls[0].server(),
+        server_version,
+        pg_dump.version,
+    )
 }
 
 /// pg_dump since 13.22/14.19/15.14/16.10/17.6 writes `\restrict <random key>` at the top
@@ -99,15 +74,20 @@ fn restrict_key(session: &WriteSession, url: &DatabaseUrl) -> String {
 
 /// Roles and tablespaces. Role passwords need a superuser; without one the roles are
 /// still kept, without passwords; without even that, the backup goes on without them.
-fn backup_globals(session: &WriteSession, url: &DatabaseUrl, major: u32) -> Result<Option<Node>> {
+fn backup_globals(
+    session: &WriteSession,
+    tree: &mut DumpTree,
+    url: &DatabaseUrl,
+    major: u32,
+) -> Result<()> {
     let pg_dumpall = match find_tool("pg_dumpall", major) {
         Ok(tool) => tool,
         Err(e) => {
             tracing::warn!("roles and other globals are not backed up: {e}");
-            return Ok(None);
+            return Ok(());
         }
     };
-    let mut last_error = String::new();
+    let mut last_error = None;
     for extra in [&[][..], &["--no-role-passwords"][..]] {
         let mut command = Psql::with_password(url, pg_dumpall.command());
         command
@@ -115,21 +95,16 @@ fn backup_globals(session: &WriteSession, url: &DatabaseUrl, major: u32) -> Resu
             .args(extra)
             .arg("-d")
             .arg(url.libpq_uri());
-        let mut counter = CopyCounter::default();
-        match dump::store_tool_output(
-            session,
-            command,
-            "pg_dumpall --globals-only",
-            &mut counter,
-            &NoProgress,
-        ) {
-            Ok(stored) => return Ok(Some(crate::command::file_node(GLOBALS_FILE, stored))),
-            Err(SourceError::Invalid(e)) => last_error = e,
-            Err(e) => return Err(e),
+        last_error = tree.add_globals(session, command, "pg_dumpall --globals-only")?;
+        if last_error.is_none() {
+            return Ok(());
         }
     }
-    tracing::warn!("roles and other globals are not backed up: {last_error}");
-    Ok(None)
+    tracing::warn!(
+        "roles and other globals are not backed up: {}",
+        last_error.unwrap_or_default()
+    );
+    Ok(())
 }
 
 /// Restores into a PostgreSQL database with `psql --single-transaction`: a failed

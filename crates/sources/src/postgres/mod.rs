@@ -19,12 +19,13 @@ use crate::{Result, SourceError};
 /// `LIFEBOAT_PG_BIN` if set, else `PATH`, else the versioned directories distributions
 /// install side by side (`/usr/lib/postgresql/N/bin`, `/usr/pgsql-N/bin`, Homebrew).
 pub fn find_tool(name: &str, min_major: u32) -> Result<Tool> {
-    let found: Vec<Tool> = candidates(name)
-        .iter()
-        .filter_map(|p| tool::probe(p))
-        .collect();
-    if let Some(tool) = found.iter().find(|t| t.major >= min_major) {
-        return Ok(tool.clone());
+    // Probing runs each candidate; stop at the first that will do.
+    let mut newest: Option<u32> = None;
+    for tool in candidates(name).iter().filter_map(|p| tool::probe(p)) {
+        if tool.major >= min_major {
+            return Ok(tool);
+        }
+        newest = newest.max(Some(tool.major));
     }
     let package = if min_major > 0 {
         format!("postgresql-client-{min_major}")
@@ -35,7 +36,7 @@ pub fn find_tool(name: &str, min_major: u32) -> Result<Tool> {
         "install {name} {} or newer (Debian/Ubuntu: {package}) or set LIFEBOAT_PG_BIN to its bin directory",
         min_major.max(1)
     );
-    Err(SourceError::Invalid(match found.iter().map(|t| t.major).max() {
+    Err(SourceError::Invalid(match newest {
         Some(newest) => format!(
             "{name} {newest} is older than the server (PostgreSQL {min_major}) and cannot dump it; {hint}"
         ),

@@ -158,18 +158,10 @@ pub fn fetch(repo: &Repository, cluster: &str, name: &str, dest: &Path) -> Resul
     let Some(data) = repo.fetch_wal(cluster, name)? else {
         return Ok(false);
     };
-    write_whole(dest, &data)?;
+    crate::restore::write_then_rename(dest, |file| {
+        file.write_all(&data).map_err(|e| SourceError::io(dest, e))
+    })?;
     Ok(true)
-}
-
-fn write_whole(dest: &Path, data: &[u8]) -> Result<()> {
-    let mut temp = crate::restore::partial_file_beside(dest)?;
-    temp.write_all(data)
-        .and_then(|_| temp.as_file().sync_all())
-        .map_err(|e| SourceError::io(dest, e))?;
-    temp.persist(dest)
-        .map_err(|e| SourceError::io(dest, e.error))?;
-    Ok(())
 }
 
 /// Where WAL fetched ahead waits, inside the data directory being recovered: PostgreSQL
