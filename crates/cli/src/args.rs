@@ -61,6 +61,9 @@ pub enum Command {
     Pg(PgArgs),
     /// Remove the snapshots a retention policy does not keep (pinned ones always stay).
     Forget(ForgetArgs),
+    /// Free the space of data no snapshot needs; safe while backups run (two phases:
+    /// packs are condemned first and deleted once the backups that were running have ended).
+    Prune(PruneArgs),
     /// Run a command (a migration, say) with a pinned snapshot taken just before it; if it
     /// fails, print the one command that rolls the data back.
     Run(RunArgs),
@@ -303,6 +306,20 @@ pub struct ForgetArgs {
     #[arg(long = "keep-tag")]
     pub keep_tags: Vec<String>,
     /// Show what would be removed, remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Repack partly used packs until unused data is at most this percentage of used data.
+    #[arg(long, default_value_t = 5.0, value_name = "PCT")]
+    pub max_unused: f64,
+    /// Only delete packs condemned at least this long ago (on top of waiting for the
+    /// backups that were running when they were condemned).
+    #[arg(long, value_parser = duration)]
+    pub grace: Option<std::time::Duration>,
+    /// Show what would be condemned and repacked; change nothing.
     #[arg(long)]
     pub dry_run: bool,
 }

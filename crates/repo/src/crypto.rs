@@ -36,6 +36,7 @@ pub enum ObjectKind {
     TreeBlob,
     Segment,
     PgWal,
+    PruneNotice,
 }
 
 impl ObjectKind {
@@ -50,6 +51,7 @@ impl ObjectKind {
             ObjectKind::TreeBlob => b"lifeboat/blob/tree",
             ObjectKind::Segment => b"lifeboat/stream-segment",
             ObjectKind::PgWal => b"lifeboat/pg-wal",
+            ObjectKind::PruneNotice => b"lifeboat/prune-notice",
         }
     }
 }

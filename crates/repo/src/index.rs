@@ -81,6 +81,19 @@ impl MasterIndex {
         self.packs.iter()
     }
 
+    /// The same index without the packs in `excluded`: blobs that live only in them are
+    /// gone, blobs that also live elsewhere point there.
+    pub fn without_packs(&self, excluded: &std::collections::HashSet<Id>) -> MasterIndex {
+        let mut index = MasterIndex::default();
+        for (id, blobs) in self.packs.iter().filter(|(id, _)| !excluded.contains(id)) {
+            index.add_pack(&IndexedPack {
+                id: *id,
+                blobs: blobs.clone(),
+            });
+        }
+        index
+    }
+
     pub fn blob_count(&self) -> usize {
         self.blobs.len()
     }

@@ -17,6 +17,8 @@ pub mod lock;
 pub mod pack;
 pub mod pagemap;
 pub mod pg_wal;
+pub mod prune;
+pub mod reachable;
 pub mod repository;
 pub mod retention;
 pub mod segment;

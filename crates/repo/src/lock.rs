@@ -3,8 +3,8 @@
 //! Every writer creates a unique lock object (`locks/<id>`) and refreshes it while it
 //! works; none is ever overwritten, so no conditional write is needed. A lock whose
 //! `expires` time has passed belongs to a process that died and is ignored. Backups take
-//! shared locks; work that deletes data (prune) takes an exclusive one, and must list the
-//! locks again after writing its own and back off if any other live lock appeared.
+//! shared locks; work that deletes data (prune) takes an exclusive one (only one prune at
+//! a time) and waits, by session id, for the shared locks it saw to end (see `prune.rs`).
 
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -29,20 +29,68 @@ pub struct LockRecord {
     pub purpose: String,
     pub created: chrono::DateTime<chrono::Utc>,
     pub expires: chrono::DateTime<chrono::Utc>,
+    /// Stays the same across refreshes (which write a new object under a new name), so
+    /// `prune` can tell when the session it waits for has ended. Empty in records written
+    /// before it existed; the object name stands in then.
+    #[serde(default)]
+    pub session: String,
+}
+
+impl LockRecord {
+    /// One line that tells people whose lock this is.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} on {} (pid {}, since {})",
+            self.purpose,
+            self.host,
+            self.pid,
+            self.created
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )
+    }
+}
+
+/// A live lock record with the object it was read from.
+#[derive(Debug, Clone)]
+pub struct LiveLock {
+    pub name: String,
+    pub record: LockRecord,
+}
+
+impl LiveLock {
+    pub fn session(&self) -> &str {
+        if self.record.session.is_empty() {
+            &self.name
+        } else {
+            &self.record.session
+        }
+    }
+
+    /// A replicator's lease on its stream; it guards the stream, not blobs.
+    pub fn is_stream_lease(&self) -> bool {
+        self.record.purpose.starts_with("replicate ")
+    }
 }
 
 /// A held lock; dropping or releasing it removes the lock object.
 pub struct Lock {
     repo: Repository,
+    session: String,
     name: Arc<Mutex<String>>,
     /// Dropped to stop the refresher at once (it waits on the other end).
     stop: Option<crossbeam_channel::Sender<()>>,
     refresher: Option<JoinHandle<()>>,
 }
 
-fn write_record(repo: &Repository, exclusive: bool, purpose: &str) -> Result<String> {
+fn write_record(
+    repo: &Repository,
+    exclusive: bool,
+    purpose: &str,
+    session: &str,
+) -> Result<String> {
     let now = chrono::Utc::now();
     let record = LockRecord {
+        session: session.to_string(),
         host: crate::hostname(),
         pid: std::process::id(),
         exclusive,
@@ -59,7 +107,7 @@ fn write_record(repo: &Repository, exclusive: bool, purpose: &str) -> Result<Str
 
 /// The lock records still in force: not expired, and not left by a process of this host
 /// that has died. Unreadable records are skipped.
-pub fn live_records(repo: &Repository) -> Result<Vec<(String, LockRecord)>> {
+pub fn live_records(repo: &Repository) -> Result<Vec<LiveLock>> {
     let now = chrono::Utc::now();
     let mut live = Vec::new();
     for object in repo.storage().list("locks")? {
@@ -70,7 +118,10 @@ pub fn live_records(repo: &Repository) -> Result<Vec<(String, LockRecord)>> {
         // SAFETY: kill with signal 0 only asks whether the process exists.
         let dead = ours && unsafe { libc::kill(record.pid as i32, 0) } != 0;
         if record.expires > now && !dead {
-            live.push((object.name, record));
+            live.push(LiveLock {
+                name: object.name,
+                record,
+            });
         }
     }
     Ok(live)
@@ -80,24 +131,61 @@ pub fn live_records(repo: &Repository) -> Result<Vec<(String, LockRecord)>> {
 pub fn live_streams(repo: &Repository) -> Result<Vec<String>> {
     Ok(live_records(repo)?
         .into_iter()
-        .filter_map(|(_, r)| r.purpose.strip_prefix("replicate ").map(str::to_string))
+        .filter_map(|l| {
+            l.record
+                .purpose
+                .strip_prefix("replicate ")
+                .map(str::to_string)
+        })
         .collect())
 }
 
 impl Lock {
     pub fn acquire_shared(repo: &Repository, purpose: &str) -> Result<Lock> {
-        let name = write_record(repo, false, purpose)?;
+        Lock::acquire(repo, false, purpose)
+    }
+
+    /// The lock of work that deletes data: refused while another exclusive lock lives.
+    /// Shared locks do not stop it; the deleting side must follow the protocol in
+    /// `prune.rs` to stay clear of what their sessions need.
+    pub fn acquire_exclusive(repo: &Repository, purpose: &str) -> Result<Lock> {
+        let lock = Lock::acquire(repo, true, purpose)?;
+        let own = lock.name();
+        for live in live_records(repo)? {
+            if live.name != own && live.record.exclusive {
+                let _ = lock.release();
+                return Err(crate::RepoError::Invalid(format!(
+                    "the repository is locked by {}; wait for it to finish",
+                    live.record.describe()
+                )));
+            }
+        }
+        Ok(lock)
+    }
+
+    /// The session id that stays the same across refreshes.
+    pub fn session(&self) -> &str {
+        &self.session
+    }
+
+    fn name(&self) -> String {
+        self.name.lock().expect("lock name").clone()
+    }
+
+    fn acquire(repo: &Repository, exclusive: bool, purpose: &str) -> Result<Lock> {
+        let session = crate::Id::random().to_hex();
+        let name = write_record(repo, exclusive, purpose, &session)?;
         let name = Arc::new(Mutex::new(name));
         let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
         let refresher = {
             let (repo, name) = (repo.clone(), name.clone());
-            let purpose = purpose.to_string();
+            let (purpose, session) = (purpose.to_string(), session.clone());
             std::thread::spawn(move || {
                 while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
                     stopped.recv_timeout(REFRESH_EVERY)
                 {
                     // Write the new lease before removing the old, so there is no gap.
-                    if let Ok(new_name) = write_record(&repo, false, &purpose) {
+                    if let Ok(new_name) = write_record(&repo, exclusive, &purpose, &session) {
                         let old =
                             std::mem::replace(&mut *name.lock().expect("lock name"), new_name);
                         let _ = repo.storage().delete(&old);
@@ -107,6 +195,7 @@ impl Lock {
         };
         Ok(Lock {
             repo: repo.clone(),
+            session,
             name,
             stop: Some(stop),
             refresher: Some(refresher),
@@ -119,8 +208,8 @@ impl Lock {
     pub fn acquire_stream(repo: &Repository, stream: &str) -> Result<Lock> {
         let purpose = format!("replicate {stream}");
         let lock = Lock::acquire_shared(repo, &purpose)?;
-        let own = lock.name.lock().expect("lock name").clone();
-        for (name, record) in live_records(repo)? {
+        let own = lock.name();
+        for LiveLock { name, record } in live_records(repo)? {
             if name != own && record.purpose == purpose {
                 let _ = lock.release();
                 return Err(crate::RepoError::Invalid(format!(

@@ -100,9 +100,14 @@ impl WriteSession {
     /// Starts a session: takes a shared lock, loads the index and indexes packs that an
     /// interrupted session left unindexed.
     pub fn start(repo: &Repository, purpose: &str) -> Result<WriteSession> {
+        // The lock comes first: `prune` waits for sessions whose lock it saw, and every
+        // other session reads its notices below (see prune.rs).
         let lock = Lock::acquire_shared(repo, purpose)?;
         let mut index = repo.load_index()?;
-        let recovered = recover_unindexed_packs(repo, &mut index)?;
+        let condemned = crate::prune::condemned_packs(repo)?;
+        let recovered = recover_unindexed_packs(repo, &mut index, &condemned)?;
+        let index = index.without_packs(&condemned);
+        crate::fault::point("session-started");
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2)
@@ -347,14 +352,19 @@ fn upload_worker(repo: Repository, packs: Receiver<FinishedPack>, shared: Arc<Sh
 
 /// Finds packs that no index file lists (left by an interrupted or concurrent session),
 /// reads their headers and writes an index file for them. Packs whose header cannot be
-/// read are left alone for `verify` to report.
-pub fn recover_unindexed_packs(repo: &Repository, index: &mut MasterIndex) -> Result<u64> {
+/// read are left alone for `verify` to report; condemned packs (which an interrupted
+/// prune may have unlisted already) are left for `prune` to delete.
+pub fn recover_unindexed_packs(
+    repo: &Repository,
+    index: &mut MasterIndex,
+    condemned: &HashSet<Id>,
+) -> Result<u64> {
     let orphans: Vec<_> = repo
         .storage()
         .list("data")?
         .into_iter()
         .filter_map(|o| pack::pack_id_from_name(&o.name).map(|id| (id, o)))
-        .filter(|(id, _)| !index.has_pack(id))
+        .filter(|(id, _)| !index.has_pack(id) && !condemned.contains(id))
         .collect();
     if orphans.is_empty() {
         return Ok(0);

@@ -6,6 +6,7 @@ mod init;
 mod key;
 mod ls;
 mod pg;
+mod prune;
 mod replicate;
 mod restore;
 mod run;
@@ -50,5 +51,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Pg(args) => pg::run(&ctx, args),
         Command::Run(args) => run::run(&ctx, args),
         Command::Forget(args) => forget::run(&ctx, args),
+        Command::Prune(args) => prune::run(&ctx, args),
     }
 }
