@@ -69,6 +69,34 @@ pub enum Command {
     Run(RunArgs),
     /// Manage passphrases (key slots).
     Key(KeyArgs),
+    /// Check lifeboat.toml, or print its JSON Schema.
+    Config(ConfigArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(subcommand)]
+    pub command: ConfigCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Report every problem in the file (with line and column), or summarize the plans.
+    Check(ConfigFileArgs),
+    /// Print the JSON Schema of lifeboat.toml (for editors).
+    Schema,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigFileArgs {
+    /// The configuration file.
+    #[arg(
+        long,
+        short = 'c',
+        env = "LIFEBOAT_CONFIG",
+        default_value = "lifeboat.toml"
+    )]
+    pub config: PathBuf,
 }
 
 #[derive(Debug, Args)]

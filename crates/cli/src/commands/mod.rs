@@ -1,6 +1,7 @@
 //! One module per command, as Litestream keeps one file per command.
 
 mod backup;
+mod config;
 mod forget;
 mod init;
 mod key;
@@ -52,5 +53,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Run(args) => run::run(&ctx, args),
         Command::Forget(args) => forget::run(&ctx, args),
         Command::Prune(args) => prune::run(&ctx, args),
+        Command::Config(args) => config::run(&ctx, args),
     }
 }

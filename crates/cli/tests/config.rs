@@ -1,0 +1,126 @@
+//! `lifeboat config check|schema` on real files.
+
+mod common;
+
+use std::process::Command;
+
+fn check(dir: &std::path::Path, env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(common::lifeboat_bin());
+    cmd.current_dir(dir)
+        .args(["config", "check"])
+        .env_remove("LIFEBOAT_CONFIG")
+        .env_remove("ALERT_WEBHOOK_URL");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+const README_EXAMPLE: &str = r#"
+[[source]]
+name = "app"
+url = "sqlite:./data/app.db"
+[[source]]
+name = "uploads"
+url = "./uploads"
+[[target]]
+name = "local"
+url = "/var/backups/lifeboat"
+[[target]]
+name = "offsite"
+url = "s3://bucket/prefix"
+[[plan]]
+name = "app"
+sources = ["app", "uploads"]
+targets = ["local", "offsite"]
+schedule = "every 15m"
+continuous = true
+keep = { last = 10, hourly = 24, daily = 7, weekly = 4, monthly = 12 }
+rpo = "1m"
+rto = "10m"
+[agent]
+listen = "127.0.0.1:7070"
+[[alert]]
+kind = "webhook"
+url = "${ALERT_WEBHOOK_URL}"
+"#;
+
+#[test]
+fn the_issue_example_checks_and_mistakes_are_named_with_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("lifeboat.toml"), README_EXAMPLE).unwrap();
+
+    let out = check(
+        dir.path(),
+        &[("ALERT_WEBHOOK_URL", "https://hooks.example/abc")],
+    );
+    let stdout = common::succeeded(&out);
+    assert!(
+        stdout.contains("ok (2 source(s), 2 target(s), 1 plan(s)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("plan app: app, uploads -> local, offsite"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("hooks.example"),
+        "a secret was printed: {stdout}"
+    );
+
+    // A missing variable is named, with where it is used; exit code 2.
+    let out = check(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("lifeboat.toml:27:8: environment variable ALERT_WEBHOOK_URL is not set"),
+        "{stderr}"
+    );
+
+    // A plan naming a target that does not exist, and an impossible schedule.
+    let broken = README_EXAMPLE
+        .replace(
+            r#"targets = ["local", "offsite"]"#,
+            r#"targets = ["local", "ofsite"]"#,
+        )
+        .replace(r#"schedule = "every 15m""#, r#"schedule = "0 0 31 2 *""#);
+    std::fs::write(dir.path().join("lifeboat.toml"), broken).unwrap();
+    let out = check(
+        dir.path(),
+        &[("ALERT_WEBHOOK_URL", "https://hooks.example/abc")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("lifeboat.toml:17:21:"), "{stderr}");
+    assert!(stderr.contains("ofsite"), "{stderr}");
+    assert!(stderr.contains("lifeboat.toml:18:12:"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn a_missing_file_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = check(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("lifeboat.toml"), "{stderr}");
+}
+
+#[test]
+fn the_schema_printed_is_the_published_one() {
+    let out = Command::new(common::lifeboat_bin())
+        .args(["config", "schema"])
+        .output()
+        .unwrap();
+    let printed: serde_json::Value = serde_json::from_str(&common::succeeded(&out)).unwrap();
+    let published: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/lifeboat.schema.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(printed, published);
+}

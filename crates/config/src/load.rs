@@ -1,0 +1,76 @@
+//! Reading a config: TOML, then unknown keys, then types, then the rules.
+
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::de::DeTable;
+
+use crate::check::check;
+use crate::error::{ConfigError, ConfigErrors, LineIndex};
+use crate::keys::unknown_keys;
+use crate::model::Config;
+use crate::paths::resolve_relative;
+use crate::raw::RawConfig;
+
+impl Config {
+    /// Reads and validates the file at `path`, filling `${VAR}`s from the process
+    /// environment and resolving relative paths against the file's directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigErrors::whole_file(&origin, format!("cannot read: {e}")))?;
+        let mut config = Config::parse(&text, &origin, &|name| std::env::var(name).ok())?;
+        let absolute = std::path::absolute(path).map_err(|e| {
+            ConfigErrors::whole_file(&origin, format!("cannot resolve its directory: {e}"))
+        })?;
+        let base = absolute.parent().unwrap_or(Path::new("/"));
+        resolve_relative(&mut config, base);
+        Ok(config)
+    }
+
+    /// Validates `text`. `origin` names the file in messages; `env` looks up `${VAR}`s.
+    /// Relative paths are left as written (there is no file to be relative to).
+    pub fn parse(
+        text: &str,
+        origin: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigErrors> {
+        let index = LineIndex::new(text);
+        let fail = |errors: Vec<ConfigError>| ConfigErrors::new(origin, errors);
+        let root = DeTable::parse(text).map_err(|e| fail(vec![toml_error(&index, &e)]))?;
+        let unknown = unknown_keys(root.get_ref(), &index);
+        if !unknown.is_empty() {
+            return Err(fail(unknown));
+        }
+        let raw = RawConfig::deserialize(toml::de::Deserializer::from(root))
+            .map_err(|e| fail(vec![toml_error(&index, &e)]))?;
+        check(raw, &index, env).map_err(fail)
+    }
+}
+
+fn toml_error(index: &LineIndex<'_>, error: &toml::de::Error) -> ConfigError {
+    // Messages are one line in ours; toml's occasionally span several.
+    let message = error
+        .message()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    // serde speaks of fields; the file has keys.
+    let message = match message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'))
+    {
+        Some(key) => format!("missing required key {key:?}"),
+        None => message,
+    };
+    match error.span() {
+        Some(span) => index.error(&span, message),
+        None => ConfigError {
+            line: 0,
+            column: 0,
+            message,
+        },
+    }
+}
