@@ -71,6 +71,21 @@ pub enum Command {
     Key(KeyArgs),
     /// Check lifeboat.toml, or print its JSON Schema.
     Config(ConfigArgs),
+    /// For each plan's sources and targets in lifeboat.toml: the newest restore point and
+    /// whether the recovery point objective is met (exit 1 if one is not).
+    Status(ConfigFileArgs),
+    /// Run the plans of lifeboat.toml: schedules, continuous replication, retention, RPO
+    /// checks and alerts; serves /metrics, /livez, /readyz and /api/v1/status on loopback.
+    Agent(AgentArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    #[command(flatten)]
+    pub file: ConfigFileArgs,
+    /// How often the newest restore points are measured against the RPOs.
+    #[arg(long, value_parser = duration, default_value = "30s")]
+    pub check_every: std::time::Duration,
 }
 
 #[derive(Debug, Args)]
@@ -333,6 +348,9 @@ pub struct ForgetArgs {
     /// Keep every snapshot with this tag (repeatable).
     #[arg(long = "keep-tag")]
     pub keep_tags: Vec<String>,
+    /// Only consider snapshots carrying this tag (e.g. plan:app, as the agent tags them).
+    #[arg(long = "tag")]
+    pub only_tag: Option<String>,
     /// Show what would be removed, remove nothing.
     #[arg(long)]
     pub dry_run: bool,

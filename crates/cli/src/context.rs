@@ -43,6 +43,27 @@ impl Context<'_> {
         Ok(Repository::open(storage, passphrase.as_bytes())?)
     }
 
+    /// Opens a target of `lifeboat.toml` with its own passphrase (`password`,
+    /// `password_file`), else the one every command uses.
+    pub fn open_target(&self, target: &lifeboat_config::Target) -> Result<Repository> {
+        if let Ok(lifeboat_storage::Location::Local(root)) =
+            lifeboat_storage::Location::parse(&target.url)
+        {
+            if !root.is_dir() {
+                return Err(
+                    lifeboat_repo::RepoError::NotARepository(root.display().to_string()).into(),
+                );
+            }
+        }
+        let passphrase = match (&target.password, &target.password_file) {
+            (Some(secret), _) => secret.expose().to_string(),
+            (None, Some(file)) => crate::secrets::passphrase(Some(file), false)?,
+            (None, None) => self.passphrase(false)?,
+        };
+        let storage = Storage::open(&target.url)?;
+        Ok(Repository::open(storage, passphrase.as_bytes())?)
+    }
+
     /// Where local caches live: `LIFEBOAT_CACHE_DIR`, else `$XDG_CACHE_HOME/lifeboat`, else
     /// `~/.cache/lifeboat`. `None` when there is no home (caches are then skipped).
     pub fn cache_root(&self) -> Option<std::path::PathBuf> {

@@ -521,3 +521,143 @@ fn frozen_storage_fails_promptly() {
         "gave up only after {took:?}"
     );
 }
+
+/// The agent with a local target and a Garage target: Garage dies, the failure alert goes
+/// out (once), the local target keeps getting backups; Garage returns, the agent catches
+/// up and sends the recovery notice.
+#[test]
+fn agent_keeps_backing_up_locally_while_garage_is_down() {
+    use common::http::{get, WebhookReceiver};
+    let mut garage = OwnGarage::start();
+    let s3 = garage.s3();
+    let remote = s3.repo("agent-offsite");
+    remote.init();
+    let local = TestRepo::local();
+    let dir = local.dir.path();
+    write(&dir.join("uploads/a.txt"), b"uploaded\n");
+    let hook = WebhookReceiver::start();
+    let addr = format!("127.0.0.1:{}", common::postgres::free_port());
+    let config = dir.join("lifeboat.toml");
+    fs::write(
+        &config,
+        format!(
+            r#"
+[[source]]
+name = "uploads"
+url = "./uploads"
+[[target]]
+name = "local"
+url = "{local}"
+[[target]]
+name = "offsite"
+url = "{remote}"
+[[plan]]
+name = "app"
+sources = ["uploads"]
+targets = ["local", "offsite"]
+schedule = "every 2s"
+[agent]
+listen = "{addr}"
+state = "./agent.db"
+[[alert]]
+kind = "webhook"
+url = "{hook}"
+"#,
+            local = local.url,
+            remote = remote.url,
+            hook = hook.url
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(common::lifeboat_bin());
+    cmd.args(["agent", "--config"])
+        .arg(&config)
+        .env("LIFEBOAT_PASSWORD", common::PASSWORD)
+        .env_remove("LIFEBOAT_REPO")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in &s3.vars {
+        cmd.env(k, v);
+    }
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+        }
+    }
+    let mut agent = KillOnDrop(cmd.spawn().unwrap());
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    let runs = |target: &str| -> (u64, u64) {
+        let Some((200, body)) = get(addr, "/api/v1/status", None) else {
+            return (0, 0);
+        };
+        let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let t = status["plans"][0]["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["target"] == target)
+            .cloned()
+            .unwrap_or_default();
+        (
+            t["runs_total"].as_u64().unwrap_or(0),
+            t["failures_total"].as_u64().unwrap_or(0),
+        )
+    };
+    let wait = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !done() {
+            assert!(Instant::now() < deadline, "no {what} in time");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    wait("a successful offsite run", &|| {
+        let (runs, failures) = runs("offsite");
+        runs > failures
+    });
+
+    garage.kill();
+    let killed = Instant::now();
+    hook.wait_for("the failure alert", Duration::from_secs(120), |e| {
+        e.iter()
+            .any(|e| e["event"] == "job_failed" && e["target"] == "offsite")
+    });
+    let detected = killed.elapsed();
+    println!("time to detect the stopped target: {detected:?}");
+    let local_runs = runs("local").0;
+    wait("local backups while offsite is down", &|| {
+        let (runs, failures) = runs("local");
+        runs >= local_runs + 2 && failures == 0
+    });
+
+    garage.restart();
+    hook.wait_for("the recovery notice", Duration::from_secs(120), |e| {
+        e.iter()
+            .any(|e| e["event"] == "recovered" && e["target"] == "offsite")
+    });
+    // SAFETY: kill(2) on the agent this test started.
+    unsafe {
+        libc::kill(agent.0.id() as i32, libc::SIGTERM);
+    }
+    let stopped = Instant::now();
+    let status = loop {
+        if let Some(status) = agent.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(60),
+            "the agent ignored SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status}");
+    let failures = hook
+        .events()
+        .iter()
+        .filter(|e| e["event"] == "job_failed")
+        .count();
+    assert_eq!(failures, 1, "{:#?}", hook.events());
+    remote.ok(&["verify"]);
+    local.ok(&["verify"]);
+}

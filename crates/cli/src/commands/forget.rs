@@ -36,7 +36,13 @@ pub fn run(ctx: &Context, args: &ForgetArgs) -> Result<()> {
     }
     let repo = ctx.open()?;
     let mut groups: BTreeMap<(String, Vec<String>), Vec<StoredSnapshot>> = BTreeMap::new();
-    for s in repo.list_snapshots()? {
+    let all = repo.list_snapshots()?;
+    for s in all.iter().filter(|s| {
+        args.only_tag
+            .as_ref()
+            .is_none_or(|t| s.snapshot.tags.contains(t))
+    }) {
+        let s = s.clone();
         groups
             .entry((s.snapshot.host.clone(), s.snapshot.paths.clone()))
             .or_default()
@@ -121,9 +127,9 @@ pub fn run(ctx: &Context, args: &ForgetArgs) -> Result<()> {
     let wal_files = if args.dry_run || removed.is_empty() {
         0
     } else {
-        let kept: Vec<StoredSnapshot> = groups
-            .into_values()
-            .flatten()
+        // Every snapshot left, not only the ones --tag chose: WAL serves every base.
+        let kept: Vec<StoredSnapshot> = all
+            .into_iter()
             .filter(|s| !removed.contains(&s.id))
             .collect();
         prune_wal_archive(&repo, &kept)?

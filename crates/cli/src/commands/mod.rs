@@ -1,5 +1,6 @@
 //! One module per command, as Litestream keeps one file per command.
 
+mod agent;
 mod backup;
 mod config;
 mod forget;
@@ -12,6 +13,7 @@ mod replicate;
 mod restore;
 mod run;
 mod snapshots;
+mod status;
 mod timeline;
 mod timeline_db;
 mod verify;
@@ -54,5 +56,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Forget(args) => forget::run(&ctx, args),
         Command::Prune(args) => prune::run(&ctx, args),
         Command::Config(args) => config::run(&ctx, args),
+        Command::Status(args) => status::run(&ctx, args),
+        Command::Agent(args) => agent::run(&ctx, args),
     }
 }

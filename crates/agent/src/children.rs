@@ -1,0 +1,112 @@
+//! Every job is a `lifeboat` child process: a crash or a hang in one job cannot take the
+//! agent down, and stopping the agent is a SIGTERM to each child (a backup then stops
+//! without a snapshot, which leaves the repository as it was; a replicator ships what
+//! committed and exits).
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use lifeboat_config::Target;
+
+/// The children running now, by a number of our own (pids are reused).
+#[derive(Clone, Default)]
+pub struct Children {
+    running: Arc<Mutex<HashMap<u64, u32>>>,
+    next: Arc<AtomicU64>,
+}
+
+/// What a finished child printed, and whether it succeeded.
+pub struct Finished {
+    pub success: bool,
+    pub stdout: String,
+    /// The child's last error line (it prints one line per error), or its exit status.
+    pub error: String,
+}
+
+impl Children {
+    /// Runs `lifeboat ARGS` against `target` and waits for it.
+    pub fn run(
+        &self,
+        exe: &PathBuf,
+        target: &Target,
+        args: &[String],
+    ) -> std::io::Result<Finished> {
+        let mut command = Command::new(exe);
+        command
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for_target(&mut command, target);
+        let mut child = command.spawn()?;
+        let key = self.next.fetch_add(1, Ordering::SeqCst);
+        self.running
+            .lock()
+            .expect("children")
+            .insert(key, child.id());
+        let mut stderr = child.stderr.take().expect("piped");
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        let mut stdout = String::new();
+        if let Some(mut out) = child.stdout.take() {
+            let _ = out.read_to_string(&mut stdout);
+        }
+        let status = child.wait();
+        self.running.lock().expect("children").remove(&key);
+        let stderr = reader.join().unwrap_or_default();
+        let status = status?;
+        let error = stderr
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("lifeboat: "))
+            .map(|l| l.trim_start_matches("lifeboat: ").to_string())
+            .unwrap_or_else(|| format!("exited with {status}"));
+        Ok(Finished {
+            success: status.success(),
+            stdout,
+            error,
+        })
+    }
+
+    /// Asks every child to stop.
+    pub fn terminate_all(&self) {
+        for pid in self.running.lock().expect("children").values() {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe {
+                libc::kill(*pid as i32, libc::SIGTERM);
+            }
+        }
+    }
+
+    pub fn register(&self, pid: u32) -> u64 {
+        let key = self.next.fetch_add(1, Ordering::SeqCst);
+        self.running.lock().expect("children").insert(key, pid);
+        key
+    }
+
+    pub fn unregister(&self, key: u64) {
+        self.running.lock().expect("children").remove(&key);
+    }
+}
+
+/// The repository and passphrase of `target`, passed as the environment (never as
+/// arguments, which `ps` shows).
+pub fn for_target(command: &mut Command, target: &Target) {
+    command
+        .env("LIFEBOAT_REPO", &target.url)
+        .env_remove("LIFEBOAT_CONFIG");
+    if let Some(password) = &target.password {
+        command
+            .env("LIFEBOAT_PASSWORD", password.expose())
+            .env_remove("LIFEBOAT_PASSWORD_FILE");
+    } else if let Some(file) = &target.password_file {
+        command.env("LIFEBOAT_PASSWORD_FILE", file);
+    }
+}

@@ -1,0 +1,110 @@
+//! The agent's HTTP side: `/livez`, `/readyz` (open, for process supervisors), and
+//! `/metrics` and `/api/v1/status` (behind the bearer token when one is configured).
+//! It listens on loopback unless the configuration explicitly allows otherwise.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::status::AgentStatus;
+
+#[derive(Clone)]
+struct Shared {
+    status: Arc<Mutex<AgentStatus>>,
+    token: Option<String>,
+}
+
+/// Binds at once (so a taken port is an error the caller sees) and serves on its own
+/// thread until the process ends.
+pub fn serve(
+    addr: SocketAddr,
+    status: Arc<Mutex<AgentStatus>>,
+    token: Option<String>,
+) -> anyhow::Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| anyhow::anyhow!("the agent cannot listen on {addr}: {e}"))?;
+    listener.set_nonblocking(true)?;
+    let bound = listener.local_addr()?;
+    let shared = Shared { status, token };
+    let app = Router::new()
+        .route("/livez", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/status", get(api_status))
+        .with_state(shared);
+    std::thread::Builder::new()
+        .name("http".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            runtime.block_on(async move {
+                match tokio::net::TcpListener::from_std(listener) {
+                    Ok(listener) => {
+                        if let Err(e) = axum::serve(listener, app).await {
+                            tracing::error!("the HTTP server stopped: {e}");
+                        }
+                    }
+                    Err(e) => tracing::error!("the HTTP server cannot start: {e}"),
+                }
+            });
+        })?;
+    Ok(bound)
+}
+
+fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
+    let Some(token) = &shared.token else {
+        return true;
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    // Compared in constant time: the token guards an API on the network.
+    given.len() == token.len()
+        && given
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        "a bearer token is required\n",
+    )
+        .into_response()
+}
+
+async fn readyz(State(shared): State<Shared>) -> Response {
+    if shared.status.lock().expect("status").ready {
+        "ready\n".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    }
+}
+
+async fn metrics(State(shared): State<Shared>, headers: HeaderMap) -> Response {
+    if !authorized(&shared, &headers) {
+        return unauthorized();
+    }
+    let text = shared.status.lock().expect("status").metrics();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+async fn api_status(State(shared): State<Shared>, headers: HeaderMap) -> Response {
+    if !authorized(&shared, &headers) {
+        return unauthorized();
+    }
+    let status = shared.status.lock().expect("status").clone();
+    axum::Json(status).into_response()
+}

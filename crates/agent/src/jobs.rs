@@ -1,0 +1,105 @@
+//! One plan run on one target: back up each source (a snapshot each, tagged with the plan
+//! and the source so `status` and retention can find them), then apply the plan's
+//! retention to its own snapshots.
+
+use std::path::PathBuf;
+
+use lifeboat_config::{Config, Keep, Plan, SourceLocation, Target};
+
+use crate::children::Children;
+
+/// What a successful run stored.
+pub struct Outcome {
+    pub stored_bytes: u64,
+    pub snapshots: Vec<String>,
+}
+
+pub fn run(
+    exe: &PathBuf,
+    children: &Children,
+    config: &Config,
+    plan: &Plan,
+    target: &Target,
+) -> Result<Outcome, String> {
+    let mut outcome = Outcome {
+        stored_bytes: 0,
+        snapshots: Vec::new(),
+    };
+    let mut failures = Vec::new();
+    for name in &plan.sources {
+        let Some(source) = config.source(name) else {
+            continue;
+        };
+        let mut args = vec!["backup".to_string()];
+        match &source.location {
+            SourceLocation::Url(url) => args.push(url.clone()),
+            SourceLocation::Command(command) => args.extend([
+                "--stdin-from-command".into(),
+                command.clone(),
+                "--name".into(),
+                name.clone(),
+            ]),
+        }
+        args.extend([
+            "--tag".into(),
+            format!("plan:{}", plan.name),
+            "--tag".into(),
+            format!("source:{name}"),
+            "--json".into(),
+            "--quiet".into(),
+        ]);
+        match children.run(exe, target, &args) {
+            Ok(done) if done.success => {
+                let report: serde_json::Value =
+                    serde_json::from_str(&done.stdout).unwrap_or_default();
+                outcome.stored_bytes += report["summary"]["stored_bytes"].as_u64().unwrap_or(0);
+                if let Some(id) = report["id"].as_str() {
+                    outcome.snapshots.push(id.to_string());
+                }
+            }
+            Ok(done) => failures.push(format!("{name}: {}", done.error)),
+            Err(e) => failures.push(format!("{name}: cannot start lifeboat: {e}")),
+        }
+    }
+    if !failures.is_empty() {
+        return Err(failures.join("; "));
+    }
+    if let Some(keep) = &plan.keep {
+        let mut args = vec![
+            "forget".to_string(),
+            "--tag".into(),
+            format!("plan:{}", plan.name),
+            "--quiet".into(),
+        ];
+        args.extend(keep_args(keep));
+        match children.run(exe, target, &args) {
+            Ok(done) if done.success => {}
+            Ok(done) => return Err(format!("retention: {}", done.error)),
+            Err(e) => return Err(format!("retention: cannot start lifeboat: {e}")),
+        }
+    }
+    Ok(outcome)
+}
+
+fn keep_args(keep: &Keep) -> Vec<String> {
+    let mut args = Vec::new();
+    for (flag, n) in [
+        ("--keep-last", keep.last),
+        ("--keep-hourly", keep.hourly),
+        ("--keep-daily", keep.daily),
+        ("--keep-weekly", keep.weekly),
+        ("--keep-monthly", keep.monthly),
+        ("--keep-yearly", keep.yearly),
+    ] {
+        if n > 0 {
+            args.extend([flag.to_string(), n.to_string()]);
+        }
+    }
+    if let Some(within) = keep.within {
+        args.extend(["--keep-within".into(), format!("{}s", within.as_secs())]);
+    }
+    for tag in &keep.tags {
+        args.extend(["--keep-tag".into(), tag.clone()]);
+    }
+    args
+}

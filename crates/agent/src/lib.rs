@@ -1,0 +1,360 @@
+//! `lifeboat agent`: runs the plans of `lifeboat.toml` by itself, for months.
+//!
+//! One loop owns the schedules; every job runs as a `lifeboat` child process on a thread
+//! of its own (one per target, so a failing target never holds up the others);
+//! continuous plans keep a `lifeboat replicate` child per SQLite source and target;
+//! every `check_every` a `lifeboat status --json` child measures each source's newest
+//! restore point against its RPO. History and open incidents live in a SQLite state
+//! database, so a restart neither repeats nor forgets. SIGTERM stops the schedules, asks
+//! every child to stop, waits for them and records what was cut short.
+
+mod alerting;
+mod children;
+mod http;
+mod jobs;
+mod replicators;
+mod schedule;
+mod state;
+mod status;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use chrono::Utc;
+use lifeboat_config::Config;
+
+use crate::alerting::Alerting;
+use crate::children::Children;
+use crate::state::State;
+use crate::status::{AgentStatus, Incident, PlanStatus, RestorePointStatus, TargetStatus};
+
+pub use status::AgentStatus as Status;
+
+pub struct AgentOptions {
+    /// The configuration file (the status checks read it again).
+    pub config_path: PathBuf,
+    /// The `lifeboat` binary that jobs run.
+    pub exe: PathBuf,
+    /// How often restore points are measured against the RPOs.
+    pub check_every: Duration,
+}
+
+static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn request_stop(_signal: libc::c_int) {
+    STOP_REQUESTED.store(true, Ordering::SeqCst);
+}
+
+/// Where the state database lives when the configuration does not say.
+pub fn default_state_path() -> PathBuf {
+    let env = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+    env("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("/var/lib"))
+        .join("lifeboat/agent.db")
+}
+
+struct Agent {
+    config: Arc<Config>,
+    options: AgentOptions,
+    state: Arc<State>,
+    status: Arc<Mutex<AgentStatus>>,
+    alerting: Arc<Alerting>,
+    children: Children,
+    stop: Arc<AtomicBool>,
+}
+
+pub fn run(config: Config, options: AgentOptions) -> Result<()> {
+    let state_path = config
+        .agent
+        .state
+        .clone()
+        .unwrap_or_else(default_state_path);
+    let state = Arc::new(State::open(&state_path)?);
+    let abandoned = state.close_abandoned()?;
+    if abandoned > 0 {
+        tracing::warn!("{abandoned} job(s) were cut short when the agent last stopped");
+    }
+    let status = Arc::new(Mutex::new(AgentStatus {
+        version: env!("CARGO_PKG_VERSION"),
+        started: Some(Utc::now()),
+        ..Default::default()
+    }));
+    let token = config.agent.token.as_ref().map(|t| t.expose().to_string());
+    let addr = http::serve(config.agent.listen, status.clone(), token)?;
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(
+            libc::SIGTERM,
+            request_stop as *const () as libc::sighandler_t,
+        );
+        libc::signal(
+            libc::SIGINT,
+            request_stop as *const () as libc::sighandler_t,
+        );
+    }
+    eprintln!(
+        "lifeboat agent: {} plan(s), listening on http://{addr}, state in {}",
+        config.plans.len(),
+        state_path.display()
+    );
+    let alerting = Arc::new(Alerting::new(&config, state.clone(), status.clone()));
+    let agent = Agent {
+        config: Arc::new(config),
+        options,
+        state,
+        status,
+        alerting,
+        children: Children::default(),
+        stop: Arc::new(AtomicBool::new(false)),
+    };
+    agent.run()
+}
+
+impl Agent {
+    fn run(&self) -> Result<()> {
+        let replicators =
+            {
+                let status = self.status.clone();
+                replicators::start(
+                    &self.options.exe,
+                    &self.config,
+                    &self.children,
+                    &self.stop,
+                    move |r| {
+                        let mut status = status.lock().expect("status");
+                        match status.replicators.iter_mut().find(|s| {
+                            s.plan == r.plan && s.source == r.source && s.target == r.target
+                        }) {
+                            Some(slot) => *slot = r.clone(),
+                            None => status.replicators.push(r.clone()),
+                        }
+                    },
+                )
+            };
+        let now = Utc::now();
+        let mut due: HashMap<String, Option<chrono::DateTime<Utc>>> = HashMap::new();
+        for plan in &self.config.plans {
+            if let Some(schedule) = &plan.schedule {
+                let last = self.state.last_scheduled(&plan.name)?;
+                due.insert(plan.name.clone(), schedule::next_due(schedule, last, now));
+            }
+        }
+        let mut running: HashMap<String, JoinHandle<()>> = HashMap::new();
+        let mut checker: Option<JoinHandle<()>> = None;
+        let mut next_check = Instant::now();
+        let mut last_refresh = Instant::now();
+        self.status.lock().expect("status").ready = true;
+        self.refresh(&due, &running);
+
+        while !STOP_REQUESTED.load(Ordering::SeqCst) {
+            let now = Utc::now();
+            for plan in &self.config.plans {
+                let Some(schedule) = &plan.schedule else {
+                    continue;
+                };
+                let busy = running.get(&plan.name).is_some_and(|h| !h.is_finished());
+                let is_due = due
+                    .get(&plan.name)
+                    .copied()
+                    .flatten()
+                    .is_some_and(|t| t <= now);
+                if is_due && !busy {
+                    running.insert(plan.name.clone(), self.start_plan(&plan.name, now));
+                    due.insert(plan.name.clone(), schedule.next_after(now));
+                    self.refresh(&due, &running);
+                }
+            }
+            let finished: Vec<String> = running
+                .iter()
+                .filter(|(_, h)| h.is_finished())
+                .map(|(name, _)| name.clone())
+                .collect();
+            for name in finished {
+                if let Some(handle) = running.remove(&name) {
+                    let _ = handle.join();
+                }
+                self.refresh(&due, &running);
+            }
+            if last_refresh.elapsed() >= Duration::from_secs(1) {
+                self.refresh(&due, &running);
+                last_refresh = Instant::now();
+            }
+            if Instant::now() >= next_check && checker.as_ref().is_none_or(|h| h.is_finished()) {
+                checker = Some(self.start_check());
+                next_check = Instant::now() + self.options.check_every;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+
+        eprintln!("lifeboat agent: stopping; waiting for running jobs");
+        self.status.lock().expect("status").ready = false;
+        self.stop.store(true, Ordering::SeqCst);
+        self.children.terminate_all();
+        for (_, handle) in running.drain() {
+            let _ = handle.join();
+        }
+        for (_, handle) in replicators {
+            let _ = handle.join();
+        }
+        if let Some(handle) = checker {
+            let _ = handle.join();
+        }
+        eprintln!("lifeboat agent: stopped");
+        Ok(())
+    }
+
+    /// Runs `plan` on each of its targets at once; returns when all are done.
+    fn start_plan(&self, plan_name: &str, slot: chrono::DateTime<Utc>) -> JoinHandle<()> {
+        let plan = self.config.plan(plan_name).expect("plan exists").clone();
+        let mut handles = Vec::new();
+        for target in plan
+            .targets
+            .iter()
+            .filter_map(|t| self.config.target(t))
+            .cloned()
+        {
+            let (config, state, alerting) = (
+                self.config.clone(),
+                self.state.clone(),
+                self.alerting.clone(),
+            );
+            let (children, exe, plan, stop) = (
+                self.children.clone(),
+                self.options.exe.clone(),
+                plan.clone(),
+                self.stop.clone(),
+            );
+            handles.push(std::thread::spawn(move || {
+                let run_id = match state.start_run(&plan.name, &target.name, "backup", slot) {
+                    Ok(id) => id,
+                    Err(e) => {
+                        tracing::error!("cannot record a run of {}: {e}", plan.name);
+                        return;
+                    }
+                };
+                alerting.job_started(&plan.name, &target.name);
+                let started = Instant::now();
+                let result = jobs::run(&exe, &children, &config, &plan, &target);
+                let elapsed = started.elapsed().as_millis() as u64;
+                if stop.load(Ordering::SeqCst) && result.is_err() {
+                    let _ = state.finish_run(
+                        run_id,
+                        &Err("abandoned: the agent stopped".into()),
+                        elapsed,
+                    );
+                    return;
+                }
+                let recorded = result
+                    .as_ref()
+                    .map(|o| o.stored_bytes)
+                    .map_err(Clone::clone);
+                if let Err(e) = state.finish_run(run_id, &recorded, elapsed) {
+                    tracing::error!("cannot record a run of {}: {e}", plan.name);
+                }
+                match &result {
+                    Ok(_) => tracing::info!("plan {} on {}: done", plan.name, target.name),
+                    Err(e) => tracing::warn!("plan {} on {}: {e}", plan.name, target.name),
+                }
+                let summary = result.map(|o| {
+                    format!(
+                        "{} snapshot(s), {} bytes stored in {:.1}s",
+                        o.snapshots.len(),
+                        o.stored_bytes,
+                        elapsed as f64 / 1000.0
+                    )
+                });
+                alerting.job_finished(&plan.name, &target.name, &summary);
+            }));
+        }
+        std::thread::spawn(move || {
+            for handle in handles {
+                let _ = handle.join();
+            }
+        })
+    }
+
+    /// Measures every restore point against its RPO with `lifeboat status --json`.
+    fn start_check(&self) -> JoinHandle<()> {
+        let (exe, config_path) = (self.options.exe.clone(), self.options.config_path.clone());
+        let (config, status, alerting) = (
+            self.config.clone(),
+            self.status.clone(),
+            self.alerting.clone(),
+        );
+        std::thread::spawn(move || {
+            let out = std::process::Command::new(&exe)
+                .args(["status", "--json", "--config"])
+                .arg(&config_path)
+                .stdin(std::process::Stdio::null())
+                .output();
+            let report: serde_json::Value = match out {
+                Ok(out) => serde_json::from_slice(&out.stdout).unwrap_or_default(),
+                Err(e) => {
+                    tracing::warn!("cannot run lifeboat status: {e}");
+                    return;
+                }
+            };
+            let rows: Vec<RestorePointStatus> =
+                serde_json::from_value(report["restore_points"].clone()).unwrap_or_default();
+            for row in &rows {
+                let (Some(met), Some(rpo)) =
+                    (row.rpo_met, config.plan(&row.plan).and_then(|p| p.rpo))
+                else {
+                    continue;
+                };
+                alerting.objective(&row.plan, &row.source, &row.target, row.newest, rpo, met);
+            }
+            let mut status = status.lock().expect("status");
+            status.restore_points = rows;
+            status.restore_points_checked = Some(Utc::now());
+        })
+    }
+
+    /// Rebuilds the per-plan part of the status from the state database.
+    fn refresh(
+        &self,
+        due: &HashMap<String, Option<chrono::DateTime<Utc>>>,
+        running: &HashMap<String, JoinHandle<()>>,
+    ) {
+        let plans: Vec<PlanStatus> = self
+            .config
+            .plans
+            .iter()
+            .map(|plan| PlanStatus {
+                name: plan.name.clone(),
+                schedule: plan.schedule.as_ref().map(|s| s.to_string()),
+                next_run: due.get(&plan.name).copied().flatten(),
+                running: running.get(&plan.name).is_some_and(|h| !h.is_finished()),
+                targets: plan
+                    .targets
+                    .iter()
+                    .map(|t| TargetStatus {
+                        target: t.clone(),
+                        history: self.state.history(&plan.name, t).unwrap_or_default(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let incidents = self
+            .state
+            .open_incidents()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(key, opened, detail)| Incident {
+                key,
+                opened,
+                detail,
+            })
+            .collect();
+        let mut status = self.status.lock().expect("status");
+        status.plans = plans;
+        status.open_incidents = incidents;
+    }
+}

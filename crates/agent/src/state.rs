@@ -1,0 +1,253 @@
+//! The agent's own SQLite database: job history (which also says when each plan last
+//! ran, so a restart neither repeats nor skips runs) and open incidents (so an alert goes
+//! out once per incident, across restarts).
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use anyhow::{Context as _, Result};
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+pub struct State {
+    db: Mutex<Connection>,
+}
+
+/// One finished (or running) job.
+#[derive(Debug, Clone, Serialize)]
+pub struct Run {
+    pub id: i64,
+    pub plan: String,
+    pub target: String,
+    pub kind: String,
+    pub scheduled_for: DateTime<Utc>,
+    pub started: DateTime<Utc>,
+    pub finished: Option<DateTime<Utc>>,
+    pub ok: Option<bool>,
+    pub error: Option<String>,
+    pub bytes: u64,
+    pub duration_ms: u64,
+}
+
+/// Per plan and target: what the metrics and the status API show.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TargetHistory {
+    pub last_success: Option<DateTime<Utc>>,
+    pub last_run: Option<Run>,
+    pub failures_total: u64,
+    pub runs_total: u64,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    plan TEXT NOT NULL,
+    target TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    scheduled_for TEXT NOT NULL,
+    started TEXT NOT NULL,
+    finished TEXT,
+    ok INTEGER,
+    error TEXT,
+    bytes INTEGER NOT NULL DEFAULT 0,
+    duration_ms INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS runs_by_plan ON runs (plan, target, id);
+CREATE TABLE IF NOT EXISTS incidents (
+    key TEXT PRIMARY KEY,
+    opened TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+";
+
+fn time(text: String) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(&text)
+        .map(|t| t.to_utc())
+        .unwrap_or_default()
+}
+
+impl State {
+    pub fn open(path: &Path) -> Result<State> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let db = Connection::open(path)
+            .with_context(|| format!("cannot open the agent's state {}", path.display()))?;
+        db.pragma_update(None, "journal_mode", "wal")?;
+        db.busy_timeout(std::time::Duration::from_secs(5))?;
+        db.execute_batch(SCHEMA)
+            .with_context(|| format!("{} is not an agent state database", path.display()))?;
+        Ok(State { db: Mutex::new(db) })
+    }
+
+    fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.db.lock().expect("state database")
+    }
+
+    /// Jobs a previous agent left running were cut off when it stopped or died.
+    pub fn close_abandoned(&self) -> Result<usize> {
+        Ok(self.db().execute(
+            "UPDATE runs SET finished = ?1, ok = 0, error = 'abandoned: the agent stopped'
+             WHERE finished IS NULL",
+            params![Utc::now().to_rfc3339()],
+        )?)
+    }
+
+    pub fn start_run(
+        &self,
+        plan: &str,
+        target: &str,
+        kind: &str,
+        scheduled_for: DateTime<Utc>,
+    ) -> Result<i64> {
+        let db = self.db();
+        db.execute(
+            "INSERT INTO runs (plan, target, kind, scheduled_for, started) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![plan, target, kind, scheduled_for.to_rfc3339(), Utc::now().to_rfc3339()],
+        )?;
+        Ok(db.last_insert_rowid())
+    }
+
+    pub fn finish_run(
+        &self,
+        id: i64,
+        result: &Result<u64, String>,
+        duration_ms: u64,
+    ) -> Result<()> {
+        let (ok, error, bytes) = match result {
+            Ok(bytes) => (true, None, *bytes),
+            Err(e) => (false, Some(e.as_str()), 0),
+        };
+        self.db().execute(
+            "UPDATE runs SET finished = ?2, ok = ?3, error = ?4, bytes = ?5, duration_ms = ?6 WHERE id = ?1",
+            params![id, Utc::now().to_rfc3339(), ok, error, bytes as i64, duration_ms as i64],
+        )?;
+        Ok(())
+    }
+
+    /// The slot the plan's newest backup run was scheduled for.
+    pub fn last_scheduled(&self, plan: &str) -> Result<Option<DateTime<Utc>>> {
+        Ok(self
+            .db()
+            .query_row(
+                "SELECT max(scheduled_for) FROM runs WHERE plan = ?1 AND kind = 'backup'",
+                params![plan],
+                |row| row.get::<_, Option<String>>(0),
+            )?
+            .map(time))
+    }
+
+    pub fn history(&self, plan: &str, target: &str) -> Result<TargetHistory> {
+        let db = self.db();
+        let (runs_total, failures_total): (i64, i64) = db.query_row(
+            "SELECT count(*), coalesce(sum(ok = 0), 0) FROM runs WHERE plan = ?1 AND target = ?2",
+            params![plan, target],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )?;
+        let last_success = db
+            .query_row(
+                "SELECT max(finished) FROM runs WHERE plan = ?1 AND target = ?2 AND ok = 1",
+                params![plan, target],
+                |row| row.get::<_, Option<String>>(0),
+            )?
+            .map(time);
+        let last_run = db
+            .query_row(
+                "SELECT id, plan, target, kind, scheduled_for, started, finished, ok, error, bytes, duration_ms
+                 FROM runs WHERE plan = ?1 AND target = ?2 ORDER BY id DESC LIMIT 1",
+                params![plan, target],
+                |row| {
+                    Ok(Run {
+                        id: row.get(0)?,
+                        plan: row.get(1)?,
+                        target: row.get(2)?,
+                        kind: row.get(3)?,
+                        scheduled_for: time(row.get(4)?),
+                        started: time(row.get(5)?),
+                        finished: row.get::<_, Option<String>>(6)?.map(time),
+                        ok: row.get(7)?,
+                        error: row.get(8)?,
+                        bytes: row.get::<_, i64>(9)? as u64,
+                        duration_ms: row.get::<_, i64>(10)? as u64,
+                    })
+                },
+            )
+            .optional()?;
+        Ok(TargetHistory {
+            last_success,
+            last_run,
+            failures_total: failures_total as u64,
+            runs_total: runs_total as u64,
+        })
+    }
+
+    /// Opens an incident; true when it was not open already (so an alert is due).
+    pub fn open_incident(&self, key: &str, detail: &str) -> Result<bool> {
+        Ok(self.db().execute(
+            "INSERT OR IGNORE INTO incidents (key, opened, detail) VALUES (?1, ?2, ?3)",
+            params![key, Utc::now().to_rfc3339(), detail],
+        )? == 1)
+    }
+
+    /// Closes an incident; returns when it opened, if it was open (a recovery to report).
+    pub fn close_incident(&self, key: &str) -> Result<Option<DateTime<Utc>>> {
+        let db = self.db();
+        let opened = db
+            .query_row(
+                "SELECT opened FROM incidents WHERE key = ?1",
+                params![key],
+                |row| row.get::<_, String>(0),
+            )
+            .optional()?;
+        db.execute("DELETE FROM incidents WHERE key = ?1", params![key])?;
+        Ok(opened.map(time))
+    }
+
+    pub fn open_incidents(&self) -> Result<Vec<(String, DateTime<Utc>, String)>> {
+        let db = self.db();
+        let mut stmt = db.prepare("SELECT key, opened, detail FROM incidents ORDER BY opened")?;
+        let rows = stmt.query_map([], |row| Ok((row.get(0)?, time(row.get(1)?), row.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_and_incidents_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/agent.db");
+        let slot = Utc::now();
+        {
+            let state = State::open(&path).unwrap();
+            let ok = state.start_run("app", "local", "backup", slot).unwrap();
+            state.finish_run(ok, &Ok(123), 40).unwrap();
+            let bad = state.start_run("app", "local", "backup", slot).unwrap();
+            state
+                .finish_run(bad, &Err("storage unreachable".into()), 5)
+                .unwrap();
+            state.start_run("app", "local", "backup", slot).unwrap();
+            assert!(state.open_incident("failed/app/local", "x").unwrap());
+            assert!(!state.open_incident("failed/app/local", "x").unwrap());
+        }
+        let state = State::open(&path).unwrap();
+        assert_eq!(state.close_abandoned().unwrap(), 1);
+        let history = state.history("app", "local").unwrap();
+        assert_eq!(history.runs_total, 3);
+        assert_eq!(history.failures_total, 2);
+        assert!(history.last_success.is_some());
+        let last = history.last_run.unwrap();
+        assert_eq!(last.error.as_deref(), Some("abandoned: the agent stopped"));
+        assert_eq!(
+            state.last_scheduled("app").unwrap().map(|t| t.timestamp()),
+            Some(slot.timestamp())
+        );
+        assert!(!state.open_incident("failed/app/local", "x").unwrap());
+        assert!(state.close_incident("failed/app/local").unwrap().is_some());
+        assert!(state.close_incident("failed/app/local").unwrap().is_none());
+    }
+}

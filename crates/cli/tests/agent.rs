@@ -1,0 +1,349 @@
+//! `lifeboat agent` as a real process: schedules, retention, RPO checks, alerts once per
+//! incident and on recovery, the HTTP endpoints, a restart and SIGTERM.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::http::{get, WebhookReceiver};
+use common::postgres::free_port;
+use common::{TestRepo, PASSWORD};
+
+const TOKEN: &str = "agent-test-token";
+
+struct Agent {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Agent {
+    fn start(dir: &Path, config: &Path, addr: SocketAddr) -> Agent {
+        let child = Command::new(common::lifeboat_bin())
+            .args(["agent", "--check-every", "1s", "--config"])
+            .arg(config)
+            .env("LIFEBOAT_PASSWORD", PASSWORD)
+            .env("AGENT_TOKEN", TOKEN)
+            .env("LIFEBOAT_CACHE_DIR", dir.join("cache"))
+            .env_remove("LIFEBOAT_REPO")
+            .env_remove("LIFEBOAT_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let agent = Agent { child, addr };
+        agent.wait_for("readiness", Duration::from_secs(30), |_| {
+            get(addr, "/readyz", None).is_some_and(|(code, _)| code == 200)
+        });
+        agent
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let (code, body) = get(self.addr, "/api/v1/status", Some(TOKEN)).expect("agent answers");
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    fn target(&self, plan: &str, target: &str) -> serde_json::Value {
+        let status = self.status();
+        status["plans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == plan)
+            .and_then(|p| {
+                p["targets"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|t| t["target"] == target)
+                    .cloned()
+            })
+            .unwrap_or_else(|| panic!("no {plan}/{target} in {status}"))
+    }
+
+    fn wait_for(&self, what: &str, limit: Duration, done: impl Fn(&Agent) -> bool) {
+        let deadline = Instant::now() + limit;
+        while !done(self) {
+            assert!(Instant::now() < deadline, "no {what} within {limit:?}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// SIGTERM, then wait (bounded) for a clean exit; returns stderr.
+    fn stop(mut self) -> String {
+        // SAFETY: kill(2) on the agent this test started.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut stderr = String::new();
+                std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut stderr)
+                    .unwrap();
+                assert!(status.success(), "agent exited with {status}: {stderr}");
+                return stderr;
+            }
+            assert!(Instant::now() < deadline, "the agent ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn runs(agent: &Agent, plan: &str, target: &str) -> u64 {
+    agent.target(plan, target)["runs_total"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+fn snapshots_tagged(repo: &TestRepo, tag: &str) -> usize {
+    repo.json(&["snapshots"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["tags"].as_array().unwrap().iter().any(|t| t == tag))
+        .count()
+}
+
+fn write_config(dir: &Path, body: &str) -> PathBuf {
+    let path = dir.join("lifeboat.toml");
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+#[test]
+fn agent_runs_plans_checks_objectives_and_alerts_once_per_incident() {
+    let good = TestRepo::local();
+    let dir = good.dir.path();
+    let uploads = dir.join("uploads");
+    std::fs::create_dir_all(&uploads).unwrap();
+    std::fs::write(uploads.join("a.txt"), "uploaded").unwrap();
+    let db = rusqlite::Connection::open(dir.join("app.db")).unwrap();
+    db.execute_batch("PRAGMA journal_mode=wal; CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+        .unwrap();
+    drop(db);
+    // The second target does not exist yet: every backup to it fails until it does.
+    let late = dir.join("late-repo");
+    let hook = WebhookReceiver::start();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let config = write_config(
+        dir,
+        &format!(
+            r#"
+[[source]]
+name = "app"
+url = "sqlite:./app.db"
+[[source]]
+name = "uploads"
+url = "./uploads"
+[[target]]
+name = "good"
+url = "{good}"
+[[target]]
+name = "late"
+url = "{late}"
+[[plan]]
+name = "app"
+sources = ["app", "uploads"]
+targets = ["good", "late"]
+schedule = "every 2s"
+keep = {{ last = 2 }}
+rpo = "1m"
+[agent]
+listen = "{addr}"
+token = "${{AGENT_TOKEN}}"
+state = "./agent.db"
+[[alert]]
+kind = "webhook"
+url = "{hook}"
+"#,
+            good = good.url,
+            late = late.display(),
+            hook = hook.url,
+        ),
+    );
+    let agent = Agent::start(dir, &config, addr);
+
+    // The good target gets backups; the late one fails run after run, but alerts once.
+    agent.wait_for("three runs on each target", Duration::from_secs(90), |a| {
+        runs(a, "app", "good") >= 3 && runs(a, "app", "late") >= 3
+    });
+    let good_target = agent.target("app", "good");
+    assert!(good_target["last_success"].is_string(), "{good_target}");
+    let late_target = agent.target("app", "late");
+    assert_eq!(late_target["last_run"]["ok"], false, "{late_target}");
+    assert!(late_target["last_success"].is_null());
+    hook.wait_for("a job_failed alert", Duration::from_secs(30), |e| {
+        e.iter().any(|e| e["event"] == "job_failed")
+    });
+    let failed = hook.of_kind("job_failed");
+    assert_eq!(failed.len(), 1, "alerted more than once: {failed:#?}");
+    assert_eq!(failed[0]["target"], "late");
+    let alert_text = failed[0].to_string();
+    assert!(
+        alert_text.contains("late-repo") || alert_text.contains("repository"),
+        "{alert_text}"
+    );
+
+    // The objective: met on the good target, missed on the late one (alerted once).
+    agent.wait_for("an RPO check", Duration::from_secs(30), |a| {
+        a.status()["restore_points"]
+            .as_array()
+            .is_some_and(|r| r.len() == 4)
+    });
+    let points = agent.status()["restore_points"].clone();
+    for row in points.as_array().unwrap() {
+        let expected = row["target"] == "good";
+        assert_eq!(row["rpo_met"], expected, "{row}");
+    }
+    hook.wait_for("an rpo_missed alert", Duration::from_secs(30), |e| {
+        e.iter().any(|e| e["event"] == "rpo_missed")
+    });
+
+    // Metrics: behind the token, in Prometheus' format.
+    assert_eq!(get(addr, "/metrics", None).unwrap().0, 401);
+    assert_eq!(get(addr, "/api/v1/status", Some("wrong")).unwrap().0, 401);
+    assert_eq!(get(addr, "/livez", None).unwrap().0, 200);
+    let (code, metrics) = get(addr, "/metrics", Some(TOKEN)).unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        metrics
+            .contains("lifeboat_job_last_success_timestamp_seconds{plan=\"app\",target=\"good\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("lifeboat_rpo_met{plan=\"app\",source=\"app\",target=\"late\"} 0"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains(TOKEN));
+
+    // Retention kept the plan's snapshots of each source to about `last = 2`.
+    assert!(snapshots_tagged(&good, "source:uploads") <= 3);
+    assert!(snapshots_tagged(&good, "source:app") <= 3);
+
+    // The target appears: the next run succeeds and a recovery notice goes out, once.
+    let late_repo = TestRepo::at(late.to_str().unwrap(), Vec::new());
+    late_repo.init();
+    hook.wait_for("a recovery notice", Duration::from_secs(60), |e| {
+        e.iter()
+            .any(|e| e["event"] == "recovered" && e["target"] == "late")
+    });
+    let stderr = agent.stop();
+    assert!(stderr.contains("stopped"), "{stderr}");
+    assert!(
+        !stderr.contains(PASSWORD) && !stderr.contains(TOKEN),
+        "{stderr}"
+    );
+    assert_eq!(hook.of_kind("job_failed").len(), 1);
+    good.ok(&["verify"]);
+    late_repo.ok(&["verify"]);
+}
+
+#[test]
+fn a_restarted_agent_runs_a_missed_plan_once_and_sigterm_abandons_cleanly() {
+    let repo = TestRepo::local();
+    let dir = repo.dir.path();
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("f"), "x").unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let config = write_config(
+        dir,
+        &format!(
+            r#"
+[[source]]
+name = "data"
+url = "./data"
+[[source]]
+name = "slow"
+command = "sleep 3; echo slow"
+[[target]]
+name = "local"
+url = "{url}"
+[[plan]]
+name = "hourly"
+sources = ["data"]
+targets = ["local"]
+schedule = "every 1h"
+[[plan]]
+name = "slow"
+sources = ["slow"]
+targets = ["local"]
+schedule = "every 1h"
+[agent]
+listen = "{addr}"
+state = "./agent.db"
+"#,
+            url = repo.url
+        ),
+    );
+    // A plan that never ran runs at once.
+    let agent = Agent::start(dir, &config, addr);
+    agent.wait_for("the first run", Duration::from_secs(60), |a| {
+        a.target("hourly", "local")["last_run"]["ok"] == true
+    });
+    // SIGTERM while the slow plan's backup is still running: it is abandoned, not saved.
+    assert_eq!(
+        agent.target("slow", "local")["last_run"]["finished"],
+        serde_json::Value::Null
+    );
+    agent.stop();
+    assert_eq!(
+        snapshots_tagged(&repo, "plan:slow"),
+        0,
+        "an abandoned job saved a snapshot"
+    );
+    repo.ok(&["verify"]);
+
+    // Five hours pass with the agent down: five slots of the hourly plan are missed.
+    let state = rusqlite::Connection::open(dir.join("agent.db")).unwrap();
+    let five_hours_ago = (chrono::Utc::now() - chrono::Duration::hours(5)).to_rfc3339();
+    state
+        .execute("UPDATE runs SET scheduled_for = ?1", [&five_hours_ago])
+        .unwrap();
+    drop(state);
+
+    let agent = Agent::start(dir, &config, addr);
+    let abandoned = agent.target("slow", "local");
+    assert_eq!(
+        abandoned["failures_total"], 1,
+        "the cut-off run is recorded as failed: {abandoned}"
+    );
+    agent.wait_for("the missed run", Duration::from_secs(60), |a| {
+        runs(a, "hourly", "local") >= 2
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        runs(&agent, "hourly", "local"),
+        2,
+        "missed slots ran more than once"
+    );
+    let status = agent.status();
+    let hourly = status["plans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "hourly")
+        .unwrap();
+    let next: chrono::DateTime<chrono::Utc> = hourly["next_run"].as_str().unwrap().parse().unwrap();
+    assert!(
+        next > chrono::Utc::now() + chrono::Duration::minutes(55),
+        "{hourly}"
+    );
+    agent.wait_for("the slow plan", Duration::from_secs(60), |a| {
+        a.target("slow", "local")["last_run"]["ok"] == true
+    });
+    agent.stop();
+    assert_eq!(snapshots_tagged(&repo, "plan:hourly"), 2);
+    assert_eq!(snapshots_tagged(&repo, "plan:slow"), 1);
+}
