@@ -69,6 +69,9 @@ pub enum Command {
     Run(RunArgs),
     /// Manage passphrases (key slots).
     Key(KeyArgs),
+    /// Copy snapshots, stream segments and archived WAL that one repository has and
+    /// another lacks (the keys may differ); incremental.
+    Copy(CopyArgs),
     /// Check lifeboat.toml, or print its JSON Schema.
     Config(ConfigArgs),
     /// For each plan's sources and targets in lifeboat.toml: the newest restore point and
@@ -389,6 +392,28 @@ pub struct VerifyArgs {
     /// Also download and check data: all of it, or a percentage of packs (e.g. =10).
     #[arg(long, num_args = 0..=1, default_missing_value = "100", value_name = "PCT")]
     pub read_data: Option<f64>,
+    /// Verify every target of this lifeboat.toml instead of --repo.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// Copy from: a target name of lifeboat.toml, or a repository URL (its passphrase:
+    /// LIFEBOAT_FROM_PASSWORD_FILE or LIFEBOAT_FROM_PASSWORD, else the usual one).
+    #[arg(long)]
+    pub from: String,
+    /// Copy to: a target name, or a repository URL (the usual passphrase).
+    #[arg(long)]
+    pub to: String,
+    /// The configuration that names the targets.
+    #[arg(
+        long,
+        short = 'c',
+        env = "LIFEBOAT_CONFIG",
+        default_value = "lifeboat.toml"
+    )]
+    pub config: PathBuf,
 }
 
 #[derive(Debug, Args)]

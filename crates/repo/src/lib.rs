@@ -7,6 +7,7 @@
 pub mod check;
 pub mod chunker;
 pub mod config;
+pub mod copy;
 pub mod crypto;
 pub mod error;
 pub mod fault;

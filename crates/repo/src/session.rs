@@ -257,6 +257,19 @@ pub struct FinishedSession {
 }
 
 impl FinishedSession {
+    /// Stores one of several snapshots of this session; the lock stays held until
+    /// [`FinishedSession::release`].
+    pub fn store_snapshot(&self, snapshot: &Snapshot) -> Result<Id> {
+        self.repo.save_snapshot(snapshot)
+    }
+
+    pub fn release(mut self) -> Result<()> {
+        if let Some(lock) = self.lock.take() {
+            lock.release()?;
+        }
+        Ok(())
+    }
+
     /// Stores the snapshot, then releases the lock.
     pub fn save_snapshot(mut self, snapshot: &Snapshot) -> Result<Id> {
         let id = self.repo.save_snapshot(snapshot)?;

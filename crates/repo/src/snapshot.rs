@@ -133,6 +133,10 @@ pub struct Snapshot {
     pub tree: Id,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<Id>,
+    /// For a copy: the snapshot first taken (in another repository), so copying again
+    /// skips it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<Id>,
     pub summary: SnapshotSummary,
 }
 

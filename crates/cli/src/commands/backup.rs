@@ -145,6 +145,7 @@ pub fn take(ctx: &Context, args: &BackupArgs) -> Result<(lifeboat_repo::Id, Vec<
         source,
         tree,
         parent,
+        original: None,
         summary: summary.clone(),
     };
     let id = finished.save_snapshot(&snapshot)?;

@@ -3,6 +3,7 @@
 mod agent;
 mod backup;
 mod config;
+mod copy;
 mod forget;
 mod init;
 mod key;
@@ -56,6 +57,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Forget(args) => forget::run(&ctx, args),
         Command::Prune(args) => prune::run(&ctx, args),
         Command::Config(args) => config::run(&ctx, args),
+        Command::Copy(args) => copy::run(&ctx, args),
         Command::Status(args) => status::run(&ctx, args),
         Command::Agent(args) => agent::run(&ctx, args),
     }

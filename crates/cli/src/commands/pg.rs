@@ -78,6 +78,7 @@ fn basebackup(ctx: &Context, args: &PgBasebackupArgs) -> Result<()> {
         source: SnapshotSource::PgBase(meta.clone()),
         tree: backup.root,
         parent: None,
+        original: None,
         summary: summary.clone(),
     };
     let id = finished.save_snapshot(&snapshot)?;

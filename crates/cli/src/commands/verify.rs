@@ -12,9 +12,41 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
             anyhow::bail!("--read-data takes a percentage above 0 and at most 100, not {pct}");
         }
     }
+    if let Some(config) = &args.config {
+        return every_target(ctx, args, config);
+    }
     let repo = ctx.open()?;
+    verify(ctx, args, &repo)
+}
+
+/// Verifies each target in turn; one unreachable or damaged target does not stop the
+/// others from being checked.
+fn every_target(ctx: &Context, args: &VerifyArgs, config: &std::path::Path) -> Result<()> {
+    let config = super::config::load(config)?;
+    let mut failed = Vec::new();
+    for target in &config.targets {
+        ctx.say(format!("target {} ({}):", target.name, target.url));
+        let result = ctx
+            .open_target(target)
+            .and_then(|repo| verify(ctx, args, &repo));
+        if let Err(e) = result {
+            eprintln!(
+                "lifeboat: target {}: {}",
+                target.name,
+                crate::exit::one_line(&e)
+            );
+            failed.push(target.name.clone());
+        }
+    }
+    if !failed.is_empty() {
+        return Err(DamageFound(format!("targets with problems: {}", failed.join(", "))).into());
+    }
+    Ok(())
+}
+
+fn verify(ctx: &Context, args: &VerifyArgs, repo: &lifeboat_repo::Repository) -> Result<()> {
     let report = check(
-        &repo,
+        repo,
         &CheckOptions {
             read_data_percent: args.read_data,
         },

@@ -273,6 +273,7 @@ impl<'a> Replicator<'a> {
             source: SnapshotSource::Files,
             tree,
             parent: parent.map(|p| p.snapshot),
+            original: None,
             summary,
         };
         Ok(finished.save_snapshot(&snapshot)?)
