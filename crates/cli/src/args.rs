@@ -72,6 +72,9 @@ pub enum Command {
     /// Copy snapshots, stream segments and archived WAL that one repository has and
     /// another lacks (the keys may differ); incremental.
     Copy(CopyArgs),
+    /// Repair --to from --from: drop its damaged or missing packs and store their blobs
+    /// again from the other repository's copy of each affected snapshot.
+    Repair(CopyArgs),
     /// Check lifeboat.toml, or print its JSON Schema.
     Config(ConfigArgs),
     /// For each plan's sources and targets in lifeboat.toml: the newest restore point and

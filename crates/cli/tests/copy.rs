@@ -218,3 +218,94 @@ fn walk(dir: &std::path::Path) -> std::path::PathBuf {
         path
     }
 }
+
+#[test]
+fn repair_puts_back_damaged_and_missing_packs_from_the_other_copy() {
+    let a = TestRepo::local();
+    let b = other_repo();
+    let data = a.path("data");
+    std::fs::create_dir_all(&data).unwrap();
+    for i in 0..3u64 {
+        std::fs::write(data.join(format!("f{i}")), pseudo_random(1 << 20, 20 + i)).unwrap();
+    }
+    a.backup(&[&data]);
+    copy(&a, &b);
+    let packs: Vec<_> = files_under(&std::path::Path::new(&b.url).join("data"));
+    assert!(!packs.is_empty());
+    // B's own snapshot, of which A has no copy, shares nothing with the damage below.
+    let own = b.path("own");
+    std::fs::create_dir_all(&own).unwrap();
+    std::fs::write(own.join("x"), "only in b").unwrap();
+    b.backup(&[&own]);
+
+    // One pack of the copied data flipped, one deleted.
+    let mut bytes = std::fs::read(&packs[0]).unwrap();
+    bytes[10] ^= 1;
+    std::fs::write(&packs[0], bytes).unwrap();
+    if packs.len() > 1 {
+        std::fs::remove_file(&packs[1]).unwrap();
+    }
+    b.fails(&["verify", "--read-data"], 3);
+
+    let out = b
+        .command()
+        .args(["repair", "--from", &a.url, "--to", &b.url, "--json"])
+        .env("LIFEBOAT_FROM_PASSWORD", PASSWORD)
+        .env("LIFEBOAT_CONFIG", b.dir.path().join("none.toml"))
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_str(&common::succeeded(&out)).unwrap();
+    assert!(
+        !report["repaired_snapshots"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+    b.ok(&["verify", "--read-data"]);
+    for snapshot in b.json(&["snapshots"]).as_array().unwrap() {
+        let id = snapshot["id"].as_str().unwrap();
+        let restored = b.restore(id, &format!("restored-{}", &id[..8]));
+        let path = std::path::Path::new(snapshot["paths"][0].as_str().unwrap());
+        let name = path.file_name().unwrap();
+        assert_eq!(digest(&restored.join(name)), digest(path), "{snapshot}");
+    }
+}
+
+// A snapshot with no copy elsewhere cannot be repaired, and repair says so.
+#[test]
+fn repair_refuses_to_invent_what_the_other_repository_lacks() {
+    let a = TestRepo::local();
+    let b = other_repo();
+    let own = b.path("own");
+    std::fs::create_dir_all(&own).unwrap();
+    std::fs::write(own.join("x"), pseudo_random(100_000, 9)).unwrap();
+    b.backup(&[&own]);
+    for pack in files_under(&std::path::Path::new(&b.url).join("data")) {
+        std::fs::remove_file(pack).unwrap();
+    }
+    let out = b
+        .command()
+        .args(["repair", "--from", &a.url, "--to", &b.url])
+        .env("LIFEBOAT_FROM_PASSWORD", PASSWORD)
+        .env("LIFEBOAT_CONFIG", b.dir.path().join("none.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("NOT repaired: the other repository has no copy"),
+        "{stdout}"
+    );
+}
+
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files.sort();
+    files
+}

@@ -33,7 +33,7 @@ pub struct CopyReport {
 }
 
 /// The identity a snapshot keeps across copies.
-fn lineage(s: &StoredSnapshot) -> Id {
+pub(crate) fn lineage(s: &StoredSnapshot) -> Id {
     s.snapshot.original.unwrap_or(s.id)
 }
 
@@ -94,12 +94,12 @@ pub fn copy(from: &Repository, to: &Repository) -> Result<CopyReport> {
     Ok(report)
 }
 
-struct Mapper<'a> {
-    from: &'a Repository,
-    index: &'a MasterIndex,
-    session: &'a WriteSession,
-    blobs: HashMap<Id, Id>,
-    trees: HashMap<Id, Id>,
+pub(crate) struct Mapper<'a> {
+    pub(crate) from: &'a Repository,
+    pub(crate) index: &'a MasterIndex,
+    pub(crate) session: &'a WriteSession,
+    pub(crate) blobs: HashMap<Id, Id>,
+    pub(crate) trees: HashMap<Id, Id>,
 }
 
 impl Mapper<'_> {
@@ -113,7 +113,7 @@ impl Mapper<'_> {
         Ok(mapped)
     }
 
-    fn tree(&mut self, id: &Id) -> Result<Id> {
+    pub(crate) fn tree(&mut self, id: &Id) -> Result<Id> {
         if let Some(mapped) = self.trees.get(id) {
             return Ok(*mapped);
         }

@@ -20,6 +20,7 @@ pub mod pagemap;
 pub mod pg_wal;
 pub mod prune;
 pub mod reachable;
+pub mod repair;
 pub mod repository;
 pub mod retention;
 pub mod segment;

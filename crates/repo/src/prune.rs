@@ -348,7 +348,7 @@ fn carry_out(
 
 /// Rewrites every index file that lists a doomed pack without it: the new file is stored
 /// before the old one is deleted, so no live pack is ever unlisted.
-fn drop_from_index(repo: &Repository, doomed: &HashSet<Id>) -> Result<()> {
+pub(crate) fn drop_from_index(repo: &Repository, doomed: &HashSet<Id>) -> Result<()> {
     if doomed.is_empty() {
         return Ok(());
     }
@@ -370,7 +370,7 @@ fn drop_from_index(repo: &Repository, doomed: &HashSet<Id>) -> Result<()> {
     Ok(())
 }
 
-fn delete_if_present(repo: &Repository, name: &str) -> Result<()> {
+pub(crate) fn delete_if_present(repo: &Repository, name: &str) -> Result<()> {
     match repo.storage().delete(name) {
         Err(e) if e.is_not_found() => Ok(()),
         other => Ok(other?),

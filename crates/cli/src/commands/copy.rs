@@ -1,4 +1,5 @@
-//! `lifeboat copy --from A --to B`: what A has and B lacks, re-encrypted for B.
+//! `lifeboat copy --from A --to B`: what A has and B lacks, re-encrypted for B; and
+//! `lifeboat repair --from A --to B`: B's damaged data put back from A's copy.
 
 use anyhow::Result;
 use lifeboat_repo::copy::copy;
@@ -48,6 +49,36 @@ pub fn run(ctx: &Context, args: &CopyArgs) -> Result<()> {
             report.wal_files_copied,
             report.stored_bytes
         ));
+    }
+    Ok(())
+}
+
+pub fn repair(ctx: &Context, args: &CopyArgs) -> Result<()> {
+    let from = open(ctx, args, &args.from, true)?;
+    let damaged = open(ctx, args, &args.to, false)?;
+    let report = lifeboat_repo::repair::repair(&damaged, &from)?;
+    if ctx.global.json {
+        ctx.print_json(&serde_json::to_value(&report)?);
+    } else {
+        for pack in &report.dropped_packs {
+            ctx.say(format!("dropped damaged pack {pack}"));
+        }
+        for snapshot in &report.repaired_snapshots {
+            ctx.say(format!("snapshot {snapshot}: repaired"));
+        }
+        for (snapshot, why) in &report.unrepairable {
+            ctx.say(format!("snapshot {snapshot}: NOT repaired: {why}"));
+        }
+        for problem in &report.other_problems {
+            ctx.say(format!("not repaired (not a pack): {problem}"));
+        }
+    }
+    if !report.unrepairable.is_empty() || !report.other_problems.is_empty() {
+        anyhow::bail!(
+            "{} snapshot(s) and {} other problem(s) could not be repaired",
+            report.unrepairable.len(),
+            report.other_problems.len()
+        );
     }
     Ok(())
 }
