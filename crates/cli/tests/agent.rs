@@ -157,6 +157,7 @@ name = "app"
 sources = ["app", "uploads"]
 targets = ["good", "late"]
 schedule = "every 2s"
+continuous = true
 keep = {{ last = 2 }}
 rpo = "1m"
 [agent]
@@ -201,6 +202,34 @@ url = "{hook}"
         "{alert_text}"
     );
 
+    // Continuous: a replicator per target; the good one ships commits as segments.
+    agent.wait_for("the replicator", Duration::from_secs(30), |a| {
+        a.status()["replicators"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r["target"] == "good" && r["up"] == true))
+    });
+    let db = rusqlite::Connection::open(dir.join("app.db")).unwrap();
+    for x in 2..12 {
+        db.execute("INSERT INTO t VALUES (?1)", [x]).unwrap();
+    }
+    drop(db);
+    let app_db = dir.join("app.db");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let timeline = good.json(&["timeline", app_db.to_str().unwrap()]);
+        let segments = timeline["restore_points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["kind"] == "segment")
+            .count();
+        if segments > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no segment shipped: {timeline}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
     // The objective: met on the good target, missed on the late one (alerted once).
     agent.wait_for("an RPO check", Duration::from_secs(30), |a| {
         a.status()["restore_points"]
@@ -232,6 +261,10 @@ url = "{hook}"
         "{metrics}"
     );
     assert!(!metrics.contains(TOKEN));
+    assert!(
+        metrics.contains("lifeboat_replicator_up{plan=\"app\",source=\"app\",target=\"good\"} 1"),
+        "{metrics}"
+    );
 
     // Retention kept the plan's snapshots of each source to about `last = 2`.
     assert!(snapshots_tagged(&good, "source:uploads") <= 3);
