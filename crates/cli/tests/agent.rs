@@ -167,7 +167,11 @@ state = "./agent.db"
 [[alert]]
 kind = "webhook"
 url = "{hook}"
+[[alert]]
+kind = "webhook"
+url = "http://127.0.0.1:{dead}/nobody-listens"
 "#,
+            dead = free_port(),
             good = good.url,
             late = late.display(),
             hook = hook.url,
@@ -244,6 +248,22 @@ url = "{hook}"
     hook.wait_for("an rpo_missed alert", Duration::from_secs(30), |e| {
         e.iter().any(|e| e["event"] == "rpo_missed")
     });
+
+    // The dead alert channel is shown, and never turned a good backup into a failed one.
+    let channels = agent.status()["alert_channels"].clone();
+    assert!(
+        channels
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["failed"].as_u64() > Some(0) && c["last_error"].is_string()),
+        "{channels}"
+    );
+    assert!(
+        !channels.to_string().contains("nobody-listens"),
+        "{channels}"
+    );
+    assert_eq!(agent.target("app", "good")["failures_total"], 0);
 
     // Metrics: behind the token, in Prometheus' format.
     assert_eq!(get(addr, "/metrics", None).unwrap().0, 401);
