@@ -69,6 +69,9 @@ pub enum Command {
     Run(RunArgs),
     /// Manage passphrases (key slots).
     Key(KeyArgs),
+    /// Restore drill: restore a restore point into a scratch place, check it (integrity,
+    /// row counts, the source's checks), measure RTO and RPO, record the result.
+    Drill(DrillArgs),
     /// Copy snapshots, stream segments and archived WAL that one repository has and
     /// another lacks (the keys may differ); incremental.
     Copy(CopyArgs),
@@ -398,6 +401,25 @@ pub struct VerifyArgs {
     /// Verify every target of this lifeboat.toml instead of --repo.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// A source name of lifeboat.toml, or the path/URL that was backed up.
+    pub source: String,
+    /// Which restore point: latest, random (SQLite), or a time (RFC 3339 or -10m).
+    #[arg(long, default_value = "latest")]
+    pub at: String,
+    /// The target to drill from (default: the first target of a plan with the source).
+    #[arg(long)]
+    pub target: Option<String>,
+    #[arg(
+        long,
+        short = 'c',
+        env = "LIFEBOAT_CONFIG",
+        default_value = "lifeboat.toml"
+    )]
+    pub config: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -37,6 +37,7 @@ pub enum ObjectKind {
     Segment,
     PgWal,
     PruneNotice,
+    DrillRecord,
 }
 
 impl ObjectKind {
@@ -52,6 +53,7 @@ impl ObjectKind {
             ObjectKind::Segment => b"lifeboat/stream-segment",
             ObjectKind::PgWal => b"lifeboat/pg-wal",
             ObjectKind::PruneNotice => b"lifeboat/prune-notice",
+            ObjectKind::DrillRecord => b"lifeboat/drill",
         }
     }
 }

@@ -4,6 +4,7 @@ mod agent;
 mod backup;
 mod config;
 mod copy;
+mod drill;
 mod forget;
 mod init;
 mod key;
@@ -58,6 +59,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Prune(args) => prune::run(&ctx, args),
         Command::Config(args) => config::run(&ctx, args),
         Command::Copy(args) => copy::run(&ctx, args),
+        Command::Drill(args) => drill::run(&ctx, args),
         Command::Repair(args) => copy::repair(&ctx, args),
         Command::Status(args) => status::run(&ctx, args),
         Command::Agent(args) => agent::run(&ctx, args),

@@ -1,0 +1,378 @@
+//! `lifeboat drill SOURCE`: restore a restore point into a scratch place, check it, time
+//! it, record the result in the repository, and always clean up.
+//!
+//! SQLite: a temporary file, `integrity_check` and `foreign_key_check`. PostgreSQL and
+//! MySQL/MariaDB logical dumps: a temporary database on the same server, whose row counts
+//! must match what the dump recorded. Files: a temporary directory (every blob checked).
+//! Then the source's `checks` from lifeboat.toml: SQL that must return true.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context as _, Result};
+use chrono::{DateTime, SecondsFormat, Utc};
+use lifeboat_repo::crypto::ObjectKind;
+use lifeboat_repo::snapshot::{Engine, SnapshotSource, StoredSnapshot};
+use lifeboat_repo::Repository;
+use lifeboat_sources::database_url::DatabaseUrl;
+use lifeboat_sources::dump::Server;
+use lifeboat_sources::timeline;
+use serde::Serialize;
+
+use crate::args::DrillArgs;
+use crate::context::Context;
+
+/// A drill's result, as stored in the repository (`drills/<id>`) and printed.
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct DrillRecord {
+    pub time: DateTime<Utc>,
+    pub host: String,
+    pub source: String,
+    pub passed: bool,
+    /// Why it failed, in one line.
+    pub reason: Option<String>,
+    pub restore_point: Option<DateTime<Utc>>,
+    pub snapshot: Option<String>,
+    /// Start to a checked, queryable copy.
+    pub rto_seconds: f64,
+    /// Age of the restore point when the drill started.
+    pub rpo_seconds: Option<f64>,
+    pub checks: Vec<CheckResult>,
+}
+
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct CheckResult {
+    pub check: String,
+    pub passed: bool,
+    pub detail: Option<String>,
+}
+
+/// What is drilled, resolved from the configuration or the command line.
+struct Subject {
+    name: String,
+    location: String,
+    checks: Vec<String>,
+    repo: Repository,
+}
+
+pub fn run(ctx: &Context, args: &DrillArgs) -> Result<()> {
+    let subject = resolve(ctx, args)?;
+    let started = Instant::now();
+    let began = Utc::now();
+    let scratch = tempfile::Builder::new()
+        .prefix("lifeboat-drill-")
+        .tempdir()
+        .context("cannot create a scratch directory")?;
+    let mut record = DrillRecord {
+        time: began,
+        host: lifeboat_repo::hostname(),
+        source: subject.name.clone(),
+        passed: false,
+        reason: None,
+        restore_point: None,
+        snapshot: None,
+        rto_seconds: 0.0,
+        rpo_seconds: None,
+        checks: Vec::new(),
+    };
+    let outcome = drill(&subject, args, scratch.path(), &mut record, started);
+    record.rto_seconds = started.elapsed().as_secs_f64().max(record.rto_seconds);
+    record.rpo_seconds = record
+        .restore_point
+        .map(|t| (began - t).num_milliseconds() as f64 / 1000.0);
+    match outcome {
+        Ok(()) if record.checks.iter().all(|c| c.passed) => record.passed = true,
+        Ok(()) => {
+            let failed: Vec<&str> = record
+                .checks
+                .iter()
+                .filter(|c| !c.passed)
+                .map(|c| c.check.as_str())
+                .collect();
+            record.reason = Some(format!("check failed: {}", failed.join("; ")));
+        }
+        Err(e) => record.reason = Some(crate::exit::one_line(&e)),
+    }
+    drop(scratch);
+    if let Err(e) = subject
+        .repo
+        .save_json(ObjectKind::DrillRecord, "drills", &record)
+    {
+        tracing::warn!("cannot record the drill in the repository: {e}");
+    }
+    if ctx.global.json {
+        ctx.print_json(&serde_json::to_value(&record)?);
+    } else {
+        let point = record
+            .restore_point
+            .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+            .unwrap_or_else(|| "none".into());
+        ctx.say(format!(
+            "drill of {}: {} (restore point {point}, RTO {:.1}s, RPO {})",
+            record.source,
+            if record.passed { "PASSED" } else { "FAILED" },
+            record.rto_seconds,
+            record
+                .rpo_seconds
+                .map(|s| format!("{s:.0}s"))
+                .unwrap_or_else(|| "unknown".into())
+        ));
+        for check in &record.checks {
+            ctx.say(format!(
+                "  {} {}{}",
+                if check.passed { "ok  " } else { "FAIL" },
+                check.check,
+                check
+                    .detail
+                    .as_ref()
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    if !record.passed {
+        bail!(
+            "drill of {} failed: {}",
+            record.source,
+            record.reason.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+fn resolve(ctx: &Context, args: &DrillArgs) -> Result<Subject> {
+    if let Ok(config) = lifeboat_config::Config::load(&args.config) {
+        if let Some(source) = config.source(&args.source) {
+            let lifeboat_config::SourceLocation::Url(url) = &source.location else {
+                bail!(
+                    "source {} is a command; drills restore databases and files",
+                    source.name
+                );
+            };
+            let target = match &args.target {
+                Some(name) => config
+                    .target(name)
+                    .with_context(|| format!("no target {name} in the configuration"))?,
+                None => config
+                    .plans
+                    .iter()
+                    .find(|p| p.sources.contains(&source.name))
+                    .and_then(|p| p.targets.first())
+                    .and_then(|t| config.target(t))
+                    .with_context(|| format!("no plan writes {} anywhere", source.name))?,
+            };
+            return Ok(Subject {
+                name: source.name.clone(),
+                location: url.clone(),
+                checks: source.checks.clone(),
+                repo: ctx.open_target(target)?,
+            });
+        }
+    }
+    Ok(Subject {
+        name: args.source.clone(),
+        location: args.source.clone(),
+        checks: Vec::new(),
+        repo: ctx.open()?,
+    })
+}
+
+fn drill(
+    subject: &Subject,
+    args: &DrillArgs,
+    scratch: &Path,
+    record: &mut DrillRecord,
+    started: Instant,
+) -> Result<()> {
+    if let Some(url) = DatabaseUrl::parse(&subject.location) {
+        return drill_database(subject, &url?, record, started);
+    }
+    let path = timeline::source_path(&subject.location)?;
+    let repo = &subject.repo;
+    let index = repo.load_index()?;
+    let points = timeline::restore_points(repo, &index, &path)?;
+    if points.iter().any(|p| p.node.sqlite) {
+        let point = match args.at.as_str() {
+            "random" => &points[random_below(points.len())],
+            at => timeline::choose(&points, timeline::parse_time(at, Utc::now())?, &path)?,
+        };
+        record.restore_point = Some(point.time);
+        record.snapshot = Some(point.snapshot.to_hex());
+        let file = scratch.join("drill.db");
+        timeline::restore_point(
+            repo,
+            &index,
+            &points,
+            point,
+            &file,
+            &lifeboat_sources::NoProgress,
+        )?;
+        lifeboat_sources::sqlite::check(&file)?;
+        record
+            .checks
+            .push(passed("integrity_check and foreign_key_check"));
+        let db = rusqlite::Connection::open(&file)?;
+        record.rto_seconds = started.elapsed().as_secs_f64();
+        for sql in &subject.checks {
+            let result = db
+                .query_row(sql, [], |row| row.get::<_, rusqlite::types::Value>(0))
+                .map_err(|e| e.to_string())
+                .map(|v| truthy_sqlite(&v));
+            record.checks.push(verdict(sql, result));
+        }
+        return Ok(());
+    }
+    // Files: the newest snapshot holding the path (tagged by the agent, or by its paths).
+    let tag = super::status::source_tag(&subject.name);
+    let snapshot = newest(repo.list_snapshots()?, |s| {
+        s.snapshot.tags.contains(&tag) || s.snapshot.paths.iter().any(|p| Path::new(p) == path)
+    })
+    .with_context(|| format!("no snapshot of {} in this repository", subject.location))?;
+    record.restore_point = Some(snapshot.snapshot.time);
+    record.snapshot = Some(snapshot.id.to_hex());
+    let target: PathBuf = scratch.join("files");
+    let stats = lifeboat_sources::restore::restore_tree(
+        repo,
+        &index,
+        snapshot.snapshot.tree,
+        &target,
+        &lifeboat_sources::restore::RestoreOptions::default(),
+        &lifeboat_sources::NoProgress,
+    )?;
+    let expected = snapshot.snapshot.summary.files;
+    record.checks.push(verdict(
+        "every file restored and checked",
+        Ok(stats.files == expected),
+    ));
+    record.rto_seconds = started.elapsed().as_secs_f64();
+    Ok(())
+}
+
+fn drill_database(
+    subject: &Subject,
+    url: &DatabaseUrl,
+    record: &mut DrillRecord,
+    started: Instant,
+) -> Result<()> {
+    let repo = &subject.repo;
+    let tag = super::status::source_tag(&subject.name);
+    let server = url.server();
+    let snapshot = newest(repo.list_snapshots()?, |s| {
+        matches!(&s.snapshot.source, SnapshotSource::Database(d) if d.server == server)
+            || s.snapshot.tags.contains(&tag)
+    })
+    .with_context(|| format!("no dump of {} in this repository", url.redacted()))?;
+    let SnapshotSource::Database(dump) = &snapshot.snapshot.source else {
+        bail!("snapshot {} is not a database dump", snapshot.id.short());
+    };
+    record.restore_point = Some(snapshot.snapshot.time);
+    record.snapshot = Some(snapshot.id.to_hex());
+    let index = repo.load_index()?;
+    let (dumped, node) = lifeboat_sources::dump::find_database(
+        repo,
+        &index,
+        &snapshot.snapshot.tree,
+        dump,
+        url.database().as_deref(),
+    )?;
+    let scratch_name = format!(
+        "{}_lifeboat_drill_{}",
+        dumped.name,
+        &lifeboat_repo::Id::random().to_hex()[..8]
+    );
+    let scratch = url.with_database(&scratch_name);
+    let client: Box<dyn Server> = match dump.engine {
+        Engine::Postgres => Box::new(lifeboat_sources::postgres::Psql::new(&scratch)?),
+        Engine::Mysql => Box::new(lifeboat_sources::mysql::Client::new(&scratch)?),
+    };
+    let restore = match dump.engine {
+        Engine::Postgres => lifeboat_sources::postgres::logical::restore,
+        Engine::Mysql => lifeboat_sources::mysql::restore,
+    };
+    let result = (|| -> Result<()> {
+        let restored = restore(
+            repo,
+            &index,
+            &node,
+            dumped,
+            &scratch,
+            false,
+            &lifeboat_sources::NoProgress,
+        )?;
+        record.checks.push(CheckResult {
+            check: "restore succeeded; tables and row counts match the dump".into(),
+            passed: true,
+            detail: Some(format!(
+                "{} tables, {} rows",
+                restored.tables, restored.rows
+            )),
+        });
+        record.rto_seconds = started.elapsed().as_secs_f64();
+        for sql in &subject.checks {
+            let result = client
+                .query_in(&scratch_name, sql)
+                .map_err(|e| e.to_string())
+                .map(|text| truthy_text(&text));
+            record.checks.push(verdict(sql, result));
+        }
+        Ok(())
+    })();
+    // Always: the scratch database goes, whatever happened.
+    if let Err(e) = client.drop_database(&scratch_name) {
+        tracing::warn!("could not drop the drill database {scratch_name}: {e}");
+    }
+    result
+}
+
+fn newest(
+    snapshots: Vec<StoredSnapshot>,
+    wanted: impl Fn(&StoredSnapshot) -> bool,
+) -> Option<StoredSnapshot> {
+    snapshots.into_iter().filter(|s| wanted(s)).last()
+}
+
+fn passed(check: &str) -> CheckResult {
+    CheckResult {
+        check: check.into(),
+        passed: true,
+        detail: None,
+    }
+}
+
+fn verdict(check: &str, result: std::result::Result<bool, String>) -> CheckResult {
+    match result {
+        Ok(true) => passed(check),
+        Ok(false) => CheckResult {
+            check: check.into(),
+            passed: false,
+            detail: Some("returned false".into()),
+        },
+        Err(e) => CheckResult {
+            check: check.into(),
+            passed: false,
+            detail: Some(e),
+        },
+    }
+}
+
+fn truthy_sqlite(value: &rusqlite::types::Value) -> bool {
+    use rusqlite::types::Value;
+    match value {
+        Value::Integer(n) => *n != 0,
+        Value::Real(x) => *x != 0.0,
+        Value::Text(t) => truthy_text(t),
+        Value::Null | Value::Blob(_) => false,
+    }
+}
+
+fn truthy_text(text: &str) -> bool {
+    matches!(
+        text.trim().to_ascii_lowercase().as_str(),
+        "t" | "true" | "1" | "yes"
+    )
+}
+
+fn random_below(n: usize) -> usize {
+    (lifeboat_repo::Id::random().0[0] as usize * 256 + lifeboat_repo::Id::random().0[1] as usize)
+        % n.max(1)
+}

@@ -1,0 +1,184 @@
+//! `lifeboat drill`: a restore into a scratch place that passes on a good backup and
+//! fails, naming the cause, on a damaged one or a failing check; always cleaned up.
+
+mod common;
+
+use std::path::Path;
+
+use common::TestRepo;
+
+fn config(repo: &TestRepo, checks: &[&str]) -> std::path::PathBuf {
+    let path = repo.path("lifeboat.toml");
+    let checks: Vec<String> = checks.iter().map(|c| format!("{c:?}")).collect();
+    std::fs::write(
+        &path,
+        format!(
+            "[[source]]\nname = \"app\"\nurl = \"sqlite:./app.db\"\nchecks = [{}]\n\
+             [[target]]\nname = \"local\"\nurl = \"{}\"\n\
+             [[plan]]\nname = \"app\"\nsources = [\"app\"]\ntargets = [\"local\"]\nschedule = \"every 1h\"\n",
+            checks.join(", "),
+            repo.url
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn drill(repo: &TestRepo, config: &Path, source: &str) -> (i32, serde_json::Value, String) {
+    let scratch = repo.path("tmp");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let out = repo
+        .command()
+        .args(["drill", source, "--json"])
+        .env("LIFEBOAT_CONFIG", config)
+        .env("TMPDIR", &scratch)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    (out.status.code().unwrap(), json, stderr)
+}
+
+fn app_database(path: &Path) {
+    let db = rusqlite::Connection::open(path).unwrap();
+    db.execute_batch(
+        "PRAGMA journal_mode=wal;
+         CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT);
+         CREATE TABLE orders(id INTEGER PRIMARY KEY, customer INTEGER REFERENCES customers(id));
+         INSERT INTO customers(name) VALUES ('ada'), ('grace');
+         INSERT INTO orders(customer) VALUES (1), (2);",
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_drill_passes_on_a_good_backup_and_fails_on_a_failing_check_or_damage() {
+    let repo = TestRepo::local();
+    let db = repo.path("app.db");
+    app_database(&db);
+    repo.backup(&[&db]);
+
+    let good = config(&repo, &["SELECT count(*) = 2 FROM customers"]);
+    let (code, report, stderr) = drill(&repo, &good, "app");
+    assert_eq!(code, 0, "{report}\n{stderr}");
+    assert_eq!(report["passed"], true);
+    assert!(report["rto_seconds"].as_f64().unwrap() > 0.0);
+    assert!(report["rpo_seconds"].as_f64().unwrap() >= 0.0);
+    assert_eq!(report["checks"].as_array().unwrap().len(), 2, "{report}");
+    // The result is recorded in the repository.
+    let drills = std::fs::read_dir(repo.repo_dir().join("drills"))
+        .unwrap()
+        .count();
+    assert_eq!(drills, 1);
+    // The scratch copy is gone.
+    let leftovers = std::fs::read_dir(repo.path("tmp")).unwrap().count();
+    assert_eq!(leftovers, 0, "a drill left its scratch directory behind");
+
+    // A check that does not hold: failed, and named.
+    let strict = config(&repo, &["SELECT count(*) > 100 FROM customers"]);
+    let (code, report, stderr) = drill(&repo, &strict, "app");
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(report["passed"], false);
+    assert!(
+        report["reason"]
+            .as_str()
+            .unwrap()
+            .contains("count(*) > 100"),
+        "{report}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+
+    // A damaged pack: failed, naming the damage.
+    for pack in files_under(&repo.repo_dir().join("data")) {
+        let mut bytes = std::fs::read(&pack).unwrap();
+        let at = bytes.len() / 3;
+        bytes[at] ^= 0x10;
+        std::fs::write(&pack, bytes).unwrap();
+    }
+    let (code, report, _) = drill(&repo, &good, "app");
+    assert_eq!(code, 1, "{report}");
+    let reason = report["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("damaged") || reason.contains("authentication"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_postgres_drill_restores_into_a_scratch_database_and_drops_it() {
+    let repo = TestRepo::local();
+    let name = format!("lbt_{}_drill", std::process::id());
+    let server = "postgres://postgres@127.0.0.1:5432";
+    common::postgres::psql(
+        &format!("{server}/postgres"),
+        &format!("DROP DATABASE IF EXISTS {name}"),
+    );
+    common::postgres::psql(
+        &format!("{server}/postgres"),
+        &format!("CREATE DATABASE {name}"),
+    );
+    common::postgres::psql(
+        &format!("{server}/{name}"),
+        "CREATE TABLE users(id int primary key); INSERT INTO users SELECT generate_series(1, 500);",
+    );
+    let url = format!("{server}/{name}");
+    repo.ok(&["backup", &url]);
+    let none = repo.path("none.toml");
+    let (code, report, stderr) = drill(&repo, &none, &url);
+    assert_eq!(code, 0, "{report}\n{stderr}");
+    assert!(
+        report["checks"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("500 rows"),
+        "{report}"
+    );
+    let left = common::postgres::psql(
+        &format!("{server}/postgres"),
+        "SELECT count(*) FROM pg_database WHERE datname LIKE '%lifeboat_drill%'",
+    );
+    assert_eq!(left.trim(), "0", "the scratch database was left behind");
+    common::postgres::psql(
+        &format!("{server}/postgres"),
+        &format!("DROP DATABASE {name}"),
+    );
+}
+
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[test]
+fn a_files_drill_restores_every_file() {
+    let repo = TestRepo::local();
+    let uploads = repo.path("uploads");
+    std::fs::create_dir_all(uploads.join("2026")).unwrap();
+    std::fs::write(
+        uploads.join("2026/a.png"),
+        common::pseudo_random(200_000, 1),
+    )
+    .unwrap();
+    std::fs::write(uploads.join("b.txt"), "b").unwrap();
+    repo.backup(&[&uploads]);
+    let none = repo.path("none.toml");
+    let (code, report, stderr) = drill(&repo, &none, uploads.to_str().unwrap());
+    assert_eq!(code, 0, "{report}\n{stderr}");
+    assert_eq!(report["checks"][0]["passed"], true, "{report}");
+    // Nothing backed up under that path: a clear failure.
+    let (code, report, _) = drill(&repo, &none, repo.path("elsewhere").to_str().unwrap());
+    assert_eq!(code, 1);
+    assert!(
+        report["reason"].as_str().unwrap().contains("no snapshot"),
+        "{report}"
+    );
+}
