@@ -230,7 +230,7 @@ fn repair_puts_back_damaged_and_missing_packs_from_the_other_copy() {
     }
     a.backup(&[&data]);
     copy(&a, &b);
-    let packs: Vec<_> = files_under(&std::path::Path::new(&b.url).join("data"));
+    let packs: Vec<_> = common::files_under(&std::path::Path::new(&b.url).join("data"));
     assert!(!packs.is_empty());
     // B's own snapshot, of which A has no copy, shares nothing with the damage below.
     let own = b.path("own");
@@ -278,7 +278,7 @@ fn repair_refuses_to_invent_what_the_other_repository_lacks() {
     std::fs::create_dir_all(&own).unwrap();
     std::fs::write(own.join("x"), pseudo_random(100_000, 9)).unwrap();
     b.backup(&[&own]);
-    for pack in files_under(&std::path::Path::new(&b.url).join("data")) {
+    for pack in common::files_under(&std::path::Path::new(&b.url).join("data")) {
         std::fs::remove_file(pack).unwrap();
     }
     let out = b
@@ -294,18 +294,4 @@ fn repair_refuses_to_invent_what_the_other_repository_lacks() {
         stdout.contains("NOT repaired: the other repository has no copy"),
         "{stdout}"
     );
-}
-
-fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files.extend(files_under(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files.sort();
-    files
 }

@@ -90,7 +90,7 @@ fn a_drill_passes_on_a_good_backup_and_fails_on_a_failing_check_or_damage() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 
     // A damaged pack: failed, naming the damage.
-    for pack in files_under(&repo.repo_dir().join("data")) {
+    for pack in common::files_under(&repo.repo_dir().join("data")) {
         let mut bytes = std::fs::read(&pack).unwrap();
         let at = bytes.len() / 3;
         bytes[at] ^= 0x10;
@@ -143,19 +143,6 @@ fn a_postgres_drill_restores_into_a_scratch_database_and_drops_it() {
         &format!("{server}/postgres"),
         &format!("DROP DATABASE {name}"),
     );
-}
-
-fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files.extend(files_under(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
 
 #[test]
