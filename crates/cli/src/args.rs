@@ -72,6 +72,12 @@ pub enum Command {
     /// Restore drill: restore a restore point into a scratch place, check it (integrity,
     /// row counts, the source's checks), measure RTO and RPO, record the result.
     Drill(DrillArgs),
+    /// Rows inserted, updated and deleted (by primary key) in a SQLite database between
+    /// two restore points.
+    Diff(DiffArgs),
+    /// Put chosen rows of a table back from a restore point into the live SQLite database,
+    /// in one transaction (a preview unless --apply).
+    RestoreRows(RestoreRowsArgs),
     /// Copy snapshots, stream segments and archived WAL that one repository has and
     /// another lacks (the keys may differ); incremental.
     Copy(CopyArgs),
@@ -411,6 +417,57 @@ pub struct DrillArgs {
     #[arg(long, default_value = "latest")]
     pub at: String,
     /// The target to drill from (default: the first target of a plan with the source).
+    #[arg(long)]
+    pub target: Option<String>,
+    #[arg(
+        long,
+        short = 'c',
+        env = "LIFEBOAT_CONFIG",
+        default_value = "lifeboat.toml"
+    )]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// A source name of lifeboat.toml, or the database's path / sqlite: URL.
+    pub source: String,
+    /// The older restore point (RFC 3339 or relative like -1h).
+    #[arg(long)]
+    pub from: String,
+    /// The newer restore point (default: latest).
+    #[arg(long, default_value = "latest")]
+    pub to: String,
+    /// Only this table.
+    #[arg(long)]
+    pub table: Option<String>,
+    #[arg(long)]
+    pub target: Option<String>,
+    #[arg(
+        long,
+        short = 'c',
+        env = "LIFEBOAT_CONFIG",
+        default_value = "lifeboat.toml"
+    )]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreRowsArgs {
+    /// A source name of lifeboat.toml, or the database's path / sqlite: URL (the live
+    /// database the rows go back into).
+    pub source: String,
+    /// The restore point holding the rows (RFC 3339 or relative like -1h).
+    #[arg(long)]
+    pub at: String,
+    #[arg(long)]
+    pub table: String,
+    /// Which rows: an SQL condition on the table, e.g. "id IN (17, 42)".
+    #[arg(long = "where")]
+    pub condition: String,
+    /// Write them (otherwise only show what would change).
+    #[arg(long)]
+    pub apply: bool,
     #[arg(long)]
     pub target: Option<String>,
     #[arg(

@@ -48,15 +48,15 @@ pub struct CheckResult {
 }
 
 /// What is drilled, resolved from the configuration or the command line.
-struct Subject {
-    name: String,
-    location: String,
-    checks: Vec<String>,
-    repo: Repository,
+pub(crate) struct Subject {
+    pub name: String,
+    pub location: String,
+    pub checks: Vec<String>,
+    pub repo: Repository,
 }
 
 pub fn run(ctx: &Context, args: &DrillArgs) -> Result<()> {
-    let subject = resolve(ctx, args)?;
+    let subject = resolve(ctx, &args.source, &args.config, args.target.as_deref())?;
     let started = Instant::now();
     let began = Utc::now();
     let scratch = tempfile::Builder::new()
@@ -140,16 +140,23 @@ pub fn run(ctx: &Context, args: &DrillArgs) -> Result<()> {
     Ok(())
 }
 
-fn resolve(ctx: &Context, args: &DrillArgs) -> Result<Subject> {
-    if let Ok(config) = lifeboat_config::Config::load(&args.config) {
-        if let Some(source) = config.source(&args.source) {
+/// A source by its name in the configuration (repository: `target`, else the first
+/// target of a plan that has it), or a path/URL with the repository of `--repo`.
+pub(crate) fn resolve(
+    ctx: &Context,
+    name: &str,
+    config: &Path,
+    target: Option<&str>,
+) -> Result<Subject> {
+    if let Ok(config) = lifeboat_config::Config::load(config) {
+        if let Some(source) = config.source(name) {
             let lifeboat_config::SourceLocation::Url(url) = &source.location else {
                 bail!(
                     "source {} is a command; drills restore databases and files",
                     source.name
                 );
             };
-            let target = match &args.target {
+            let target = match target {
                 Some(name) => config
                     .target(name)
                     .with_context(|| format!("no target {name} in the configuration"))?,
@@ -170,8 +177,8 @@ fn resolve(ctx: &Context, args: &DrillArgs) -> Result<Subject> {
         }
     }
     Ok(Subject {
-        name: args.source.clone(),
-        location: args.source.clone(),
+        name: name.to_string(),
+        location: name.to_string(),
         checks: Vec::new(),
         repo: ctx.open()?,
     })

@@ -13,6 +13,7 @@ mod pg;
 mod prune;
 mod replicate;
 mod restore;
+mod rows;
 mod run;
 mod snapshots;
 mod status;
@@ -60,6 +61,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Config(args) => config::run(&ctx, args),
         Command::Copy(args) => copy::run(&ctx, args),
         Command::Drill(args) => drill::run(&ctx, args),
+        Command::Diff(args) => rows::diff(&ctx, args),
+        Command::RestoreRows(args) => rows::restore_rows(&ctx, args),
         Command::Repair(args) => copy::repair(&ctx, args),
         Command::Status(args) => status::run(&ctx, args),
         Command::Agent(args) => agent::run(&ctx, args),

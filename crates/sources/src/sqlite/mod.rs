@@ -18,6 +18,7 @@ use crate::{Result, SourceError};
 pub mod page_cache;
 pub mod pages;
 pub mod replicate;
+pub mod rows;
 pub mod store;
 pub mod wal;
 
