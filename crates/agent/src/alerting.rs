@@ -159,6 +159,38 @@ impl Alerting {
         }
     }
 
+    /// A drill's outcome: a failure (or an RTO over the objective) is an incident.
+    pub fn drill(&self, plan: &str, source: &str, target: &str, failure: Option<String>) {
+        let key = format!("drill/{plan}/{source}/{target}");
+        match failure {
+            None => {
+                if let Some(opened) = self.close(&key) {
+                    self.deliver(
+                        &self.others,
+                        &Event::Recovered {
+                            plan: plan.into(),
+                            target: target.into(),
+                            what: format!("restore drills of {source} from {target} pass again"),
+                            incident_started: opened,
+                        },
+                    );
+                }
+            }
+            Some(reason) => {
+                let event = Event::DrillFailed {
+                    plan: plan.into(),
+                    source: source.into(),
+                    target: target.into(),
+                    reason: reason.clone(),
+                };
+                self.deliver(&self.pings, &event);
+                if self.open(&key, &reason) {
+                    self.deliver(&self.others, &event);
+                }
+            }
+        }
+    }
+
     fn open(&self, key: &str, detail: &str) -> bool {
         self.state.open_incident(key, detail).unwrap_or_else(|e| {
             tracing::warn!("cannot record incident {key}: {e}");

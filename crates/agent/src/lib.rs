@@ -146,6 +146,14 @@ impl Agent {
                 due.insert(plan.name.clone(), schedule::next_due(schedule, last, now));
             }
         }
+        let mut drill_due: HashMap<String, Option<chrono::DateTime<Utc>>> = HashMap::new();
+        for plan in &self.config.plans {
+            if let Some(schedule) = &plan.drill {
+                let last = self.state.last_drill_slot(&plan.name)?;
+                drill_due.insert(plan.name.clone(), schedule::next_due(schedule, last, now));
+            }
+        }
+        let mut drilling: HashMap<String, JoinHandle<()>> = HashMap::new();
         let mut running: HashMap<String, JoinHandle<()>> = HashMap::new();
         let mut checker: Option<JoinHandle<()>> = None;
         let mut next_check = Instant::now();
@@ -171,6 +179,23 @@ impl Agent {
                     self.refresh(&due, &running);
                 }
             }
+            for plan in &self.config.plans {
+                let Some(schedule) = &plan.drill else {
+                    continue;
+                };
+                let busy = drilling.get(&plan.name).is_some_and(|h| !h.is_finished())
+                    || running.get(&plan.name).is_some_and(|h| !h.is_finished());
+                let is_due = drill_due
+                    .get(&plan.name)
+                    .copied()
+                    .flatten()
+                    .is_some_and(|t| t <= now);
+                if is_due && !busy {
+                    drilling.insert(plan.name.clone(), self.start_drills(&plan.name, now));
+                    drill_due.insert(plan.name.clone(), schedule.next_after(now));
+                }
+            }
+            drilling.retain(|_, h| !h.is_finished());
             let finished: Vec<String> = running
                 .iter()
                 .filter(|(_, h)| h.is_finished())
@@ -197,7 +222,7 @@ impl Agent {
         self.status.lock().expect("status").ready = false;
         self.stop.store(true, Ordering::SeqCst);
         self.children.terminate_all();
-        for (_, handle) in running.drain() {
+        for (_, handle) in running.drain().chain(drilling.drain()) {
             let _ = handle.join();
         }
         for (_, handle) in replicators {
@@ -280,6 +305,92 @@ impl Agent {
         })
     }
 
+    /// Drills each of the plan's sources from each target, one after another (a drill
+    /// restores a whole copy; several at once would compete for the same disk).
+    fn start_drills(&self, plan_name: &str, slot: chrono::DateTime<Utc>) -> JoinHandle<()> {
+        let plan = self.config.plan(plan_name).expect("plan exists").clone();
+        let (config, state, alerting) = (
+            self.config.clone(),
+            self.state.clone(),
+            self.alerting.clone(),
+        );
+        let (children, exe, config_path, stop) = (
+            self.children.clone(),
+            self.options.exe.clone(),
+            self.options.config_path.clone(),
+            self.stop.clone(),
+        );
+        std::thread::spawn(move || {
+            for source in &plan.sources {
+                let is_command = config.source(source).is_some_and(|s| {
+                    matches!(s.location, lifeboat_config::SourceLocation::Command(_))
+                });
+                if is_command {
+                    continue;
+                }
+                for target in plan.targets.iter().filter_map(|t| config.target(t)) {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let args: Vec<String> = vec![
+                        "drill".into(),
+                        source.clone(),
+                        "--target".into(),
+                        target.name.clone(),
+                        "--config".into(),
+                        config_path.display().to_string(),
+                        "--json".into(),
+                    ];
+                    let drill = match children.run(&exe, target, &args) {
+                        Ok(done) => {
+                            let report: serde_json::Value =
+                                serde_json::from_str(&done.stdout).unwrap_or_default();
+                            state::Drill {
+                                finished: Utc::now(),
+                                passed: done.success && report["passed"] == true,
+                                reason: report["reason"]
+                                    .as_str()
+                                    .map(str::to_string)
+                                    .or((!done.success).then(|| done.error.clone())),
+                                rto_seconds: report["rto_seconds"].as_f64(),
+                                rpo_seconds: report["rpo_seconds"].as_f64(),
+                            }
+                        }
+                        Err(e) => state::Drill {
+                            finished: Utc::now(),
+                            passed: false,
+                            reason: Some(format!("cannot start lifeboat: {e}")),
+                            rto_seconds: None,
+                            rpo_seconds: None,
+                        },
+                    };
+                    if stop.load(Ordering::SeqCst) && !drill.passed {
+                        return;
+                    }
+                    if let Err(e) =
+                        state.record_drill(&plan.name, source, &target.name, slot, &drill)
+                    {
+                        tracing::error!("cannot record a drill of {source}: {e}");
+                    }
+                    let over_objective = match (plan.rto, drill.rto_seconds) {
+                        (Some(objective), Some(measured)) if measured > objective.as_secs_f64() => {
+                            Some(format!(
+                                "measured RTO {measured:.1}s exceeds the objective of {}s",
+                                objective.as_secs()
+                            ))
+                        }
+                        _ => None,
+                    };
+                    let failure = match (drill.passed, over_objective) {
+                        (false, _) => Some(drill.reason.clone().unwrap_or_else(|| "failed".into())),
+                        (true, over) => over,
+                    };
+                    alerting.drill(&plan.name, source, &target.name, failure);
+                }
+            }
+        })
+    }
+
     /// Measures every restore point against its RPO with `lifeboat status --json`.
     fn start_check(&self) -> JoinHandle<()> {
         let (exe, config_path) = (self.options.exe.clone(), self.options.config_path.clone());
@@ -353,7 +464,9 @@ impl Agent {
                 detail,
             })
             .collect();
+        let drills = self.state.drills().unwrap_or_default();
         let mut status = self.status.lock().expect("status");
+        status.drills = drills;
         status.plans = plans;
         status.open_incidents = incidents;
     }

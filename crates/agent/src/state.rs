@@ -30,6 +30,30 @@ pub struct Run {
     pub duration_ms: u64,
 }
 
+/// One drill's outcome, as `lifeboat drill --json` reports it.
+#[derive(Debug, Clone)]
+pub struct Drill {
+    pub finished: DateTime<Utc>,
+    pub passed: bool,
+    pub reason: Option<String>,
+    pub rto_seconds: Option<f64>,
+    pub rpo_seconds: Option<f64>,
+}
+
+/// The newest drill of a plan's source on a target.
+#[derive(Debug, Clone, Serialize)]
+pub struct DrillStatus {
+    pub plan: String,
+    pub source: String,
+    pub target: String,
+    pub finished: DateTime<Utc>,
+    pub passed: bool,
+    pub reason: Option<String>,
+    pub rto_seconds: Option<f64>,
+    pub rpo_seconds: Option<f64>,
+    pub last_success: Option<DateTime<Utc>>,
+}
+
 /// Per plan and target: what the metrics and the status API show.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct TargetHistory {
@@ -54,6 +78,18 @@ CREATE TABLE IF NOT EXISTS runs (
     duration_ms INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS runs_by_plan ON runs (plan, target, id);
+CREATE TABLE IF NOT EXISTS drills (
+    id INTEGER PRIMARY KEY,
+    plan TEXT NOT NULL,
+    source TEXT NOT NULL,
+    target TEXT NOT NULL,
+    scheduled_for TEXT NOT NULL,
+    finished TEXT NOT NULL,
+    passed INTEGER NOT NULL,
+    reason TEXT,
+    rto_ms INTEGER,
+    rpo_ms INTEGER
+);
 CREATE TABLE IF NOT EXISTS incidents (
     key TEXT PRIMARY KEY,
     opened TEXT NOT NULL,
@@ -181,6 +217,71 @@ impl State {
             failures_total: failures_total as u64,
             runs_total: runs_total as u64,
         })
+    }
+
+    pub fn record_drill(
+        &self,
+        plan: &str,
+        source: &str,
+        target: &str,
+        slot: DateTime<Utc>,
+        drill: &Drill,
+    ) -> Result<()> {
+        self.db().execute(
+            "INSERT INTO drills (plan, source, target, scheduled_for, finished, passed, reason, rto_ms, rpo_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                plan,
+                source,
+                target,
+                slot.to_rfc3339(),
+                drill.finished.to_rfc3339(),
+                drill.passed,
+                drill.reason,
+                drill.rto_seconds.map(|s| (s * 1000.0) as i64),
+                drill.rpo_seconds.map(|s| (s * 1000.0) as i64)
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn last_drill_slot(&self, plan: &str) -> Result<Option<DateTime<Utc>>> {
+        Ok(self
+            .db()
+            .query_row(
+                "SELECT max(scheduled_for) FROM drills WHERE plan = ?1",
+                params![plan],
+                |row| row.get::<_, Option<String>>(0),
+            )?
+            .map(time))
+    }
+
+    /// The newest drill of each plan, source and target, and when one last passed.
+    pub fn drills(&self) -> Result<Vec<DrillStatus>> {
+        let db = self.db();
+        let mut stmt = db.prepare(
+            "SELECT d.plan, d.source, d.target, d.finished, d.passed, d.reason, d.rto_ms, d.rpo_ms,
+                    (SELECT max(finished) FROM drills p
+                     WHERE p.plan = d.plan AND p.source = d.source AND p.target = d.target AND p.passed = 1)
+             FROM drills d
+             WHERE d.id = (SELECT max(id) FROM drills e
+                           WHERE e.plan = d.plan AND e.source = d.source AND e.target = d.target)
+             ORDER BY d.plan, d.source, d.target",
+        )?;
+        let rows = stmt.query_map([], |row| {
+            Ok(DrillStatus {
+                plan: row.get(0)?,
+                source: row.get(1)?,
+                target: row.get(2)?,
+                finished: time(row.get(3)?),
+                passed: row.get(4)?,
+                reason: row.get(5)?,
+                rto_seconds: row.get::<_, Option<i64>>(6)?.map(|ms| ms as f64 / 1000.0),
+                rpo_seconds: row.get::<_, Option<i64>>(7)?.map(|ms| ms as f64 / 1000.0),
+                last_success: row.get::<_, Option<String>>(8)?.map(time),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Opens an incident; true when it was not open already (so an alert is due).

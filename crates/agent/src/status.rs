@@ -19,6 +19,7 @@ pub struct AgentStatus {
     pub restore_points: Vec<RestorePointStatus>,
     pub restore_points_checked: Option<DateTime<Utc>>,
     pub replicators: Vec<ReplicatorStatus>,
+    pub drills: Vec<crate::state::DrillStatus>,
     pub alert_channels: Vec<ChannelStatus>,
     pub open_incidents: Vec<Incident>,
 }
@@ -177,6 +178,42 @@ impl AgentStatus {
             "gauge",
             "1 if the newest restore point is within the plan's RPO.",
             points(&|r| r.rpo_met.map(|m| m as u8 as f64)),
+        );
+        let drills = |f: &dyn Fn(&crate::state::DrillStatus) -> Option<f64>| -> Vec<(String, f64)> {
+            self.drills
+                .iter()
+                .filter_map(|d| {
+                    f(d).map(|v| {
+                        (
+                            format!(
+                                "plan=\"{}\",source=\"{}\",target=\"{}\"",
+                                label(&d.plan),
+                                label(&d.source),
+                                label(&d.target)
+                            ),
+                            v,
+                        )
+                    })
+                })
+                .collect()
+        };
+        family(
+            "lifeboat_drill_last_success_timestamp_seconds",
+            "gauge",
+            "When a restore drill of the source from the target last passed.",
+            drills(&|d| d.last_success.map(|t| t.timestamp() as f64)),
+        );
+        family(
+            "lifeboat_drill_last_passed",
+            "gauge",
+            "1 if the newest restore drill passed.",
+            drills(&|d| Some(d.passed as u8 as f64)),
+        );
+        family(
+            "lifeboat_drill_last_rto_seconds",
+            "gauge",
+            "Recovery time measured by the newest restore drill.",
+            drills(&|d| d.rto_seconds),
         );
         family(
             "lifeboat_replicator_up",

@@ -406,3 +406,98 @@ state = "./agent.db"
     assert_eq!(snapshots_tagged(&repo, "plan:hourly"), 2);
     assert_eq!(snapshots_tagged(&repo, "plan:slow"), 1);
 }
+
+#[test]
+fn scheduled_drills_are_recorded_measured_and_alerted() {
+    let repo = TestRepo::local();
+    let dir = repo.dir.path();
+    for name in ["app", "broken"] {
+        let db = rusqlite::Connection::open(dir.join(format!("{name}.db"))).unwrap();
+        db.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1), (2);")
+            .unwrap();
+    }
+    let hook = WebhookReceiver::start();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let config = write_config(
+        dir,
+        &format!(
+            r#"
+[[source]]
+name = "app"
+url = "sqlite:./app.db"
+checks = ["SELECT count(*) = 2 FROM t"]
+[[source]]
+name = "broken"
+url = "sqlite:./broken.db"
+checks = ["SELECT count(*) > 1000 FROM t"]
+[[target]]
+name = "local"
+url = "{url}"
+[[plan]]
+name = "app"
+sources = ["app", "broken"]
+targets = ["local"]
+schedule = "every 1h"
+drill = "every 1h"
+rto = "10m"
+[agent]
+listen = "{addr}"
+state = "./agent.db"
+[[alert]]
+kind = "webhook"
+url = "{hook}"
+"#,
+            url = repo.url,
+            hook = hook.url
+        ),
+    );
+    let agent = Agent::start(dir, &config, addr);
+    agent.wait_for("two drills", Duration::from_secs(90), |a| {
+        a.status()["drills"]
+            .as_array()
+            .is_some_and(|d| d.len() == 2)
+    });
+    let drills = agent.status()["drills"].clone();
+    let app = drills
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["source"] == "app")
+        .unwrap();
+    assert_eq!(app["passed"], true, "{drills}");
+    assert!(app["rto_seconds"].as_f64().unwrap() > 0.0, "{drills}");
+    assert!(app["last_success"].is_string());
+    let broken = drills
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["source"] == "broken")
+        .unwrap();
+    assert_eq!(broken["passed"], false, "{drills}");
+    assert!(
+        broken["reason"]
+            .as_str()
+            .unwrap()
+            .contains("count(*) > 1000"),
+        "{drills}"
+    );
+    hook.wait_for("the drill_failed alert", Duration::from_secs(30), |e| {
+        e.iter()
+            .any(|e| e["event"] == "drill_failed" && e["source"] == "broken")
+    });
+    let (_, metrics) = get(addr, "/metrics", None).unwrap();
+    assert!(
+        metrics
+            .contains("lifeboat_drill_last_passed{plan=\"app\",source=\"app\",target=\"local\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("lifeboat_drill_last_rto_seconds{plan=\"app\",source=\"app\""));
+    agent.stop();
+    // Each drill is recorded in the repository too.
+    assert_eq!(
+        std::fs::read_dir(repo.repo_dir().join("drills"))
+            .unwrap()
+            .count(),
+        2
+    );
+}

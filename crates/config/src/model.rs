@@ -80,6 +80,8 @@ pub struct Plan {
     pub rpo: Option<Duration>,
     /// Recovery time objective.
     pub rto: Option<Duration>,
+    /// When the agent drills the plan's sources.
+    pub drill: Option<Schedule>,
 }
 
 /// A retention policy (restic's forget rules); at least one rule is set.

@@ -104,6 +104,9 @@ pub(crate) struct RawPlan {
     /// Recovery time objective: how long a restore may take, like `10m`.
     #[schemars(length(min = 1), regex(pattern = DURATION_PATTERN))]
     pub rto: Option<Spanned<String>>,
+    /// When the agent runs restore drills of the plan's sources (from each target), in
+    /// the same forms as `schedule`, like `every 1d`.
+    pub drill: Option<Spanned<String>>,
 }
 
 /// A retention policy, as in restic's forget: each rule keeps snapshots, the union is kept.

@@ -59,7 +59,7 @@ fn unknown_keys_are_all_reported_with_what_is_allowed() {
                 line,
                 1,
                 "unknown key \"shedule\" in [[plan]]; expected one of name, sources, targets, \
-                 schedule, continuous, keep, rpo, rto"
+                 schedule, continuous, keep, rpo, rto, drill"
                     .to_string()
             ),
             (

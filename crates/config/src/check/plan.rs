@@ -51,6 +51,16 @@ pub(super) fn check(
         }
     }
     let keep = raw.keep.as_ref().and_then(|k| keep(c, name, k));
+    let drill = raw.drill.as_ref().and_then(|text| {
+        Schedule::parse(&text.value)
+            .map_err(|e| {
+                c.error(
+                    &text.span,
+                    format!("bad drill schedule for plan {name:?}: {e}"),
+                )
+            })
+            .ok()
+    });
 
     Some(Plan {
         name: name.clone(),
@@ -61,6 +71,7 @@ pub(super) fn check(
         keep,
         rpo,
         rto,
+        drill,
     })
 }
 
