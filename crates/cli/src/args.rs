@@ -69,6 +69,8 @@ pub enum Command {
     Run(RunArgs),
     /// Manage passphrases (key slots).
     Key(KeyArgs),
+    /// Write the disaster-recovery runbook from lifeboat.toml and the drill history.
+    Plan(RunbookArgs),
     /// Restore drill: restore a restore point into a scratch place, check it (integrity,
     /// row counts, the source's checks), measure RTO and RPO, record the result.
     Drill(DrillArgs),
@@ -407,6 +409,23 @@ pub struct VerifyArgs {
     /// Verify every target of this lifeboat.toml instead of --repo.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunbookArgs {
+    /// md or html.
+    #[arg(long, default_value = "md")]
+    pub format: String,
+    /// Write here instead of standard output.
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+    #[arg(
+        long,
+        short = 'c',
+        env = "LIFEBOAT_CONFIG",
+        default_value = "lifeboat.toml"
+    )]
+    pub config: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,7 @@ mod init;
 mod key;
 mod ls;
 mod pg;
+mod plan;
 mod prune;
 mod replicate;
 mod restore;
@@ -61,6 +62,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Config(args) => config::run(&ctx, args),
         Command::Copy(args) => copy::run(&ctx, args),
         Command::Drill(args) => drill::run(&ctx, args),
+        Command::Plan(args) => plan::run(&ctx, args),
         Command::Diff(args) => rows::diff(&ctx, args),
         Command::RestoreRows(args) => rows::restore_rows(&ctx, args),
         Command::Repair(args) => copy::repair(&ctx, args),

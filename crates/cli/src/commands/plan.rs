@@ -1,0 +1,434 @@
+//! `lifeboat plan`: the disaster-recovery runbook, written from lifeboat.toml and what the
+//! repositories say (newest restore points, drill history). It names where every
+//! credential is kept, never a secret itself, and flags the gaps.
+
+use std::fmt::Write as _;
+
+use anyhow::Result;
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use lifeboat_config::{format_duration, Config, SourceLocation, Target};
+use lifeboat_repo::crypto::ObjectKind;
+use lifeboat_storage::Location;
+
+use crate::args::RunbookArgs;
+use crate::commands::drill::DrillRecord;
+use crate::context::Context;
+
+/// What one target is, for the 3-2-1 picture.
+struct Medium {
+    kind: &'static str,
+    offsite: bool,
+}
+
+fn medium(target: &Target) -> Medium {
+    match Location::parse(&target.url) {
+        Ok(Location::Local(path)) => Medium {
+            // A mount under /mnt or /media is usually another disk; still on this host.
+            kind: if path.starts_with("/mnt") || path.starts_with("/media") {
+                "disk (mounted)"
+            } else {
+                "local disk"
+            },
+            offsite: false,
+        },
+        Ok(Location::Service { scheme, .. }) => Medium {
+            kind: match scheme.as_str() {
+                "s3" => "S3 object storage",
+                "gcs" => "Google Cloud Storage",
+                "azblob" => "Azure Blob Storage",
+                _ => "object storage",
+            },
+            offsite: true,
+        },
+        Err(_) => Medium {
+            kind: "unknown",
+            offsite: false,
+        },
+    }
+}
+
+fn password_place(target: &Target) -> String {
+    match (&target.password, &target.password_file) {
+        (_, Some(file)) => format!("the file `{}`", file.display()),
+        (Some(_), None) => {
+            "`password` in lifeboat.toml (usually `${VAR}` from the agent's environment)".into()
+        }
+        (None, None) => {
+            "`LIFEBOAT_PASSWORD` (or `LIFEBOAT_PASSWORD_FILE`) in the agent's environment".into()
+        }
+    }
+}
+
+/// Facts read from one target's repository.
+#[derive(Default)]
+struct Observed {
+    reachable: Option<String>,
+    newest: std::collections::HashMap<String, DateTime<Utc>>,
+    drills: Vec<DrillRecord>,
+}
+
+fn observe(ctx: &Context, target: &Target) -> Observed {
+    let repo = match ctx.open_target(target) {
+        Ok(repo) => repo,
+        Err(e) => {
+            return Observed {
+                reachable: Some(crate::exit::one_line(&e)),
+                ..Default::default()
+            }
+        }
+    };
+    let mut observed = Observed::default();
+    if let Ok(snapshots) = repo.list_snapshots() {
+        for s in snapshots {
+            for tag in &s.snapshot.tags {
+                if let Some(source) = tag.strip_prefix("source:") {
+                    let entry = observed
+                        .newest
+                        .entry(source.to_string())
+                        .or_insert(s.snapshot.time);
+                    *entry = (*entry).max(s.snapshot.time);
+                }
+            }
+        }
+    }
+    if let Ok(objects) = repo.storage().list("drills") {
+        for object in objects {
+            if let Ok(record) = repo.load_json::<DrillRecord>(ObjectKind::DrillRecord, &object.name)
+            {
+                observed.drills.push(record);
+            }
+        }
+    }
+    observed.drills.sort_by_key(|d| d.time);
+    observed
+}
+
+pub fn run(ctx: &Context, args: &RunbookArgs) -> Result<()> {
+    let config = super::config::load(&args.config)?;
+    let markdown = runbook(ctx, &config, &args.config.display().to_string());
+    let text = match args.format.as_str() {
+        "md" | "markdown" => markdown,
+        "html" => html(&markdown),
+        other => {
+            return Err(crate::exit::Usage(format!("--format is md or html, not {other:?}")).into())
+        }
+    };
+    match &args.output {
+        Some(path) => {
+            std::fs::write(path, text)?;
+            ctx.say(format!("wrote {}", path.display()));
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
+fn runbook(ctx: &Context, config: &Config, origin: &str) -> String {
+    let now = Utc::now();
+    let observed: Vec<(&Target, Observed)> = config
+        .targets
+        .iter()
+        .map(|t| (t, observe(ctx, t)))
+        .collect();
+    let mut out = String::new();
+    let mut gaps: Vec<String> = Vec::new();
+    let _ = writeln!(
+        out,
+        "# Disaster-recovery runbook\n\nGenerated {} by lifeboat {} from `{origin}`. Regenerate it after every change: `lifeboat plan --output RUNBOOK.md`.\n",
+        now.to_rfc3339_opts(SecondsFormat::Secs, true),
+        env!("CARGO_PKG_VERSION")
+    );
+
+    let _ = writeln!(out, "## What is protected where\n");
+    let _ = writeln!(out, "| source | kind | copies (targets) | media | off-site | immutable | 3-2-1 |\n|---|---|---|---|---|---|---|");
+    for source in &config.sources {
+        let targets: Vec<&Target> = config
+            .plans
+            .iter()
+            .filter(|p| p.sources.contains(&source.name))
+            .flat_map(|p| p.targets.iter())
+            .filter_map(|t| config.target(t))
+            .collect::<Vec<_>>();
+        let mut media: Vec<&str> = targets.iter().map(|t| medium(t).kind).collect();
+        media.sort();
+        media.dedup();
+        let offsite = targets.iter().any(|t| medium(t).offsite);
+        // The live data is one copy; each target another.
+        let ok = targets.len() + 1 >= 3 && media.len() + 1 >= 2 && offsite;
+        let kind = match &source.location {
+            SourceLocation::Command(_) => "command output",
+            SourceLocation::Url(u) if u.starts_with("postgres") => "PostgreSQL",
+            SourceLocation::Url(u) if u.starts_with("mysql") || u.starts_with("mariadb") => {
+                "MySQL/MariaDB"
+            }
+            SourceLocation::Url(u)
+                if u.starts_with("sqlite:")
+                    || u.starts_with("file:")
+                    || u.ends_with(".db")
+                    || u.ends_with(".sqlite") =>
+            {
+                "SQLite"
+            }
+            SourceLocation::Url(_) => "files",
+        };
+        let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+        let _ = writeln!(
+            out,
+            "| {} | {kind} | {} ({}) | {} | {} | no | {} |",
+            source.name,
+            targets.len(),
+            names.join(", "),
+            media.join(", "),
+            if offsite { "yes" } else { "**no**" },
+            if ok { "yes" } else { "**no**" }
+        );
+        if targets.is_empty() {
+            gaps.push(format!(
+                "source **{}** is in no plan: nothing backs it up",
+                source.name
+            ));
+        } else if !offsite {
+            gaps.push(format!(
+                "source **{}** has no off-site copy (every target is on this host's disks)",
+                source.name
+            ));
+        }
+    }
+    let _ = writeln!(out, "\nNo target is immutable (object lock) yet: ransomware with the repository's credentials could delete backups.\n");
+
+    let _ = writeln!(out, "## Objectives and what was measured\n");
+    let _ = writeln!(out, "| plan | source | target | RPO objective | newest restore point | RTO objective | last drill | measured RTO |\n|---|---|---|---|---|---|---|---|");
+    for plan in &config.plans {
+        for source in &plan.sources {
+            for (target, seen) in observed
+                .iter()
+                .filter(|(t, _)| plan.targets.contains(&t.name))
+            {
+                let newest = match (&seen.reachable, seen.newest.get(source)) {
+                    (Some(e), _) => format!("unknown ({e})"),
+                    (None, Some(t)) => {
+                        let age = now - *t;
+                        if plan
+                            .rpo
+                            .is_some_and(|rpo| age.to_std().unwrap_or_default() > rpo)
+                        {
+                            gaps.push(format!(
+                                "{source} on {}: the newest restore point is older than the RPO",
+                                target.name
+                            ));
+                        }
+                        format!(
+                            "{} ({} ago)",
+                            t.to_rfc3339_opts(SecondsFormat::Secs, true),
+                            human(age)
+                        )
+                    }
+                    (None, None) => "none".into(),
+                };
+                let drill = seen.drills.iter().rev().find(|d| &d.source == source);
+                let (last, rto) = match drill {
+                    Some(d) => (
+                        format!(
+                            "{} {}",
+                            d.time.to_rfc3339_opts(SecondsFormat::Secs, true),
+                            if d.passed { "passed" } else { "**failed**" }
+                        ),
+                        format!("{:.1}s", d.rto_seconds),
+                    ),
+                    None => ("never".into(), "—".into()),
+                };
+                if drill.is_none_or(|d| now - d.time > Duration::days(30)) {
+                    gaps.push(format!(
+                        "{source} on {}: no drill in the last 30 days",
+                        target.name
+                    ));
+                }
+                if let (Some(d), Some(objective)) = (drill, plan.rto) {
+                    if d.rto_seconds > objective.as_secs_f64() {
+                        gaps.push(format!(
+                            "{source} on {}: the measured RTO exceeds the objective",
+                            target.name
+                        ));
+                    }
+                }
+                let _ = writeln!(
+                    out,
+                    "| {} | {source} | {} | {} | {newest} | {} | {last} | {rto} |",
+                    plan.name,
+                    target.name,
+                    plan.rpo.map(format_duration).unwrap_or_else(|| "—".into()),
+                    plan.rto.map(format_duration).unwrap_or_else(|| "—".into()),
+                );
+            }
+        }
+    }
+
+    let _ = writeln!(out, "\n## Gaps\n");
+    if gaps.is_empty() {
+        let _ = writeln!(out, "None found.");
+    }
+    for gap in &gaps {
+        let _ = writeln!(out, "- {gap}");
+    }
+
+    let _ = writeln!(out, "\n## What to do when\n");
+    let first_target = config
+        .targets
+        .first()
+        .map(|t| t.name.as_str())
+        .unwrap_or("TARGET");
+    let offsite = config
+        .targets
+        .iter()
+        .find(|t| medium(t).offsite)
+        .map(|t| t.name.as_str())
+        .unwrap_or(first_target);
+    for source in &config.sources {
+        let SourceLocation::Url(url) = &source.location else {
+            continue;
+        };
+        let _ = writeln!(out, "### {}\n", source.name);
+        let name = &source.name;
+        let sqlite = url.starts_with("sqlite:") || url.starts_with("file:") || url.ends_with(".db");
+        let database = url.starts_with("postgres") || url.starts_with("mysql");
+        if sqlite {
+            let _ = writeln!(out, "**Rows deleted or changed by mistake** (keep the app running):\n\n```sh\nlifeboat diff {name} --from -1h                      # what changed, by primary key\nlifeboat restore-rows {name} --at -1h --table TABLE --where \"id IN (...)\"            # preview\nlifeboat restore-rows {name} --at -1h --table TABLE --where \"id IN (...)\" --apply    # put back, one transaction\n```\n");
+            let _ = writeln!(out, "**A bad migration** (stop the app first):\n\n```sh\nlifeboat timeline {name}                             # restore points, to the transaction\nlifeboat restore --source {url} --at TIME_BEFORE_MIGRATION --target ./restored.db\n# check ./restored.db, then move it over the live file (and delete its -wal/-shm)\n```\n");
+            let _ = writeln!(out, "**The database host is lost** (on a new host with lifeboat and the passphrase):\n\n```sh\nlifeboat restore --source {url} --at latest --target /path/to/app.db   # from {first_target}, or --repo the off-site target\nlifeboat drill {name} --target {offsite}                                   # prove the off-site copy first if in doubt\n```\n");
+        } else if database {
+            let _ = writeln!(out, "**A dropped table or a bad migration:** restore the newest good dump into a new database, check it, then switch the app over:\n\n```sh\nlifeboat snapshots --tag source:{name}\nlifeboat restore SNAPSHOT --into {}_restored   # a new database; row counts are checked\n```\nPostgreSQL clusters with WAL archiving recover to any second: `lifeboat pg restore --help`.\n", redact(url));
+            let _ = writeln!(out, "**The database host is lost:** on the new server, `lifeboat restore SNAPSHOT --into postgres://…/NAME` (or `mysql://…`) from `{first_target}`, or `{offsite}` if the host's disks went with it.\n");
+        } else {
+            let _ = writeln!(out, "**Files deleted or overwritten:**\n\n```sh\nlifeboat snapshots --tag source:{name}\nlifeboat restore SNAPSHOT --target /tmp/restore --include PATH   # then copy back what is needed\n```\n");
+        }
+    }
+    let _ = writeln!(out, "### A storage target is lost or damaged\n\n```sh\nlifeboat verify --config lifeboat.toml            # which target, which snapshots\nlifeboat repair --from {offsite} --to {first_target}   # put damaged data back from the other copy (or the other way round)\nlifeboat copy --from {offsite} --to NEW_TARGET     # rebuild a lost target from a surviving one\n```\n");
+    let _ = writeln!(out, "### Ransomware on the app host\n\nAssume the host and everything on it is hostile, including its copy of the passphrases and storage credentials. From a clean machine: restore from the off-site target (`{offsite}`) with credentials kept off the host, drill it (`lifeboat drill SOURCE --target {offsite}`), rotate every passphrase (`lifeboat key passwd`) and storage key, and only then point a rebuilt app at the restored data.\n");
+
+    let _ = writeln!(out, "## Keys and credentials someone will need\n\nKeep copies of each away from the app host (a password manager, a sealed envelope); a repository cannot be opened without its passphrase.\n");
+    let _ = writeln!(
+        out,
+        "| target | where | passphrase comes from | storage credentials |\n|---|---|---|---|"
+    );
+    for target in &config.targets {
+        let creds = match Location::parse(&target.url) {
+            Ok(Location::Service { scheme, .. }) if scheme == "s3" => "`AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (and `AWS_ENDPOINT_URL`, `AWS_REGION`) in the agent's environment",
+            Ok(Location::Service { .. }) => "the OpenDAL credentials of the service in the agent's environment",
+            _ => "file permissions on this host",
+        };
+        let _ = writeln!(
+            out,
+            "| {} | `{}` | {} | {creds} |",
+            target.name,
+            Location::parse(&target.url)
+                .map(|l| l.display())
+                .unwrap_or_else(|_| "(unparsable)".into()),
+            password_place(target)
+        );
+    }
+    out
+}
+
+fn redact(url: &str) -> String {
+    lifeboat_sources::database_url::DatabaseUrl::parse(url)
+        .and_then(|u| u.ok())
+        .map(|u| u.redacted())
+        .unwrap_or_else(|| url.to_string())
+}
+
+fn human(age: Duration) -> String {
+    let s = age.num_seconds().max(0);
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=7199 => format!("{}m", s / 60),
+        7200..=172_799 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86400),
+    }
+}
+
+/// HTML for the Markdown this module writes (headings, paragraphs, lists, tables, code
+/// blocks, inline code and bold), so the runbook can be opened in a browser or printed.
+fn html(markdown: &str) -> String {
+    let escape = |t: &str| {
+        t.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let inline = |t: &str| {
+        let mut out = String::new();
+        for (i, part) in escape(t).split('`').enumerate() {
+            if i % 2 == 1 {
+                let _ = write!(out, "<code>{part}</code>");
+            } else {
+                for (j, piece) in part.split("**").enumerate() {
+                    if j % 2 == 1 {
+                        let _ = write!(out, "<strong>{piece}</strong>");
+                    } else {
+                        out.push_str(piece);
+                    }
+                }
+            }
+        }
+        out
+    };
+    let mut out = String::from("<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Disaster-recovery runbook</title>\n<style>body{font-family:sans-serif;max-width:70em;margin:2em auto}table{border-collapse:collapse}td,th{border:1px solid #999;padding:.2em .5em}pre{background:#f4f4f4;padding:.5em}</style></head><body>\n");
+    let mut lines = markdown.lines().peekable();
+    while let Some(line) = lines.next() {
+        if let Some(code) = line.strip_prefix("```") {
+            let _ = code;
+            out.push_str("<pre><code>");
+            for code_line in lines.by_ref() {
+                if code_line.starts_with("```") {
+                    break;
+                }
+                out.push_str(&escape(code_line));
+                out.push('\n');
+            }
+            out.push_str("</code></pre>\n");
+        } else if let Some(h) = line.strip_prefix("### ") {
+            let _ = writeln!(out, "<h3>{}</h3>", inline(h));
+        } else if let Some(h) = line.strip_prefix("## ") {
+            let _ = writeln!(out, "<h2>{}</h2>", inline(h));
+        } else if let Some(h) = line.strip_prefix("# ") {
+            let _ = writeln!(out, "<h1>{}</h1>", inline(h));
+        } else if line.starts_with('|') {
+            out.push_str("<table>\n");
+            let cells = |l: &str| -> Vec<String> {
+                l.trim()
+                    .trim_matches('|')
+                    .split(" | ")
+                    .map(|c| inline(c.trim()))
+                    .collect()
+            };
+            let _ = writeln!(
+                out,
+                "<tr>{}</tr>",
+                cells(line)
+                    .iter()
+                    .map(|c| format!("<th>{c}</th>"))
+                    .collect::<String>()
+            );
+            while let Some(row) = lines.peek().copied().filter(|l| l.starts_with('|')) {
+                lines.next();
+                if row.starts_with("|---") {
+                    continue;
+                }
+                let _ = writeln!(
+                    out,
+                    "<tr>{}</tr>",
+                    cells(row)
+                        .iter()
+                        .map(|c| format!("<td>{c}</td>"))
+                        .collect::<String>()
+                );
+            }
+            out.push_str("</table>\n");
+        } else if let Some(item) = line.strip_prefix("- ") {
+            let _ = writeln!(out, "<ul><li>{}</li></ul>", inline(item));
+        } else if !line.trim().is_empty() {
+            let _ = writeln!(out, "<p>{}</p>", inline(line));
+        }
+    }
+    out.push_str("</body></html>\n");
+    out
+}
