@@ -98,12 +98,12 @@ impl Context<'_> {
         if self.global.json {
             eprintln!("{}", text.as_ref());
         } else {
-            println!("{}", text.as_ref());
+            out!("{}", text.as_ref());
         }
     }
 
     pub fn print_json(&self, value: &serde_json::Value) {
-        println!(
+        out!(
             "{}",
             serde_json::to_string_pretty(value).expect("json serializes")
         );

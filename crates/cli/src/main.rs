@@ -1,5 +1,13 @@
 //! The `lifeboat` binary: parse arguments, call the library crates, print results.
 
+/// `println!` that takes a closed standard output (`lifeboat snapshots | head`) as the end
+/// of the output rather than a panic.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::write_stdout_line(&format!($($arg)*))
+    };
+}
+
 mod args;
 mod commands;
 mod context;
@@ -24,6 +32,18 @@ fn tune_allocator() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn tune_allocator() {}
+
+pub(crate) fn write_stdout_line(text: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = writeln!(stdout, "{text}").and_then(|_| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("lifeboat: cannot write the output: {e}");
+        std::process::exit(exit::FAILURE);
+    }
+}
 
 fn main() {
     tune_allocator();

@@ -124,3 +124,20 @@ fn the_schema_printed_is_the_published_one() {
     .unwrap();
     assert_eq!(printed, published);
 }
+
+/// `lifeboat config schema | head -1`: a reader that stops early is not a crash (it was a
+/// panic: "failed printing to stdout: Broken pipe").
+#[test]
+fn a_closed_standard_output_ends_the_output_quietly() {
+    let mut child = Command::new(common::lifeboat_bin())
+        .args(["config", "schema"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}

@@ -11,7 +11,7 @@ pub fn run(ctx: &Context, args: &ConfigArgs) -> Result<()> {
     match &args.command {
         ConfigCommand::Check(file) => check(ctx, file),
         ConfigCommand::Schema => {
-            println!("{}", lifeboat_config::json_schema());
+            out!("{}", lifeboat_config::json_schema());
             Ok(())
         }
     }

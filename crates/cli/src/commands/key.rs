@@ -28,7 +28,7 @@ pub fn run(ctx: &Context, args: &KeyArgs) -> Result<()> {
                 ctx.print_json(&serde_json::Value::Array(list));
             } else {
                 for s in slots {
-                    println!(
+                    out!(
                         "{} {:<9} {} {}@{}",
                         if s.current { "*" } else { " " },
                         &s.id[..8],

@@ -50,7 +50,7 @@ pub fn run(ctx: &Context, args: &LsArgs) -> Result<()> {
             NodeType::Symlink => 'l',
         };
         let suffix = node.target.map(|t| format!(" -> {t}")).unwrap_or_default();
-        println!(
+        out!(
             "{kind}{:04o} {:>12} {}{}",
             node.mode,
             node.size,

@@ -302,7 +302,7 @@ fn setup(ctx: &Context, args: &PgSetupArgs) -> Result<()> {
             url.server()
         ));
         for (name, value) in settings {
-            println!("{name} = '{}'", value.replace('\'', "''"));
+            out!("{name} = '{}'", value.replace('\'', "''"));
         }
         if ctx.global.password_file.is_none() {
             ctx.say("# the server needs the passphrase: give --password-file (readable by the postgres user) so archive_command names it");

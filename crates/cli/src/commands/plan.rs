@@ -118,7 +118,7 @@ pub fn run(ctx: &Context, args: &RunbookArgs) -> Result<()> {
             std::fs::write(path, text)?;
             ctx.say(format!("wrote {}", path.display()));
         }
-        None => print!("{text}"),
+        None => out!("{}", text.strip_suffix('\n').unwrap_or(&text)),
     }
     Ok(())
 }

@@ -44,13 +44,18 @@ pub fn run(ctx: &Context, args: &SnapshotsArgs) -> Result<()> {
         ));
         return Ok(());
     }
-    println!(
+    out!(
         "{:<9} {:<20} {:<16} {:>10} {:<6} {:<16} paths",
-        "id", "time", "host", "size", "pinned", "tags"
+        "id",
+        "time",
+        "host",
+        "size",
+        "pinned",
+        "tags"
     );
     for s in &snapshots {
         let snap = &s.snapshot;
-        println!(
+        out!(
             "{:<9} {:<20} {:<16} {:>10} {:<6} {:<16} {}",
             s.id.short(),
             snap.time.format("%Y-%m-%d %H:%M:%S"),

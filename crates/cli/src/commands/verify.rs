@@ -64,9 +64,11 @@ fn verify(ctx: &Context, args: &VerifyArgs, repo: &lifeboat_repo::Repository) ->
                 let short: Vec<&str> = problem.snapshots.iter().map(|s| &s[..8]).collect();
                 format!(" (needed by snapshots {})", short.join(", "))
             };
-            println!(
+            out!(
                 "damaged: {}: {}{}",
-                problem.object, problem.detail, snapshots
+                problem.object,
+                problem.detail,
+                snapshots
             );
         }
         ctx.say(format!(
