@@ -19,7 +19,7 @@ cleanup() {
 trap cleanup EXIT
 export LIFEBOAT_PASSWORD=bench-passphrase LIFEBOAT_CACHE_DIR=$WORK/cache LIFEBOAT_REPO=$WORK/repo
 "$BIN" init -q
-rto() { python3 -c 'import json,sys; r=json.load(sys.stdin); print(f"{r[\"rto_seconds\"]:.2f}s", "passed" if r["passed"] else "FAILED: "+str(r["reason"]))'; }
+rto() { python3 -c 'import json,sys; r=json.load(sys.stdin); print("%.2fs" % r["rto_seconds"], "passed" if r["passed"] else "FAILED: %s" % r["reason"])'; }
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 mkdir -p "$WORK/data"
