@@ -152,9 +152,11 @@ pub fn prune(repo: &Repository, options: &PruneOptions) -> Result<PruneReport> {
         .unwrap_or_default();
     let mut report = PruneReport::default();
 
+    // Snapshots before the index: a snapshot is stored only after its index files, so an
+    // index loaded afterwards lists every blob a listed snapshot refers to.
+    let snapshots = all_snapshots(repo)?;
     let index = repo.load_index()?;
     let pending = condemned_packs(repo)?;
-    let snapshots = all_snapshots(repo)?;
     let mut reachable = Reachable::default();
     reachable.walk(repo, &index, &snapshots)?;
     report.snapshots = snapshots.len();
@@ -298,7 +300,9 @@ fn carry_out(
     report.waiting_for = waiting.into_iter().collect();
     report.waiting_for.sort();
 
-    // Listed after the locks: every snapshot of a session that has ended is here.
+    // Listed after the locks: every snapshot of a session that has ended is here; the
+    // index after the snapshots, so it lists every blob they refer to.
+    let snapshots = all_snapshots(repo)?;
     let index = repo.load_index()?;
     for pack in &unripe_packs {
         report.pending_packs += 1;
@@ -307,7 +311,6 @@ fn carry_out(
     if ripe_notices.is_empty() {
         return Ok(());
     }
-    let snapshots = all_snapshots(repo)?;
     reachable.walk(repo, &index, &snapshots)?;
 
     ripe_packs.sort();
