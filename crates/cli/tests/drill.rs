@@ -169,3 +169,70 @@ fn a_files_drill_restores_every_file() {
         "{report}"
     );
 }
+
+fn mariadb(sql: &str) -> String {
+    let out = std::process::Command::new("mariadb")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-u",
+            "root",
+            "--batch",
+            "--skip-column-names",
+            "-e",
+            sql,
+        ])
+        .output()
+        .expect("mariadb");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn a_mariadb_drill_restores_into_a_scratch_database_and_drops_it() {
+    let repo = TestRepo::local();
+    let name = format!("lbt_{}_drill", std::process::id());
+    mariadb(&format!(
+        "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}; \
+         CREATE TABLE {name}.users(id INT PRIMARY KEY); \
+         INSERT INTO {name}.users VALUES (1), (2), (3);"
+    ));
+    let url = format!("mysql://root@127.0.0.1:3306/{name}");
+    repo.ok(&["backup", &url]);
+    let none = repo.path("none.toml");
+    let (code, report, stderr) = drill(&repo, &none, &url);
+    mariadb(&format!("DROP DATABASE {name}"));
+    assert_eq!(code, 0, "{report}\n{stderr}");
+    assert!(
+        report["checks"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("3 rows"),
+        "{report}"
+    );
+    let left = mariadb("SELECT count(*) FROM information_schema.schemata WHERE schema_name LIKE '%lifeboat_drill%'");
+    assert_eq!(left, "0", "the scratch database was left behind");
+    // Before the first dump there is nothing to drill: a clear failure.
+    let (code, report, _) = {
+        let out = repo
+            .command()
+            .args(["drill", &url, "--at", "2000-01-01T00:00:00Z", "--json"])
+            .env("LIFEBOAT_CONFIG", &none)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default(),
+            (),
+        )
+    };
+    assert_eq!(code, 1);
+    assert!(
+        report["reason"].as_str().unwrap().contains("no dump"),
+        "{report}"
+    );
+}

@@ -192,7 +192,7 @@ fn drill(
     started: Instant,
 ) -> Result<()> {
     if let Some(url) = DatabaseUrl::parse(&subject.location) {
-        return drill_database(subject, &url?, record, started);
+        return drill_database(subject, args, &url?, record, started);
     }
     let path = timeline::source_path(&subject.location)?;
     let repo = &subject.repo;
@@ -257,6 +257,7 @@ fn drill(
 
 fn drill_database(
     subject: &Subject,
+    args: &DrillArgs,
     url: &DatabaseUrl,
     record: &mut DrillRecord,
     started: Instant,
@@ -264,9 +265,15 @@ fn drill_database(
     let repo = &subject.repo;
     let tag = super::status::source_tag(&subject.name);
     let server = url.server();
+    // The newest dump at or before --at (latest by default).
+    let at = match args.at.as_str() {
+        "latest" | "random" => Utc::now(),
+        at => timeline::parse_time(at, Utc::now())?,
+    };
     let snapshot = newest(repo.list_snapshots()?, |s| {
-        matches!(&s.snapshot.source, SnapshotSource::Database(d) if d.server == server)
-            || s.snapshot.tags.contains(&tag)
+        (matches!(&s.snapshot.source, SnapshotSource::Database(d) if d.server == server)
+            || s.snapshot.tags.contains(&tag))
+            && s.snapshot.time <= at
     })
     .with_context(|| format!("no dump of {} in this repository", url.redacted()))?;
     let SnapshotSource::Database(dump) = &snapshot.snapshot.source else {
