@@ -130,6 +130,9 @@ fn restore_rows_brings_back_deleted_rows_while_the_app_keeps_writing() {
                 conn.execute("INSERT INTO orders(customer, amount) VALUES (1, 10)", [])
                     .unwrap();
                 written += 1;
+                // An app between requests: a writer that never pauses would hold the lock
+                // for good, and no other writer (SQLite's busy handler polls) gets in.
+                std::thread::sleep(std::time::Duration::from_millis(2));
             }
             written
         })

@@ -203,7 +203,7 @@ pub fn restore_rows(
     apply: bool,
 ) -> Result<RowsRestore> {
     let db = Connection::open(live).map_err(|e| error(live, "cannot open", e))?;
-    db.busy_timeout(std::time::Duration::from_secs(10))
+    db.busy_timeout(std::time::Duration::from_secs(30))
         .map_err(|e| error(live, "busy_timeout", e))?;
     db.execute(
         "ATTACH DATABASE ?1 AS snap",
