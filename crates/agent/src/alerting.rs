@@ -92,17 +92,9 @@ impl Alerting {
                         summary: summary.clone(),
                     },
                 );
-                if let Some(opened) = self.close(&key) {
-                    self.deliver(
-                        &self.others,
-                        &Event::Recovered {
-                            plan: plan.into(),
-                            target: target.into(),
-                            what: format!("backups of plan {plan} to {target} succeed again"),
-                            incident_started: opened,
-                        },
-                    );
-                }
+                self.resolved(&key, plan, target, || {
+                    format!("backups of plan {plan} to {target} succeed again")
+                });
             }
             Err(error) => {
                 let event = Event::JobFailed {
@@ -111,9 +103,7 @@ impl Alerting {
                     error: error.clone(),
                 };
                 self.deliver(&self.pings, &event);
-                if self.open(&key, error) {
-                    self.deliver(&self.others, &event);
-                }
+                self.incident(&key, error, &event);
             }
         }
     }
@@ -131,31 +121,19 @@ impl Alerting {
     ) {
         let key = format!("rpo/{plan}/{source}/{target}");
         if met {
-            if let Some(opened) = self.close(&key) {
-                self.deliver(
-                    &self.others,
-                    &Event::Recovered {
-                        plan: plan.into(),
-                        target: target.into(),
-                        what: format!("{source} on {target} is within its RPO again"),
-                        incident_started: opened,
-                    },
-                );
-            }
-        } else if self.open(
-            &key,
-            &format!("{source} on {target}: no restore point within the RPO"),
-        ) {
-            self.deliver(
-                &self.others,
-                &Event::RpoMissed {
-                    plan: plan.into(),
-                    source: source.into(),
-                    target: target.into(),
-                    newest,
-                    objective,
-                },
-            );
+            self.resolved(&key, plan, target, || {
+                format!("{source} on {target} is within its RPO again")
+            });
+        } else {
+            let event = Event::RpoMissed {
+                plan: plan.into(),
+                source: source.into(),
+                target: target.into(),
+                newest,
+                objective,
+            };
+            let detail = format!("{source} on {target}: no restore point within the RPO");
+            self.incident(&key, &detail, &event);
         }
     }
 
@@ -163,19 +141,9 @@ impl Alerting {
     pub fn drill(&self, plan: &str, source: &str, target: &str, failure: Option<String>) {
         let key = format!("drill/{plan}/{source}/{target}");
         match failure {
-            None => {
-                if let Some(opened) = self.close(&key) {
-                    self.deliver(
-                        &self.others,
-                        &Event::Recovered {
-                            plan: plan.into(),
-                            target: target.into(),
-                            what: format!("restore drills of {source} from {target} pass again"),
-                            incident_started: opened,
-                        },
-                    );
-                }
-            }
+            None => self.resolved(&key, plan, target, || {
+                format!("restore drills of {source} from {target} pass again")
+            }),
             Some(reason) => {
                 let event = Event::DrillFailed {
                     plan: plan.into(),
@@ -184,10 +152,30 @@ impl Alerting {
                     reason: reason.clone(),
                 };
                 self.deliver(&self.pings, &event);
-                if self.open(&key, &reason) {
-                    self.deliver(&self.others, &event);
-                }
+                self.incident(&key, &reason, &event);
             }
+        }
+    }
+
+    /// Tells the non-ping channels about `event` if it opens the incident `key`.
+    fn incident(&self, key: &str, detail: &str, event: &Event) {
+        if self.open(key, detail) {
+            self.deliver(&self.others, event);
+        }
+    }
+
+    /// Closes the incident `key`; if it was open, sends the recovery notice.
+    fn resolved(&self, key: &str, plan: &str, target: &str, what: impl FnOnce() -> String) {
+        if let Some(opened) = self.close(key) {
+            self.deliver(
+                &self.others,
+                &Event::Recovered {
+                    plan: plan.into(),
+                    target: target.into(),
+                    what: what(),
+                    incident_started: opened,
+                },
+            );
         }
     }
 

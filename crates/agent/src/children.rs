@@ -62,12 +62,7 @@ impl Children {
         self.running.lock().expect("children").remove(&key);
         let stderr = reader.join().unwrap_or_default();
         let status = status?;
-        let error = stderr
-            .lines()
-            .rev()
-            .find(|l| l.starts_with("lifeboat: "))
-            .map(|l| l.trim_start_matches("lifeboat: ").to_string())
-            .unwrap_or_else(|| format!("exited with {status}"));
+        let error = error_line(&stderr, &status);
         Ok(Finished {
             success: status.success(),
             stdout,
@@ -109,4 +104,15 @@ pub fn for_target(command: &mut Command, target: &Target) {
     } else if let Some(file) = &target.password_file {
         command.env("LIFEBOAT_PASSWORD_FILE", file);
     }
+}
+
+/// The last error a `lifeboat` child printed (one `lifeboat: ...` line per error), else
+/// its exit status.
+pub fn error_line(stderr: &str, status: &std::process::ExitStatus) -> String {
+    stderr
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("lifeboat: "))
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("exited with {status}"))
 }

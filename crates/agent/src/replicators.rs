@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use lifeboat_config::{Config, SourceLocation, Target};
 use serde::Serialize;
 
-use crate::children::{for_target, Children};
+use crate::children::{error_line, for_target, Children};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ReplicatorStatus {
@@ -114,12 +114,7 @@ fn supervise(
             return;
         }
         let error = match out {
-            Ok(out) => String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .rev()
-                .find(|l| l.starts_with("lifeboat: "))
-                .map(|l| l.trim_start_matches("lifeboat: ").to_string())
-                .unwrap_or_else(|| format!("exited with {}", out.status)),
+            Ok(out) => error_line(&String::from_utf8_lossy(&out.stderr), &out.status),
             Err(e) => e.to_string(),
         };
         tracing::warn!("replicating {} to {}: {error}", path.display(), target.name);

@@ -419,38 +419,35 @@ pub struct RunbookArgs {
     /// Write here instead of standard output.
     #[arg(long, short = 'o')]
     pub output: Option<PathBuf>,
-    #[arg(
-        long,
-        short = 'c',
-        env = "LIFEBOAT_CONFIG",
-        default_value = "lifeboat.toml"
-    )]
-    pub config: PathBuf,
+    #[command(flatten)]
+    pub file: ConfigFileArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct DrillArgs {
-    /// A source name of lifeboat.toml, or the path/URL that was backed up.
-    pub source: String,
+    #[command(flatten)]
+    pub subject: SubjectArgs,
     /// Which restore point: latest, random (SQLite), or a time (RFC 3339 or -10m).
     #[arg(long, default_value = "latest")]
     pub at: String,
-    /// The target to drill from (default: the first target of a plan with the source).
+}
+
+/// Which source, from which repository: shared by drill, diff and restore-rows.
+#[derive(Debug, Args)]
+pub struct SubjectArgs {
+    /// A source name of lifeboat.toml, or the path/URL that was backed up (with --repo).
+    pub source: String,
+    /// The target to read from (default: the first target of a plan with the source).
     #[arg(long)]
     pub target: Option<String>,
-    #[arg(
-        long,
-        short = 'c',
-        env = "LIFEBOAT_CONFIG",
-        default_value = "lifeboat.toml"
-    )]
-    pub config: PathBuf,
+    #[command(flatten)]
+    pub file: ConfigFileArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// A source name of lifeboat.toml, or the database's path / sqlite: URL.
-    pub source: String,
+    #[command(flatten)]
+    pub subject: SubjectArgs,
     /// The older restore point (RFC 3339 or relative like -1h).
     #[arg(long)]
     pub from: String,
@@ -460,22 +457,13 @@ pub struct DiffArgs {
     /// Only this table.
     #[arg(long)]
     pub table: Option<String>,
-    #[arg(long)]
-    pub target: Option<String>,
-    #[arg(
-        long,
-        short = 'c',
-        env = "LIFEBOAT_CONFIG",
-        default_value = "lifeboat.toml"
-    )]
-    pub config: PathBuf,
 }
 
 #[derive(Debug, Args)]
 pub struct RestoreRowsArgs {
-    /// A source name of lifeboat.toml, or the database's path / sqlite: URL (the live
-    /// database the rows go back into).
-    pub source: String,
+    /// The source; its live database is where the rows go back.
+    #[command(flatten)]
+    pub subject: SubjectArgs,
     /// The restore point holding the rows (RFC 3339 or relative like -1h).
     #[arg(long)]
     pub at: String,
@@ -487,15 +475,6 @@ pub struct RestoreRowsArgs {
     /// Write them (otherwise only show what would change).
     #[arg(long)]
     pub apply: bool,
-    #[arg(long)]
-    pub target: Option<String>,
-    #[arg(
-        long,
-        short = 'c',
-        env = "LIFEBOAT_CONFIG",
-        default_value = "lifeboat.toml"
-    )]
-    pub config: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -508,13 +487,8 @@ pub struct CopyArgs {
     #[arg(long)]
     pub to: String,
     /// The configuration that names the targets.
-    #[arg(
-        long,
-        short = 'c',
-        env = "LIFEBOAT_CONFIG",
-        default_value = "lifeboat.toml"
-    )]
-    pub config: PathBuf,
+    #[command(flatten)]
+    pub file: ConfigFileArgs,
 }
 
 #[derive(Debug, Args)]

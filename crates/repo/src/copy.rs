@@ -59,19 +59,13 @@ pub fn copy(from: &Repository, to: &Repository) -> Result<CopyReport> {
     if !missing.is_empty() {
         let index = from.load_index()?;
         let session = WriteSession::start(to, "copy")?;
-        let mut mapper = Mapper {
-            from,
-            index: &index,
-            session: &session,
-            blobs: HashMap::new(),
-            trees: HashMap::new(),
-        };
+        let mut mapper = Mapper::new(from, &index, &session);
         let mut pending = Vec::new();
         for source in &missing {
             let tree = mapper.tree(&source.snapshot.tree)?;
             pending.push((source, tree));
         }
-        report.blobs_read = mapper.blobs.len() + mapper.trees.len();
+        report.blobs_read = mapper.read();
         let finished = session.finish()?;
         report.new_bytes = finished.stats.new_bytes;
         report.stored_bytes = finished.stats.stored_bytes;
@@ -94,15 +88,35 @@ pub fn copy(from: &Repository, to: &Repository) -> Result<CopyReport> {
     Ok(report)
 }
 
+/// Blob and tree ids of one repository mapped to another's, storing what the other lacks.
 pub(crate) struct Mapper<'a> {
-    pub(crate) from: &'a Repository,
-    pub(crate) index: &'a MasterIndex,
-    pub(crate) session: &'a WriteSession,
-    pub(crate) blobs: HashMap<Id, Id>,
-    pub(crate) trees: HashMap<Id, Id>,
+    from: &'a Repository,
+    index: &'a MasterIndex,
+    session: &'a WriteSession,
+    blobs: HashMap<Id, Id>,
+    trees: HashMap<Id, Id>,
 }
 
-impl Mapper<'_> {
+impl<'a> Mapper<'a> {
+    pub(crate) fn new(
+        from: &'a Repository,
+        index: &'a MasterIndex,
+        session: &'a WriteSession,
+    ) -> Mapper<'a> {
+        Mapper {
+            from,
+            index,
+            session,
+            blobs: HashMap::new(),
+            trees: HashMap::new(),
+        }
+    }
+
+    /// Blobs and trees read so far.
+    pub(crate) fn read(&self) -> usize {
+        self.blobs.len() + self.trees.len()
+    }
+
     fn data(&mut self, id: &Id) -> Result<Id> {
         if let Some(mapped) = self.blobs.get(id) {
             return Ok(*mapped);

@@ -99,14 +99,19 @@ pub struct PruneReport {
 /// A notice that cannot be read is an error, since its packs might be deleted under a
 /// backup that used them.
 pub fn condemned_packs(repo: &Repository) -> Result<HashSet<Id>> {
-    Ok(load_notices(repo)?
-        .into_iter()
+    Ok(packs_of(&load_notices(repo)?))
+}
+
+fn packs_of(notices: &[(Id, Notice)]) -> HashSet<Id> {
+    notices
+        .iter()
         .filter_map(|(_, notice)| match notice {
             Notice::Condemned { packs, .. } => Some(packs),
             Notice::Armed { .. } => None,
         })
         .flatten()
-        .collect())
+        .copied()
+        .collect()
 }
 
 fn load_notices(repo: &Repository) -> Result<Vec<(Id, Notice)>> {
@@ -156,7 +161,8 @@ pub fn prune(repo: &Repository, options: &PruneOptions) -> Result<PruneReport> {
     // index loaded afterwards lists every blob a listed snapshot refers to.
     let snapshots = all_snapshots(repo)?;
     let index = repo.load_index()?;
-    let pending = condemned_packs(repo)?;
+    let mut notices = load_notices(repo)?;
+    let pending = packs_of(&notices);
     let mut reachable = Reachable::default();
     reachable.walk(repo, &index, &snapshots)?;
     report.snapshots = snapshots.len();
@@ -191,7 +197,6 @@ pub fn prune(repo: &Repository, options: &PruneOptions) -> Result<PruneReport> {
     if options.dry_run {
         return Ok(report);
     }
-    let mut notices = load_notices(repo)?;
     if !condemn.is_empty() {
         condemn.sort();
         let notice = Notice::Condemned {

@@ -76,13 +76,7 @@ pub fn repair(damaged: &Repository, from: &Repository) -> Result<RepairReport> {
         .collect();
     let index = from.load_index()?;
     let session = WriteSession::start(damaged, "repair")?;
-    let mut mapper = Mapper {
-        from,
-        index: &index,
-        session: &session,
-        blobs: HashMap::new(),
-        trees: HashMap::new(),
-    };
+    let mut mapper = Mapper::new(from, &index, &session);
     for snapshot in damaged.list_snapshots()? {
         if !affected.contains(&snapshot.id.to_hex()) {
             continue;

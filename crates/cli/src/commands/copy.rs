@@ -10,7 +10,7 @@ use crate::context::Context;
 
 /// A target of the configuration by name, else a repository URL.
 fn open(ctx: &Context, args: &CopyArgs, name: &str, from: bool) -> Result<Repository> {
-    if let Ok(config) = lifeboat_config::Config::load(&args.config) {
+    if let Ok(config) = lifeboat_config::Config::load(&args.file.config) {
         if let Some(target) = config.target(name) {
             return ctx.open_target(target);
         }

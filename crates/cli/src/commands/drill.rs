@@ -19,7 +19,7 @@ use lifeboat_sources::dump::Server;
 use lifeboat_sources::timeline;
 use serde::Serialize;
 
-use crate::args::DrillArgs;
+use crate::args::{DrillArgs, SubjectArgs};
 use crate::context::Context;
 
 /// A drill's result, as stored in the repository (`drills/<id>`) and printed.
@@ -56,7 +56,7 @@ pub(crate) struct Subject {
 }
 
 pub fn run(ctx: &Context, args: &DrillArgs) -> Result<()> {
-    let subject = resolve(ctx, &args.source, &args.config, args.target.as_deref())?;
+    let subject = resolve(ctx, &args.subject)?;
     let started = Instant::now();
     let began = Utc::now();
     let scratch = tempfile::Builder::new()
@@ -142,13 +142,9 @@ pub fn run(ctx: &Context, args: &DrillArgs) -> Result<()> {
 
 /// A source by its name in the configuration (repository: `target`, else the first
 /// target of a plan that has it), or a path/URL with the repository of `--repo`.
-pub(crate) fn resolve(
-    ctx: &Context,
-    name: &str,
-    config: &Path,
-    target: Option<&str>,
-) -> Result<Subject> {
-    if let Ok(config) = lifeboat_config::Config::load(config) {
+pub(crate) fn resolve(ctx: &Context, args: &SubjectArgs) -> Result<Subject> {
+    let (name, target) = (args.source.as_str(), args.target.as_deref());
+    if let Ok(config) = lifeboat_config::Config::load(&args.file.config) {
         if let Some(source) = config.source(name) {
             let lifeboat_config::SourceLocation::Url(url) = &source.location else {
                 bail!(
@@ -387,6 +383,6 @@ fn truthy_text(text: &str) -> bool {
 }
 
 fn random_below(n: usize) -> usize {
-    (lifeboat_repo::Id::random().0[0] as usize * 256 + lifeboat_repo::Id::random().0[1] as usize)
-        % n.max(1)
+    let random = lifeboat_repo::Id::random().0;
+    u64::from_le_bytes(random[..8].try_into().expect("8 bytes")) as usize % n.max(1)
 }

@@ -104,8 +104,8 @@ fn observe(ctx: &Context, target: &Target) -> Observed {
 }
 
 pub fn run(ctx: &Context, args: &RunbookArgs) -> Result<()> {
-    let config = super::config::load(&args.config)?;
-    let markdown = runbook(ctx, &config, &args.config.display().to_string());
+    let config = super::config::load(&args.file.config)?;
+    let markdown = runbook(ctx, &config, &args.file.config.display().to_string());
     let text = match args.format.as_str() {
         "md" | "markdown" => markdown,
         "html" => html(&markdown),

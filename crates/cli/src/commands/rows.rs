@@ -49,7 +49,7 @@ fn scratch() -> Result<tempfile::TempDir> {
 }
 
 pub fn diff(ctx: &Context, args: &DiffArgs) -> Result<()> {
-    let subject = resolve(ctx, &args.source, &args.config, args.target.as_deref())?;
+    let subject = resolve(ctx, &args.subject)?;
     let dir = scratch()?;
     let (old, new): (PathBuf, PathBuf) = (dir.path().join("from.db"), dir.path().join("to.db"));
     let from = restore_at(&subject, &args.from, &old)?;
@@ -95,7 +95,7 @@ pub fn diff(ctx: &Context, args: &DiffArgs) -> Result<()> {
 }
 
 pub fn restore_rows(ctx: &Context, args: &RestoreRowsArgs) -> Result<()> {
-    let subject = resolve(ctx, &args.source, &args.config, args.target.as_deref())?;
+    let subject = resolve(ctx, &args.subject)?;
     let live = timeline::source_path(&subject.location)?;
     if !live.is_file() {
         bail!(

@@ -2,6 +2,8 @@
 //! restore point and whether the recovery point objective is met. The agent asks this
 //! same question (it runs `lifeboat status --json`), so there is one answer.
 
+use std::collections::HashMap;
+
 use anyhow::Result;
 use chrono::{DateTime, SecondsFormat, Utc};
 use lifeboat_config::{Config, SourceLocation};
@@ -22,18 +24,31 @@ pub fn run(ctx: &Context, args: &ConfigFileArgs) -> Result<()> {
     let now = Utc::now();
     let mut rows = Vec::new();
     for target in &config.targets {
-        let repo = ctx.open_target(target);
+        // Each target is opened and read once, however many plans and sources use it.
+        let mut view = ctx
+            .open_target(target)
+            .map(|repo| TargetView {
+                repo,
+                snapshots: None,
+                index: None,
+            })
+            .map_err(|e| crate::exit::one_line(&e));
+        let mut newest_of: HashMap<String, Result<Option<DateTime<Utc>>, String>> = HashMap::new();
         for plan in config
             .plans
             .iter()
             .filter(|p| p.targets.contains(&target.name))
         {
             for source in &plan.sources {
-                let newest = match &repo {
-                    Ok(repo) => newest_restore_point(repo, &config, source)
-                        .map_err(|e| crate::exit::one_line(&e)),
-                    Err(e) => Err(crate::exit::one_line(e)),
-                };
+                let newest = newest_of
+                    .entry(source.clone())
+                    .or_insert_with(|| match &mut view {
+                        Ok(view) => view
+                            .newest_restore_point(&config, source)
+                            .map_err(|e| crate::exit::one_line(&e)),
+                        Err(e) => Err(e.clone()),
+                    })
+                    .clone();
                 let age = newest.as_ref().ok().copied().flatten().map(|t| now - t);
                 let met = match (plan.rpo, &newest) {
                     (_, Err(_)) => Some(false),
@@ -101,29 +116,45 @@ fn human_age(seconds: f64) -> String {
     }
 }
 
-/// The newest restore point of `source` in `repo`: its newest tagged snapshot, or for a
-/// SQLite database also the newest replicated segment.
-fn newest_restore_point(
-    repo: &Repository,
-    config: &Config,
-    source: &str,
-) -> Result<Option<DateTime<Utc>>> {
-    let tag = source_tag(source);
-    let mut newest = repo
-        .list_snapshots()?
-        .into_iter()
-        .filter(|s| s.snapshot.tags.contains(&tag))
-        .map(|s| s.snapshot.time)
-        .max();
-    if let Some(SourceLocation::Url(url)) = config.source(source).map(|s| &s.location) {
-        if let Some(path) = lifeboat_sources::sqlite::path_from_url(url)
-            .or_else(|| Some(std::path::PathBuf::from(url)).filter(|p| p.is_file()))
-        {
-            let index = repo.load_index()?;
-            let path = lifeboat_sources::timeline::source_path(&path.display().to_string())?;
-            let points = lifeboat_sources::timeline::restore_points(repo, &index, &path)?;
-            newest = newest.max(points.last().map(|p| p.time));
+/// One target's repository, with what has been read of it so far.
+struct TargetView {
+    repo: Repository,
+    snapshots: Option<Vec<lifeboat_repo::snapshot::StoredSnapshot>>,
+    index: Option<lifeboat_repo::index::MasterIndex>,
+}
+
+impl TargetView {
+    /// The newest restore point of `source`: its newest tagged snapshot, or for a SQLite
+    /// database also the newest replicated segment.
+    fn newest_restore_point(
+        &mut self,
+        config: &Config,
+        source: &str,
+    ) -> Result<Option<DateTime<Utc>>> {
+        if self.snapshots.is_none() {
+            self.snapshots = Some(self.repo.list_snapshots()?);
         }
+        let tag = source_tag(source);
+        let mut newest = self
+            .snapshots
+            .iter()
+            .flatten()
+            .filter(|s| s.snapshot.tags.contains(&tag))
+            .map(|s| s.snapshot.time)
+            .max();
+        if let Some(SourceLocation::Url(url)) = config.source(source).map(|s| &s.location) {
+            if let Some(path) = lifeboat_sources::sqlite::path_from_url(url)
+                .or_else(|| Some(std::path::PathBuf::from(url)).filter(|p| p.is_file()))
+            {
+                if self.index.is_none() {
+                    self.index = Some(self.repo.load_index()?);
+                }
+                let index = self.index.as_ref().expect("loaded above");
+                let path = lifeboat_sources::timeline::source_path(&path.display().to_string())?;
+                let points = lifeboat_sources::timeline::restore_points(&self.repo, index, &path)?;
+                newest = newest.max(points.last().map(|p| p.time));
+            }
+        }
+        Ok(newest)
     }
-    Ok(newest)
 }
