@@ -90,11 +90,13 @@ impl PageScan {
         Ok(scan)
     }
 
-    /// Calls `each` with batches of whole pages, in page order, starting at page 0.
-    pub fn read(&self, mut each: impl FnMut(u32, &[u8]) -> Result<()>) -> Result<()> {
+    /// Calls `each` with batches of whole pages, in page order, starting at page 0. The
+    /// batch is a buffer `each` may take, leaving another in its place (of any length):
+    /// recycling buffers spares the kernel zeroing a fresh megabyte for every batch.
+    pub fn read(&self, mut each: impl FnMut(u32, &mut Vec<u8>) -> Result<()>) -> Result<()> {
         let page_size = self.page_size as usize;
         let per_batch = (BATCH_BYTES / page_size).max(1) as u32;
-        let mut buffer = vec![0u8; per_batch as usize * page_size];
+        let mut buffer = Vec::new();
         match &self.reader {
             Reader::File(file) => self.read_file(file, &mut buffer, per_batch, &mut each),
             Reader::Copy(copy) => {
@@ -109,6 +111,7 @@ impl PageScan {
                 let mut rows = statement.query([]).map_err(fail)?;
                 let (mut first, mut filled) = (0u32, 0usize);
                 let mut expected = 1u32;
+                buffer.resize(per_batch as usize * page_size, 0);
                 while let Some(row) = rows.next().map_err(fail)? {
                     let pgno: u32 = row.get(0).map_err(fail)?;
                     let data = row.get_ref(1).map_err(fail)?;
@@ -124,13 +127,15 @@ impl PageScan {
                     buffer[filled..filled + page_size].copy_from_slice(data);
                     filled += page_size;
                     if filled == buffer.len() {
-                        each(first, &buffer)?;
+                        each(first, &mut buffer)?;
+                        buffer.resize(per_batch as usize * page_size, 0);
                         first += per_batch;
                         filled = 0;
                     }
                 }
                 if filled > 0 {
-                    each(first, &buffer[..filled])?;
+                    buffer.truncate(filled);
+                    each(first, &mut buffer)?;
                 }
                 if expected - 1 != self.page_count {
                     return Err(SourceError::Invalid(format!(
@@ -148,18 +153,18 @@ impl PageScan {
     fn read_file(
         &self,
         file: &std::fs::File,
-        buffer: &mut [u8],
+        buffer: &mut Vec<u8>,
         per_batch: u32,
-        each: &mut impl FnMut(u32, &[u8]) -> Result<()>,
+        each: &mut impl FnMut(u32, &mut Vec<u8>) -> Result<()>,
     ) -> Result<()> {
         let page_size = self.page_size as u64;
         let mut first = 0u32;
         while first < self.page_count {
             let count = per_batch.min(self.page_count - first);
-            let batch = &mut buffer[..(count as u64 * page_size) as usize];
-            file.read_exact_at(batch, first as u64 * page_size)
+            buffer.resize((count as u64 * page_size) as usize, 0);
+            file.read_exact_at(buffer, first as u64 * page_size)
                 .map_err(|e| SourceError::io(&self.path, e))?;
-            each(first, batch)?;
+            each(first, buffer)?;
             first += count;
         }
         Ok(())
@@ -201,7 +206,8 @@ mod tests {
         let mut all = Vec::new();
         scan.read(|first, batch| {
             assert_eq!(all.len(), first as usize * scan.page_size as usize);
-            all.extend_from_slice(batch);
+            // Taking the buffer leaves an empty one: the reader must size it again.
+            all.extend(std::mem::take(batch));
             Ok(())
         })
         .unwrap();

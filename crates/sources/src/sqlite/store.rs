@@ -148,8 +148,8 @@ pub fn store_database(
 }
 
 /// Reads every page of `scan` and hands batches with their page hashes to `each`, in
-/// page order. Hashing a gigabyte takes longer than reading it, so one thread reads and
-/// the others hash; `each` runs on the calling thread.
+/// page order. One thread reads, the others hash, and `each` runs on the calling thread;
+/// batch buffers go back to the reader once `each` is done with them.
 fn read_hashed(
     scan: PageScan,
     cache: Option<&PageCache>,
@@ -163,15 +163,15 @@ fn read_hashed(
     let (raw_tx, raw_rx) = crossbeam_channel::bounded::<(u64, Vec<u8>)>(hashers);
     let (hashed_tx, hashed_rx) =
         crossbeam_channel::bounded::<(u64, Vec<u8>, Vec<PageHash>)>(hashers);
+    let (free_tx, free_rx) = crossbeam_channel::unbounded::<Vec<u8>>();
     let stopped = || SourceError::Invalid("the page pipeline stopped".into());
     std::thread::scope(|scope| -> Result<()> {
         let reader = scope.spawn(move || {
             let mut sequence = 0u64;
             scan.read(|_, batch| {
                 sequence += 1;
-                raw_tx
-                    .send((sequence - 1, batch.to_vec()))
-                    .map_err(|_| stopped())
+                let full = std::mem::replace(batch, free_rx.try_recv().unwrap_or_default());
+                raw_tx.send((sequence - 1, full)).map_err(|_| stopped())
             })
         });
         for _ in 0..hashers {
@@ -199,6 +199,7 @@ fn read_hashed(
                 waiting.insert(sequence, (batch, hashes));
                 while let Some((batch, hashes)) = waiting.remove(&next) {
                     each(&batch, &hashes)?;
+                    let _ = free_tx.send(batch);
                     next += 1;
                 }
             }
