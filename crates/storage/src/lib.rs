@@ -296,6 +296,9 @@ impl Storage {
         } else {
             format!("{dir}/")
         };
+        if let Some(root) = &self.local_root {
+            return self.list_local(root, &prefix);
+        }
         let entries = match self
             .runtime
             .block_on(async { self.small.list_with(&prefix).recursive(true).await })
@@ -316,6 +319,54 @@ impl Storage {
         // Some services leave the size out of listings; ask for the few that are missing.
         for object in objects.iter_mut().filter(|o| o.size == 0) {
             object.size = self.size(&object.name)?;
+        }
+        objects.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(objects)
+    }
+
+    /// [`Storage::list`] on a local directory, walked directly: OpenDAL's lister leaves
+    /// sizes out there, and a stat per object through the runtime made listing a
+    /// repository's packs cost more than a small incremental backup.
+    fn list_local(&self, root: &std::path::Path, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        let failed = |path: &str, e: std::io::Error| StorageError::Failed {
+            location: self.location.to_string(),
+            op: "list",
+            path: path.to_string(),
+            detail: e.to_string(),
+        };
+        let mut objects = Vec::new();
+        let mut dirs = vec![prefix.trim_end_matches('/').to_string()];
+        while let Some(dir) = dirs.pop() {
+            let entries = match std::fs::read_dir(root.join(&dir)) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(failed(&dir, e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| failed(&dir, e))?;
+                let file_name = entry.file_name();
+                let Some(file_name) = file_name.to_str() else {
+                    continue;
+                };
+                if file_name.starts_with('.') {
+                    continue;
+                }
+                let name = format!("{dir}/{file_name}");
+                // A file removed between the listing and the stat is simply not listed.
+                let metadata = match entry.metadata() {
+                    Ok(m) => m,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(failed(&name, e)),
+                };
+                if metadata.is_dir() {
+                    dirs.push(name);
+                } else if metadata.is_file() {
+                    objects.push(ObjectInfo {
+                        size: metadata.len(),
+                        name,
+                    });
+                }
+            }
         }
         objects.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(objects)
@@ -406,6 +457,10 @@ mod tests {
             ]
         );
         assert!(storage.list("nothing").unwrap().is_empty());
+        // Temporary files (dot names) are not objects.
+        std::fs::write(dir.path().join("data/ab/.abcdef.tmp"), b"x").unwrap();
+        assert_eq!(storage.list("data/").unwrap(), listed);
+        assert_eq!(storage.list("data/cd").unwrap(), listed[1..]);
         storage.delete("data/ab/abcdef").unwrap();
         storage.delete("data/ab/abcdef").unwrap();
         let err = storage.read("data/ab/abcdef").unwrap_err();
