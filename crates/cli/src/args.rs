@@ -74,11 +74,11 @@ pub enum Command {
     /// Restore drill: restore a restore point into a scratch place, check it (integrity,
     /// row counts, the source's checks), measure RTO and RPO, record the result.
     Drill(DrillArgs),
-    /// Rows inserted, updated and deleted (by primary key) in a SQLite database between
-    /// two restore points.
+    /// Rows inserted, updated and deleted (by primary key) in a SQLite or PostgreSQL
+    /// database between two restore points.
     Diff(DiffArgs),
-    /// Put chosen rows of a table back from a restore point into the live SQLite database,
-    /// in one transaction (a preview unless --apply).
+    /// Put chosen rows of a table back from a restore point into the live SQLite or
+    /// PostgreSQL database, in one transaction (a preview unless --apply).
     RestoreRows(RestoreRowsArgs),
     /// Copy snapshots, stream segments and archived WAL that one repository has and
     /// another lacks (the keys may differ); incremental.

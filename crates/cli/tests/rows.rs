@@ -202,3 +202,155 @@ fn restore_rows_brings_back_deleted_rows_while_the_app_keeps_writing() {
     assert!(err.contains("different columns"), "{err}");
     assert_eq!(count("SELECT count(*) FROM customers"), 3);
 }
+
+fn pg(url: &str, sql: &str) -> String {
+    common::postgres::psql(url, sql)
+}
+
+fn by_table<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == name)
+        .unwrap_or_else(|| panic!("no table {name} in {report}"))
+}
+
+#[test]
+fn postgres_diff_matches_a_reference_and_restore_rows_puts_rows_back() {
+    let repo = TestRepo::local();
+    let server = "postgres://postgres@127.0.0.1:5432";
+    let name = format!("lbt_{}_rows", std::process::id());
+    let admin = format!("{server}/postgres");
+    pg(&admin, &format!("DROP DATABASE IF EXISTS {name}"));
+    pg(&admin, &format!("CREATE DATABASE {name}"));
+    let url = format!("{server}/{name}");
+    pg(
+        &url,
+        "CREATE TABLE customers(id int PRIMARY KEY, name text, email text);
+         CREATE TABLE lines(order_id int, line int, qty int, PRIMARY KEY (line, order_id));
+         CREATE TABLE notes(body text);
+         CREATE SCHEMA billing;
+         CREATE TABLE billing.invoices(id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+           total numeric, doubled numeric GENERATED ALWAYS AS (total * 2) STORED);
+         INSERT INTO customers SELECT i, 'name' || i, 'c' || i || '@example.com' FROM generate_series(1, 50) i;
+         INSERT INTO lines SELECT o, l, o * l FROM generate_series(1, 5) o, generate_series(1, 3) l;
+         INSERT INTO notes VALUES ('a'), ('b');
+         INSERT INTO billing.invoices(total) SELECT i FROM generate_series(1, 10) i;",
+    );
+    repo.ok(&["backup", &url]);
+    let snapshots = repo.json(&["snapshots"]);
+    let before = snapshots[0]["time"].as_str().unwrap().to_string();
+    pg(
+        &url,
+        "INSERT INTO customers VALUES (51, 'new', NULL);
+         UPDATE customers SET email = NULL WHERE id = 7;
+         DELETE FROM customers WHERE id IN (3, 30);
+         UPDATE lines SET qty = 0 WHERE order_id = 2 AND line = 3;
+         DELETE FROM lines WHERE order_id = 5;
+         INSERT INTO notes VALUES ('c');
+         DELETE FROM notes WHERE body = 'a';
+         DELETE FROM billing.invoices WHERE id IN (4, 5);
+         CREATE TABLE later(x int);",
+    );
+    repo.ok(&["backup", &url]);
+
+    let report = repo.json(&["diff", &url, "--from", &before]);
+    let customers = by_table(&report, "customers");
+    assert_eq!(customers["key"], serde_json::json!(["id"]));
+    assert_eq!(ids(&customers["inserted"], "id"), BTreeSet::from([51]));
+    assert_eq!(ids(&customers["deleted"], "id"), BTreeSet::from([3, 30]));
+    assert_eq!(customers["updated"].as_array().unwrap().len(), 1);
+    assert_eq!(customers["updated"][0]["before"]["email"], "c7@example.com");
+    assert!(customers["updated"][0]["after"]["email"].is_null());
+    let lines = by_table(&report, "lines");
+    assert_eq!(lines["key"], serde_json::json!(["line", "order_id"]));
+    assert_eq!(ids(&lines["deleted"], "line"), BTreeSet::from([1, 2, 3]));
+    assert_eq!(lines["updated"][0]["before"]["qty"], 6);
+    assert_eq!(lines["updated"][0]["after"]["qty"], 0);
+    let notes = by_table(&report, "notes");
+    assert_eq!(notes["inserted"], serde_json::json!([{"body": "c"}]));
+    assert_eq!(notes["deleted"], serde_json::json!([{"body": "a"}]));
+    assert!(notes["updated"].as_array().unwrap().is_empty());
+    let invoices = by_table(&report, "billing.invoices");
+    assert_eq!(ids(&invoices["deleted"], "id"), BTreeSet::from([4, 5]));
+    assert_eq!(invoices["deleted"][0]["doubled"], 8);
+    assert_eq!(
+        by_table(&report, "later")["schema_changed"],
+        "the table was created"
+    );
+
+    // A preview changes nothing; --apply puts deleted and changed rows back, in one go.
+    let wanted = [
+        "restore-rows",
+        &url,
+        "--at",
+        &before,
+        "--table",
+        "customers",
+        "--where",
+        "id IN (3, 7, 30)",
+    ];
+    let preview = repo.json(&wanted);
+    assert_eq!(preview["result"]["missing"], 2, "{preview}");
+    assert_eq!(preview["result"]["different"], 1, "{preview}");
+    assert_eq!(preview["result"]["applied"], false);
+    assert_eq!(
+        pg(&url, "SELECT count(*) FROM customers WHERE id IN (3, 30)"),
+        "0"
+    );
+    let applied = repo.json(&[&wanted[..], &["--apply"]].concat());
+    assert_eq!(applied["result"]["applied"], true, "{applied}");
+    assert_eq!(
+        pg(&url, "SELECT string_agg(id || ':' || name || ':' || coalesce(email, '-'), ',' ORDER BY id) FROM customers WHERE id IN (3, 7, 30, 51)"),
+        "3:name3:c3@example.com,7:name7:c7@example.com,30:name30:c30@example.com,51:new:-"
+    );
+    // Identity and generated columns: the old ids come back, the generated value is computed.
+    repo.json(&[
+        "restore-rows",
+        &url,
+        "--at",
+        &before,
+        "--table",
+        "billing.invoices",
+        "--where",
+        "id = 4",
+        "--apply",
+    ]);
+    assert_eq!(
+        pg(
+            &url,
+            "SELECT total || ':' || doubled FROM billing.invoices WHERE id = 4"
+        ),
+        "4:8"
+    );
+
+    // A table whose columns changed since is refused, and nothing is written.
+    pg(
+        &url,
+        "ALTER TABLE customers ADD COLUMN phone text; DELETE FROM customers WHERE id = 3;",
+    );
+    let refused = repo.fails(
+        &[
+            "restore-rows",
+            &url,
+            "--at",
+            &before,
+            "--table",
+            "customers",
+            "--where",
+            "id = 3",
+            "--apply",
+        ],
+        1,
+    );
+    assert!(refused.contains("different columns"), "{refused}");
+    assert_eq!(pg(&url, "SELECT count(*) FROM customers WHERE id = 3"), "0");
+
+    let left = pg(
+        &admin,
+        &format!("SELECT count(*) FROM pg_database WHERE datname LIKE '{name}_lifeboat_%'"),
+    );
+    assert_eq!(left, "0", "a scratch database was left behind");
+    pg(&admin, &format!("DROP DATABASE {name}"));
+}

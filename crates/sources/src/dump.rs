@@ -274,6 +274,7 @@ pub trait Server {
 }
 
 /// What a restore did.
+#[derive(Debug, Default)]
 pub struct Restored {
     pub database: String,
     pub replaced: bool,

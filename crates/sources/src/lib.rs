@@ -11,6 +11,7 @@ pub mod files;
 pub mod mysql;
 pub mod postgres;
 pub mod restore;
+pub mod rows;
 pub mod sqlite;
 pub mod tar_tree;
 pub mod timeline;

@@ -111,12 +111,31 @@ pub fn reason(stderr: &str) -> String {
 
 /// Runs a tool to completion and returns its standard output; a failure is an error
 /// that names `what` and says why.
-pub fn output(mut command: Command, what: &str) -> Result<String> {
+pub fn output(command: Command, what: &str) -> Result<String> {
+    output_fed(command, None, what)
+}
+
+/// [`output`] with `input` written to the tool's standard input (on a thread of its own,
+/// so a tool that answers before it has read everything cannot deadlock us).
+pub fn output_fed(mut command: Command, input: Option<Vec<u8>>, what: &str) -> Result<String> {
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    command.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
     let mut child = command
         .spawn()
         .map_err(|e| SourceError::Invalid(format!("{what}: cannot start: {e}")))?;
     let stderr = Stderr::capture(&mut child);
+    let feeder = input.map(|input| {
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        std::thread::spawn(move || {
+            use std::io::Write;
+            // A tool that stops early closes its end; its exit status says why.
+            let _ = stdin.write_all(&input);
+        })
+    });
     let mut stdout = String::new();
     let read = child
         .stdout
@@ -126,6 +145,9 @@ pub fn output(mut command: Command, what: &str) -> Result<String> {
     let status = child
         .wait()
         .map_err(|e| SourceError::Invalid(format!("{what}: {e}")))?;
+    if let Some(feeder) = feeder {
+        let _ = feeder.join();
+    }
     let stderr = stderr.text();
     if !status.success() {
         return Err(SourceError::Invalid(format!("{what}: {}", reason(&stderr))));

@@ -258,49 +258,116 @@ fn drill_database(
     record: &mut DrillRecord,
     started: Instant,
 ) -> Result<()> {
-    let repo = &subject.repo;
-    let tag = super::status::source_tag(&subject.name);
-    let server = url.server();
     // The newest dump at or before --at (latest by default).
     let at = match args.at.as_str() {
         "latest" | "random" => Utc::now(),
         at => timeline::parse_time(at, Utc::now())?,
     };
-    let snapshot = newest(repo.list_snapshots()?, |s| {
+    let snapshot = dump_at(subject, url, at)?;
+    record.restore_point = Some(snapshot.snapshot.time);
+    record.snapshot = Some(snapshot.id.to_hex());
+    let scratch = ScratchDatabase::restore(&subject.repo, &snapshot, url, "drill")?;
+    record.checks.push(CheckResult {
+        check: "restore succeeded; tables and row counts match the dump".into(),
+        passed: true,
+        detail: Some(format!(
+            "{} tables, {} rows",
+            scratch.restored.tables, scratch.restored.rows
+        )),
+    });
+    record.rto_seconds = started.elapsed().as_secs_f64();
+    for sql in &subject.checks {
+        let result = scratch
+            .client
+            .query_in(&scratch.name, sql)
+            .map_err(|e| e.to_string())
+            .map(|text| truthy_text(&text));
+        record.checks.push(verdict(sql, result));
+    }
+    Ok(())
+}
+
+/// The newest dump of `url`'s database at or before `at`: a snapshot of that server, or
+/// one tagged with the source's name.
+pub(crate) fn dump_at(
+    subject: &Subject,
+    url: &DatabaseUrl,
+    at: DateTime<Utc>,
+) -> Result<StoredSnapshot> {
+    let tag = super::status::source_tag(&subject.name);
+    let server = url.server();
+    let snapshots = subject.repo.list_snapshots()?;
+    let first = snapshots
+        .iter()
+        .find(|s| {
+            matches!(&s.snapshot.source, SnapshotSource::Database(d) if d.server == server)
+                || s.snapshot.tags.contains(&tag)
+        })
+        .map(|s| s.snapshot.time);
+    newest(snapshots, |s| {
         (matches!(&s.snapshot.source, SnapshotSource::Database(d) if d.server == server)
             || s.snapshot.tags.contains(&tag))
             && s.snapshot.time <= at
     })
-    .with_context(|| format!("no dump of {} in this repository", url.redacted()))?;
-    let SnapshotSource::Database(dump) = &snapshot.snapshot.source else {
-        bail!("snapshot {} is not a database dump", snapshot.id.short());
-    };
-    record.restore_point = Some(snapshot.snapshot.time);
-    record.snapshot = Some(snapshot.id.to_hex());
-    let index = repo.load_index()?;
-    let (dumped, node) = lifeboat_sources::dump::find_database(
-        repo,
-        &index,
-        &snapshot.snapshot.tree,
-        dump,
-        url.database().as_deref(),
-    )?;
-    let scratch_name = format!(
-        "{}_lifeboat_drill_{}",
-        dumped.name,
-        &lifeboat_repo::Id::random().to_hex()[..8]
-    );
-    let scratch = url.with_database(&scratch_name);
-    let client: Box<dyn Server> = match dump.engine {
-        Engine::Postgres => Box::new(lifeboat_sources::postgres::Psql::new(&scratch)?),
-        Engine::Mysql => Box::new(lifeboat_sources::mysql::Client::new(&scratch)?),
-    };
-    let restore = match dump.engine {
-        Engine::Postgres => lifeboat_sources::postgres::logical::restore,
-        Engine::Mysql => lifeboat_sources::mysql::restore,
-    };
-    let result = (|| -> Result<()> {
-        let restored = restore(
+    .with_context(|| match first {
+        Some(first) => format!(
+            "no dump of {} at or before {}: the first is from {}",
+            url.redacted(),
+            at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            first.to_rfc3339_opts(SecondsFormat::Secs, true)
+        ),
+        None => format!("no dump of {} in this repository", url.redacted()),
+    })
+}
+
+/// A database dump restored into a scratch database beside the source's (same server),
+/// dropped again when this is dropped, whatever happened in between.
+pub(crate) struct ScratchDatabase {
+    pub name: String,
+    pub engine: Engine,
+    pub restored: lifeboat_sources::dump::Restored,
+    client: Box<dyn Server>,
+}
+
+impl ScratchDatabase {
+    pub fn restore(
+        repo: &Repository,
+        snapshot: &StoredSnapshot,
+        url: &DatabaseUrl,
+        purpose: &str,
+    ) -> Result<ScratchDatabase> {
+        let SnapshotSource::Database(dump) = &snapshot.snapshot.source else {
+            bail!("snapshot {} is not a database dump", snapshot.id.short());
+        };
+        let index = repo.load_index()?;
+        let (dumped, node) = lifeboat_sources::dump::find_database(
+            repo,
+            &index,
+            &snapshot.snapshot.tree,
+            dump,
+            url.database().as_deref(),
+        )?;
+        let name = format!(
+            "{}_lifeboat_{purpose}_{}",
+            dumped.name,
+            &lifeboat_repo::Id::random().to_hex()[..8]
+        );
+        let scratch = url.with_database(&name);
+        let client: Box<dyn Server> = match dump.engine {
+            Engine::Postgres => Box::new(lifeboat_sources::postgres::Psql::new(&scratch)?),
+            Engine::Mysql => Box::new(lifeboat_sources::mysql::Client::new(&scratch)?),
+        };
+        let restore = match dump.engine {
+            Engine::Postgres => lifeboat_sources::postgres::logical::restore,
+            Engine::Mysql => lifeboat_sources::mysql::restore,
+        };
+        let mut database = ScratchDatabase {
+            name,
+            engine: dump.engine.clone(),
+            restored: Default::default(),
+            client,
+        };
+        database.restored = restore(
             repo,
             &index,
             &node,
@@ -309,29 +376,16 @@ fn drill_database(
             false,
             &lifeboat_sources::NoProgress,
         )?;
-        record.checks.push(CheckResult {
-            check: "restore succeeded; tables and row counts match the dump".into(),
-            passed: true,
-            detail: Some(format!(
-                "{} tables, {} rows",
-                restored.tables, restored.rows
-            )),
-        });
-        record.rto_seconds = started.elapsed().as_secs_f64();
-        for sql in &subject.checks {
-            let result = client
-                .query_in(&scratch_name, sql)
-                .map_err(|e| e.to_string())
-                .map(|text| truthy_text(&text));
-            record.checks.push(verdict(sql, result));
-        }
-        Ok(())
-    })();
-    // Always: the scratch database goes, whatever happened.
-    if let Err(e) = client.drop_database(&scratch_name) {
-        tracing::warn!("could not drop the drill database {scratch_name}: {e}");
+        Ok(database)
     }
-    result
+}
+
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        if let Err(e) = self.client.drop_database(&self.name) {
+            tracing::warn!("could not drop the scratch database {}: {e}", self.name);
+        }
+    }
 }
 
 fn newest(

@@ -1,18 +1,42 @@
 //! `lifeboat diff` and `lifeboat restore-rows`: row-level answers to "what changed since
-//! this morning" and "bring back the customer deleted an hour ago" for SQLite sources,
-//! without rolling back anyone else's work.
+//! this morning" and "bring back the customer deleted an hour ago", without rolling back
+//! anyone else's work. SQLite restore points are restored into scratch files; PostgreSQL
+//! dumps into scratch databases on the source's server, dropped afterwards.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context as _, Result};
 use chrono::SecondsFormat;
+use chrono::{DateTime, Utc};
+use lifeboat_repo::snapshot::Engine;
+use lifeboat_sources::database_url::DatabaseUrl;
+use lifeboat_sources::postgres::{self, Psql};
+use lifeboat_sources::rows::{RowsRestore, TableDiff};
 use lifeboat_sources::sqlite::rows;
 use lifeboat_sources::timeline;
 use serde_json::json;
 
 use crate::args::{DiffArgs, RestoreRowsArgs};
-use crate::commands::drill::{resolve, Subject};
+use crate::commands::drill::{dump_at, resolve, ScratchDatabase, Subject};
 use crate::context::Context;
+
+/// The dump of PostgreSQL source `url` at `at`, restored into a scratch database.
+fn postgres_at(
+    subject: &Subject,
+    url: &DatabaseUrl,
+    at: &str,
+    purpose: &str,
+) -> Result<(DateTime<Utc>, ScratchDatabase)> {
+    let snapshot = dump_at(subject, url, timeline::parse_time(at, Utc::now())?)?;
+    let scratch = ScratchDatabase::restore(&subject.repo, &snapshot, url, purpose)?;
+    if scratch.engine != Engine::Postgres {
+        bail!(
+            "row-level diff and restore work on SQLite and PostgreSQL; {} is MySQL/MariaDB",
+            url.redacted()
+        );
+    }
+    Ok((snapshot.snapshot.time, scratch))
+}
 
 /// Restores the restore point of `subject` at `at` into `file`; returns its time.
 fn restore_at(subject: &Subject, at: &str, file: &Path) -> Result<chrono::DateTime<chrono::Utc>> {
@@ -50,11 +74,39 @@ fn scratch() -> Result<tempfile::TempDir> {
 
 pub fn diff(ctx: &Context, args: &DiffArgs) -> Result<()> {
     let subject = resolve(ctx, &args.subject)?;
-    let dir = scratch()?;
-    let (old, new): (PathBuf, PathBuf) = (dir.path().join("from.db"), dir.path().join("to.db"));
-    let from = restore_at(&subject, &args.from, &old)?;
-    let to = restore_at(&subject, &args.to, &new)?;
-    let tables = rows::diff(&old, &new, args.table.as_deref())?;
+    let (from, to, tables) = match DatabaseUrl::parse(&subject.location) {
+        Some(url) => {
+            let url = url?;
+            let (from, old) = postgres_at(&subject, &url, &args.from, "diff")?;
+            let (to, new) = postgres_at(&subject, &url, &args.to, "diff")?;
+            let tables = postgres::rows::diff(
+                &Psql::new(&url)?,
+                &old.name,
+                &new.name,
+                args.table.as_deref(),
+            )?;
+            (from, to, tables)
+        }
+        None => {
+            let dir = scratch()?;
+            let (old, new): (PathBuf, PathBuf) =
+                (dir.path().join("from.db"), dir.path().join("to.db"));
+            let from = restore_at(&subject, &args.from, &old)?;
+            let to = restore_at(&subject, &args.to, &new)?;
+            (from, to, rows::diff(&old, &new, args.table.as_deref())?)
+        }
+    };
+    print_diff(ctx, &subject, from, to, &tables);
+    Ok(())
+}
+
+fn print_diff(
+    ctx: &Context,
+    subject: &Subject,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    tables: &[TableDiff],
+) {
     let time = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
     if ctx.global.json {
         ctx.print_json(&json!({
@@ -63,15 +115,12 @@ pub fn diff(ctx: &Context, args: &DiffArgs) -> Result<()> {
             "to": time(to),
             "tables": tables,
         }));
-        return Ok(());
+        return;
     }
     ctx.say(format!("{}: {} -> {}", subject.name, time(from), time(to)));
-    for table in &tables {
+    for table in tables.iter().filter(|t| !t.is_empty()) {
         if let Some(change) = &table.schema_changed {
             ctx.say(format!("  {}: {change}", table.table));
-            continue;
-        }
-        if table.inserted.is_empty() && table.updated.is_empty() && table.deleted.is_empty() {
             continue;
         }
         ctx.say(format!(
@@ -91,11 +140,37 @@ pub fn diff(ctx: &Context, args: &DiffArgs) -> Result<()> {
             ctx.say(format!("    - {row}"));
         }
     }
-    Ok(())
 }
 
 pub fn restore_rows(ctx: &Context, args: &RestoreRowsArgs) -> Result<()> {
     let subject = resolve(ctx, &args.subject)?;
+    let (at, result) = match DatabaseUrl::parse(&subject.location) {
+        Some(url) => {
+            let url = url?;
+            let live = url
+                .database()
+                .with_context(|| format!("{}: name the live database (…/appdb)", url.redacted()))?;
+            let (at, old) = postgres_at(&subject, &url, &args.at, "rows")?;
+            let result = postgres::rows::restore_rows(
+                &Psql::new(&url)?,
+                &old.name,
+                &live,
+                &args.table,
+                &args.condition,
+                args.apply,
+            )?;
+            (at, result)
+        }
+        None => restore_sqlite_rows(&subject, args)?,
+    };
+    print_restore(ctx, &subject, at, &result);
+    Ok(())
+}
+
+fn restore_sqlite_rows(
+    subject: &Subject,
+    args: &RestoreRowsArgs,
+) -> Result<(DateTime<Utc>, RowsRestore)> {
     let live = timeline::source_path(&subject.location)?;
     if !live.is_file() {
         bail!(
@@ -105,15 +180,19 @@ pub fn restore_rows(ctx: &Context, args: &RestoreRowsArgs) -> Result<()> {
     }
     let dir = scratch()?;
     let old = dir.path().join("at.db");
-    let at = restore_at(&subject, &args.at, &old)?;
+    let at = restore_at(subject, &args.at, &old)?;
     let result = rows::restore_rows(&old, &live, &args.table, &args.condition, args.apply)?;
+    Ok((at, result))
+}
+
+fn print_restore(ctx: &Context, subject: &Subject, at: DateTime<Utc>, result: &RowsRestore) {
     if ctx.global.json {
         ctx.print_json(&json!({
             "source": subject.name,
             "restore_point": at.to_rfc3339_opts(SecondsFormat::Millis, true),
             "result": result,
         }));
-        return Ok(());
+        return;
     }
     let verb = if result.applied {
         "put back"
@@ -136,5 +215,4 @@ pub fn restore_rows(ctx: &Context, args: &RestoreRowsArgs) -> Result<()> {
     for row in &result.rows {
         ctx.say(format!("  {row}"));
     }
-    Ok(())
 }

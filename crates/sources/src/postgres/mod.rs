@@ -6,6 +6,7 @@
 pub mod logical;
 pub mod physical;
 pub mod recovery;
+pub mod rows;
 pub mod wal;
 
 use std::path::PathBuf;
@@ -132,6 +133,25 @@ impl Psql {
         let mut command = self.command(&url);
         command.arg("-c").arg(sql);
         let out = tool::output(command, &format!("PostgreSQL at {}", url.redacted()))?;
+        Ok(out.trim().to_string())
+    }
+
+    /// Runs `script` (read from standard input, so its size is not limited by the
+    /// command line and its contents never show in the process list) in `database`;
+    /// with `single_transaction`, all of it or none of it. Returns the output.
+    pub fn run_script(
+        &self,
+        database: &str,
+        script: String,
+        single_transaction: bool,
+    ) -> Result<String> {
+        let url = self.url.with_database(database);
+        let command = self.script_command(database, single_transaction);
+        let out = tool::output_fed(
+            command,
+            Some(script.into_bytes()),
+            &format!("PostgreSQL at {}", url.redacted()),
+        )?;
         Ok(out.trim().to_string())
     }
 

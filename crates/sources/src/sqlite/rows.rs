@@ -9,23 +9,10 @@ use std::path::Path;
 
 use rusqlite::types::Value;
 use rusqlite::Connection;
-use serde::Serialize;
 use serde_json::{json, Map};
 
+use crate::rows::{RowsRestore, TableDiff};
 use crate::{Result, SourceError};
-
-/// The changes to one table between the old and the new state.
-#[derive(Debug, Default, Serialize)]
-pub struct TableDiff {
-    pub table: String,
-    /// Primary key columns (or `rowid` for tables without one).
-    pub key: Vec<String>,
-    pub inserted: Vec<serde_json::Value>,
-    pub updated: Vec<serde_json::Value>,
-    pub deleted: Vec<serde_json::Value>,
-    /// Set when the table's columns differ between the states: rows are not compared.
-    pub schema_changed: Option<String>,
-}
 
 fn error(path: &Path, what: &str, e: rusqlite::Error) -> SourceError {
     SourceError::Invalid(format!("{}: {what}: {e}", path.display()))
@@ -177,19 +164,6 @@ pub fn diff(old: &Path, new: &Path, only: Option<&str>) -> Result<Vec<TableDiff>
         Ok(diffs)
     };
     run().map_err(|e| error(new, "comparing", e))
-}
-
-/// What restoring rows would do, or did.
-#[derive(Debug, Default, Serialize)]
-pub struct RowsRestore {
-    pub table: String,
-    /// Rows of the old state that match the condition.
-    pub rows: Vec<serde_json::Value>,
-    /// Of those: missing from the live table (inserted back), and different there
-    /// (set back to their old values).
-    pub missing: u64,
-    pub different: u64,
-    pub applied: bool,
 }
 
 /// Puts the rows of `table` in `snapshot` matching `condition` back into `live`, inside

@@ -1,0 +1,305 @@
+//! Rows between two states of one PostgreSQL database, each restored from a dump into a
+//! scratch database on the same server: which rows were inserted, updated and deleted
+//! (by primary key), and putting chosen rows of an old state back into the live
+//! database in one transaction.
+//!
+//! Rows are listed by key with an md5 of their JSON form, so only the rows that differ
+//! are fetched whole. Tables without a primary key are compared as sets of rows. All SQL
+//! goes to psql on standard input: rows can be large, and never show in a process list.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+
+use super::{quote_ident, quote_literal, Psql};
+use crate::rows::{RowsRestore, TableDiff};
+use crate::{Result, SourceError};
+
+/// A user table as the catalog describes it.
+#[derive(Debug, Clone, Deserialize)]
+struct Table {
+    /// `name` in schema public, `schema.name` elsewhere.
+    name: String,
+    /// `"schema"."name"`, quoted for SQL.
+    qualified: String,
+    /// (name, type, generated) in column order.
+    columns: Vec<(String, String, bool)>,
+    /// Primary key columns in key order; empty without one.
+    key: Vec<String>,
+}
+
+/// Tables and partitioned tables (not their partitions) outside the system schemas.
+const CATALOG: &str = r#"SELECT coalesce(json_agg(t ORDER BY t.name), '[]') FROM (
+  SELECT CASE WHEN n.nspname = 'public' THEN c.relname ELSE n.nspname || '.' || c.relname END AS name,
+         format('%I.%I', n.nspname, c.relname) AS qualified,
+         (SELECT coalesce(json_agg(json_build_array(a.attname, format_type(a.atttypid, a.atttypmod), a.attgenerated <> '') ORDER BY a.attnum), '[]')
+            FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
+         (SELECT coalesce(json_agg(a.attname ORDER BY array_position(i.indkey::int2[], a.attnum)), '[]')
+            FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+           WHERE i.indrelid = c.oid AND i.indisprimary) AS key
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+     AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%'
+) t;"#;
+
+fn catalog(psql: &Psql, database: &str) -> Result<BTreeMap<String, Table>> {
+    let out = psql.run_script(database, CATALOG.to_string(), false)?;
+    let tables: Vec<Table> = serde_json::from_str(&out).map_err(|e| {
+        SourceError::Invalid(format!("database {database}: unreadable catalog: {e}"))
+    })?;
+    Ok(tables.into_iter().map(|t| (t.name.clone(), t)).collect())
+}
+
+impl Table {
+    /// The SQL text that identifies a row of `t`: its key as a JSON array, or the whole
+    /// row without a key.
+    fn identity(&self) -> String {
+        if self.key.is_empty() {
+            return "to_jsonb(t)::text".into();
+        }
+        let columns: Vec<String> = self
+            .key
+            .iter()
+            .map(|k| format!("t.{}", quote_ident(k)))
+            .collect();
+        format!("jsonb_build_array({})::text", columns.join(", "))
+    }
+
+    /// What the diff shows as the key.
+    fn key_names(&self) -> Vec<String> {
+        if self.key.is_empty() {
+            self.columns.iter().map(|c| c.0.clone()).collect()
+        } else {
+            self.key.clone()
+        }
+    }
+}
+
+/// Splits psql's `identity<TAB>value` lines; identities are JSON text, which escapes tabs.
+fn keyed_lines(out: &str) -> impl Iterator<Item = (&str, &str)> {
+    out.lines()
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| l.rsplit_once('\t'))
+}
+
+/// Every row's identity and an md5 of its values.
+fn fingerprints(psql: &Psql, database: &str, table: &Table) -> Result<BTreeMap<String, String>> {
+    let sql = format!(
+        "SELECT {} || E'\\t' || md5(to_jsonb(t)::text) FROM {} t;",
+        table.identity(),
+        table.qualified
+    );
+    let out = psql.run_script(database, sql, false)?;
+    Ok(keyed_lines(&out)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect())
+}
+
+/// The whole rows with these identities, as JSON objects.
+fn rows_by_identity(
+    psql: &Psql,
+    database: &str,
+    table: &Table,
+    identities: &[&String],
+) -> Result<BTreeMap<String, serde_json::Value>> {
+    let mut rows = BTreeMap::new();
+    for batch in identities.chunks(1000) {
+        let wanted: Vec<String> = batch.iter().map(|k| quote_literal(k)).collect();
+        let sql = format!(
+            "SELECT {id} || E'\\t' || to_jsonb(t)::text FROM {q} t WHERE {id} = ANY(ARRAY[{wanted}]::text[]);",
+            id = table.identity(),
+            q = table.qualified,
+            wanted = wanted.join(", ")
+        );
+        let out = psql.run_script(database, sql, false)?;
+        for (identity, row) in keyed_lines(&out) {
+            let value = serde_json::from_str(row).map_err(|e| {
+                SourceError::Invalid(format!("{}: unreadable row: {e}", table.name))
+            })?;
+            rows.insert(identity.to_string(), value);
+        }
+    }
+    Ok(rows)
+}
+
+/// Compares database `old` with `new` (both restored copies on `psql`'s server), table
+/// by table (`only` limits it to one).
+pub fn diff(psql: &Psql, old: &str, new: &str, only: Option<&str>) -> Result<Vec<TableDiff>> {
+    let (before, after) = (catalog(psql, old)?, catalog(psql, new)?);
+    let names: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    if let Some(only) = only {
+        if !names.iter().any(|n| n.as_str() == only) {
+            return Err(SourceError::Invalid(format!(
+                "no table {only} at either restore point"
+            )));
+        }
+    }
+    let mut diffs = Vec::new();
+    for name in names.into_iter().filter(|n| only.is_none_or(|o| o == *n)) {
+        let (table, schema_changed) = match (before.get(name), after.get(name)) {
+            (None, Some(t)) => (t, Some("the table was created")),
+            (Some(t), None) => (t, Some("the table was dropped")),
+            (Some(o), Some(n)) if o.columns != n.columns || o.key != n.key => {
+                (n, Some("its columns changed"))
+            }
+            (_, Some(t)) => (t, None),
+            (None, None) => unreachable!("listed from the two catalogs"),
+        };
+        let mut diff = TableDiff {
+            table: name.clone(),
+            key: table.key_names(),
+            schema_changed: schema_changed.map(str::to_string),
+            ..Default::default()
+        };
+        if schema_changed.is_none() {
+            compare(psql, old, new, table, &mut diff)?;
+        }
+        diffs.push(diff);
+    }
+    Ok(diffs)
+}
+
+fn compare(psql: &Psql, old: &str, new: &str, table: &Table, diff: &mut TableDiff) -> Result<()> {
+    let (before, after) = (
+        fingerprints(psql, old, table)?,
+        fingerprints(psql, new, table)?,
+    );
+    let inserted: Vec<&String> = after.keys().filter(|k| !before.contains_key(*k)).collect();
+    let deleted: Vec<&String> = before.keys().filter(|k| !after.contains_key(*k)).collect();
+    let updated: Vec<&String> = after
+        .iter()
+        .filter(|(k, hash)| before.get(*k).is_some_and(|h| h != *hash))
+        .map(|(k, _)| k)
+        .collect();
+    let new_rows = rows_by_identity(
+        psql,
+        new,
+        table,
+        &[inserted.as_slice(), updated.as_slice()].concat(),
+    )?;
+    let old_rows = rows_by_identity(
+        psql,
+        old,
+        table,
+        &[deleted.as_slice(), updated.as_slice()].concat(),
+    )?;
+    diff.inserted = inserted
+        .iter()
+        .filter_map(|k| new_rows.get(*k))
+        .cloned()
+        .collect();
+    diff.deleted = deleted
+        .iter()
+        .filter_map(|k| old_rows.get(*k))
+        .cloned()
+        .collect();
+    diff.updated = updated
+        .iter()
+        .filter_map(|k| {
+            Some(serde_json::json!({ "before": old_rows.get(*k)?, "after": new_rows.get(*k)? }))
+        })
+        .collect();
+    Ok(())
+}
+
+/// Puts the rows of `table` in database `snapshot` matching `condition` back into
+/// database `live` (both on `psql`'s server) in one transaction (`apply`), or only says
+/// what it would do. Refuses when the table's columns differ between the two, or when it
+/// has no primary key to match rows by.
+pub fn restore_rows(
+    psql: &Psql,
+    snapshot: &str,
+    live: &str,
+    table: &str,
+    condition: &str,
+    apply: bool,
+) -> Result<RowsRestore> {
+    let old = catalog(psql, snapshot)?.remove(table).ok_or_else(|| {
+        SourceError::Invalid(format!(
+            "table {table} does not exist at that restore point"
+        ))
+    })?;
+    let now = catalog(psql, live)?.remove(table).ok_or_else(|| {
+        SourceError::Invalid(format!(
+            "table {table} does not exist in the live database: restore the whole database instead"
+        ))
+    })?;
+    if old.columns != now.columns || old.key != now.key {
+        return Err(SourceError::Invalid(format!(
+            "table {table} has different columns now than at that restore point; refusing to put rows back"
+        )));
+    }
+    if now.key.is_empty() {
+        return Err(SourceError::Invalid(format!(
+            "table {table} has no primary key; rows cannot be matched reliably"
+        )));
+    }
+    let q = &now.qualified;
+    let chosen = psql.run_script(
+        snapshot,
+        format!(
+            "SELECT coalesce(jsonb_agg(to_jsonb(t)), '[]')::text FROM {q} t WHERE {condition};"
+        ),
+        false,
+    )?;
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&chosen)
+        .map_err(|e| SourceError::Invalid(format!("{table}: unreadable rows: {e}")))?;
+    let recordset = format!(
+        "jsonb_populate_recordset(NULL::{q}, {}::jsonb)",
+        quote_literal(&chosen)
+    );
+    let first_key = quote_ident(&now.key[0]);
+    let same_key: Vec<String> = now
+        .key
+        .iter()
+        .map(|k| format!("l.{k} = c.{k}", k = quote_ident(k)))
+        .collect();
+    let count = format!(
+        "SELECT count(*) FILTER (WHERE l.{first_key} IS NULL) || '|' || \
+         count(*) FILTER (WHERE l.{first_key} IS NOT NULL AND to_jsonb(l) IS DISTINCT FROM to_jsonb(c)) \
+         FROM {recordset} c LEFT JOIN {q} l ON {};",
+        same_key.join(" AND ")
+    );
+    let mut script = String::from("SET LOCAL lock_timeout = '30s';\n");
+    script.push_str(&count);
+    if apply {
+        // Generated columns are computed, never written; identity columns get the old
+        // values back (OVERRIDING SYSTEM VALUE), as the rows had them.
+        let writable: Vec<String> = now
+            .columns
+            .iter()
+            .filter(|c| !c.2)
+            .map(|c| quote_ident(&c.0))
+            .collect();
+        let keys: Vec<String> = now.key.iter().map(|k| quote_ident(k)).collect();
+        let updates: Vec<String> = writable
+            .iter()
+            .filter(|c| !keys.contains(c))
+            .map(|c| format!("{c} = EXCLUDED.{c}"))
+            .collect();
+        let on_conflict = if updates.is_empty() {
+            "DO NOTHING".to_string()
+        } else {
+            format!("DO UPDATE SET {}", updates.join(", "))
+        };
+        let columns = writable.join(", ");
+        script.push_str(&format!(
+            "\nINSERT INTO {q} ({columns}) OVERRIDING SYSTEM VALUE SELECT {columns} FROM {recordset} c ON CONFLICT ({}) {on_conflict};",
+            keys.join(", ")
+        ));
+    }
+    // One transaction: what was counted is what was written.
+    let out = psql.run_script(live, script, true)?;
+    let (missing, different) = out
+        .lines()
+        .find_map(|l| l.split_once('|'))
+        .and_then(|(m, d)| Some((m.trim().parse().ok()?, d.trim().parse().ok()?)))
+        .ok_or_else(|| SourceError::Invalid(format!("{table}: unexpected answer {out:?}")))?;
+    Ok(RowsRestore {
+        table: table.to_string(),
+        rows,
+        missing,
+        different,
+        applied: apply,
+    })
+}
