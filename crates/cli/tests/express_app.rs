@@ -25,6 +25,19 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
+/// A fresh repository, and where the app's database goes in it.
+fn app_repository() -> (TestRepo, PathBuf) {
+    assert!(
+        example_dir().join("node_modules/better-sqlite3").exists(),
+        "run `npm ci` in examples/express-crud first (.ci/run does)"
+    );
+    let repo = TestRepo::local();
+    let data = repo.path("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let db = data.join("app.db");
+    (repo, db)
+}
+
 /// Starts the app on a free port and returns it with its URL.
 fn start_app(db: &Path) -> (Child, String) {
     let mut app = Command::new("node")
@@ -76,14 +89,7 @@ fn read_acks(path: &Path) -> Vec<Ack> {
 
 #[test]
 fn express_app_killed_mid_load_restores_every_acknowledged_write() {
-    assert!(
-        example_dir().join("node_modules/better-sqlite3").exists(),
-        "run `npm ci` in examples/express-crud first (.ci/run does)"
-    );
-    let repo = TestRepo::local();
-    let data = repo.path("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let db = data.join("app.db");
+    let (repo, db) = app_repository();
     let (mut app, url) = start_app(&db);
 
     let mut replicator = repo
@@ -253,14 +259,7 @@ fn call(
 
 #[test]
 fn restore_rows_brings_back_customers_deleted_through_the_app_while_it_keeps_serving() {
-    assert!(
-        example_dir().join("node_modules/better-sqlite3").exists(),
-        "run `npm ci` in examples/express-crud first (.ci/run does)"
-    );
-    let repo = TestRepo::local();
-    let data = repo.path("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let db = data.join("app.db");
+    let (repo, db) = app_repository();
     let (app, url) = start_app(&db);
     let _app = Running(app);
     let addr: std::net::SocketAddr = url.trim_start_matches("http://").parse().unwrap();
