@@ -150,6 +150,14 @@ pub fn store_database(
 /// Reads every page of `scan` and hands batches with their page hashes to `each`, in
 /// page order. One thread reads, the others hash, and `each` runs on the calling thread;
 /// batch buffers go back to the reader once `each` is done with them.
+///
+/// Batches go round-robin to the hashers, each with its own small queues, and come back
+/// in the same rotation: order is kept without a reorder buffer, so a hasher that falls
+/// behind holds the others up instead of letting finished batches pile up in memory.
+/// Batches (1 MiB each) queued before and after each hasher: enough slack that a hasher
+/// the scheduler pauses for a moment does not stall the pipeline.
+const QUEUE: usize = 2;
+
 fn read_hashed(
     scan: PageScan,
     cache: Option<&PageCache>,
@@ -160,24 +168,31 @@ fn read_hashed(
         .map(|n| n.get())
         .unwrap_or(2)
         .clamp(1, 4);
-    let (raw_tx, raw_rx) = crossbeam_channel::bounded::<(u64, Vec<u8>)>(hashers);
-    let (hashed_tx, hashed_rx) =
-        crossbeam_channel::bounded::<(u64, Vec<u8>, Vec<PageHash>)>(hashers);
+    let (mut to_hashers, mut from_hashers) = (Vec::new(), Vec::new());
+    let mut queues = Vec::new();
+    for _ in 0..hashers {
+        let (raw_tx, raw_rx) = crossbeam_channel::bounded::<Vec<u8>>(QUEUE);
+        let (hashed_tx, hashed_rx) = crossbeam_channel::bounded::<(Vec<u8>, Vec<PageHash>)>(QUEUE);
+        to_hashers.push(raw_tx);
+        from_hashers.push(hashed_rx);
+        queues.push((raw_rx, hashed_tx));
+    }
     let (free_tx, free_rx) = crossbeam_channel::unbounded::<Vec<u8>>();
     let stopped = || SourceError::Invalid("the page pipeline stopped".into());
     std::thread::scope(|scope| -> Result<()> {
         let reader = scope.spawn(move || {
-            let mut sequence = 0u64;
+            let mut sequence = 0usize;
             scan.read(|_, batch| {
-                sequence += 1;
                 let full = std::mem::replace(batch, free_rx.try_recv().unwrap_or_default());
-                raw_tx.send((sequence - 1, full)).map_err(|_| stopped())
+                sequence += 1;
+                to_hashers[(sequence - 1) % hashers]
+                    .send(full)
+                    .map_err(|_| stopped())
             })
         });
-        for _ in 0..hashers {
-            let (raw_rx, hashed_tx) = (raw_rx.clone(), hashed_tx.clone());
+        for (raw_rx, hashed_tx) in queues {
             scope.spawn(move || {
-                for (sequence, batch) in raw_rx {
+                for batch in raw_rx {
                     let hashes = match cache {
                         Some(cache) => batch
                             .chunks_exact(page_size)
@@ -185,28 +200,25 @@ fn read_hashed(
                             .collect(),
                         None => Vec::new(),
                     };
-                    if hashed_tx.send((sequence, batch, hashes)).is_err() {
+                    if hashed_tx.send((batch, hashes)).is_err() {
                         return;
                     }
                 }
             });
         }
-        drop((raw_rx, hashed_tx));
         let consumed = (|| -> Result<()> {
-            let mut waiting = std::collections::BTreeMap::new();
-            let mut next = 0u64;
-            for (sequence, batch, hashes) in hashed_rx.iter() {
-                waiting.insert(sequence, (batch, hashes));
-                while let Some((batch, hashes)) = waiting.remove(&next) {
-                    each(&batch, &hashes)?;
-                    let _ = free_tx.send(batch);
-                    next += 1;
-                }
+            // The reader is done when the next hasher in the rotation has nothing more.
+            for turn in 0.. {
+                let Ok((batch, hashes)) = from_hashers[turn % hashers].recv() else {
+                    return Ok(());
+                };
+                each(&batch, &hashes)?;
+                let _ = free_tx.send(batch);
             }
             Ok(())
         })();
-        // Dropping the receiver unblocks hashers and the reader after a failure.
-        drop(hashed_rx);
+        // Dropping the receivers unblocks the hashers and the reader after a failure.
+        drop(from_hashers);
         let read = reader.join().expect("page reader thread panicked");
         consumed.and(read)
     })
