@@ -134,6 +134,29 @@ fn a_postgres_drill_restores_into_a_scratch_database_and_drops_it() {
             .contains("500 rows"),
         "{report}"
     );
+    // --at random drills any of the dumps, not only the newest.
+    common::postgres::psql(
+        &format!("{server}/{name}"),
+        "INSERT INTO users SELECT generate_series(501, 600);",
+    );
+    repo.ok(&["backup", &url]);
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..30 {
+        let out = repo.ok(&["drill", &url, "--at", "random", "--json"]);
+        let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(report["passed"], true, "{report}");
+        seen.insert(report["checks"][0]["detail"].as_str().unwrap().to_string());
+        if seen.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(
+        seen,
+        ["1 tables, 500 rows", "1 tables, 600 rows"]
+            .map(String::from)
+            .into(),
+        "random drills should reach both dumps"
+    );
     let left = common::postgres::psql(
         &format!("{server}/postgres"),
         "SELECT count(*) FROM pg_database WHERE datname LIKE '%lifeboat_drill%'",

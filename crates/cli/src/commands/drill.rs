@@ -258,12 +258,17 @@ fn drill_database(
     record: &mut DrillRecord,
     started: Instant,
 ) -> Result<()> {
-    // The newest dump at or before --at (latest by default).
-    let at = match args.at.as_str() {
-        "latest" | "random" => Utc::now(),
-        at => timeline::parse_time(at, Utc::now())?,
+    // The newest dump at or before --at (latest by default), or any one of them.
+    let snapshot = match args.at.as_str() {
+        "random" => {
+            let mut dumps = dumps_of(subject, url)?;
+            if dumps.is_empty() {
+                bail!("no dump of {} in this repository", url.redacted());
+            }
+            dumps.swap_remove(random_below(dumps.len()))
+        }
+        at => dump_at(subject, url, timeline::parse_time(at, Utc::now())?)?,
     };
-    let snapshot = dump_at(subject, url, at)?;
     record.restore_point = Some(snapshot.snapshot.time);
     record.snapshot = Some(snapshot.id.to_hex());
     let scratch = ScratchDatabase::restore(&subject.repo, &snapshot, url, "drill")?;
@@ -287,29 +292,34 @@ fn drill_database(
     Ok(())
 }
 
-/// The newest dump of `url`'s database at or before `at`: a snapshot of that server, or
-/// one tagged with the source's name.
+/// Every dump of `url`'s server (a snapshot of that server, or one tagged with the
+/// source's name), oldest first.
+fn dumps_of(subject: &Subject, url: &DatabaseUrl) -> Result<Vec<StoredSnapshot>> {
+    let tag = super::status::source_tag(&subject.name);
+    let server = url.server();
+    let mut dumps: Vec<StoredSnapshot> = subject
+        .repo
+        .list_snapshots()?
+        .into_iter()
+        .filter(|s| {
+            matches!(&s.snapshot.source, SnapshotSource::Database(d) if d.server == server)
+                || s.snapshot.tags.contains(&tag)
+        })
+        .collect();
+    dumps.sort_by_key(|s| s.snapshot.time);
+    Ok(dumps)
+}
+
+/// The newest dump of `url`'s database at or before `at`.
 pub(crate) fn dump_at(
     subject: &Subject,
     url: &DatabaseUrl,
     at: DateTime<Utc>,
 ) -> Result<StoredSnapshot> {
-    let tag = super::status::source_tag(&subject.name);
-    let server = url.server();
-    let snapshots = subject.repo.list_snapshots()?;
-    let first = snapshots
-        .iter()
-        .find(|s| {
-            matches!(&s.snapshot.source, SnapshotSource::Database(d) if d.server == server)
-                || s.snapshot.tags.contains(&tag)
-        })
-        .map(|s| s.snapshot.time);
-    newest(snapshots, |s| {
-        (matches!(&s.snapshot.source, SnapshotSource::Database(d) if d.server == server)
-            || s.snapshot.tags.contains(&tag))
-            && s.snapshot.time <= at
-    })
-    .with_context(|| match first {
+    let mut dumps = dumps_of(subject, url)?;
+    let first = dumps.first().map(|s| s.snapshot.time);
+    dumps.retain(|s| s.snapshot.time <= at);
+    dumps.pop().with_context(|| match first {
         Some(first) => format!(
             "no dump of {} at or before {}: the first is from {}",
             url.redacted(),
