@@ -427,9 +427,14 @@ pub struct RunbookArgs {
 pub struct DrillArgs {
     #[command(flatten)]
     pub subject: SubjectArgs,
-    /// Which restore point: latest, random (SQLite), or a time (RFC 3339 or -10m).
+    /// Which restore point: latest, random, or a time (RFC 3339 or -10m); for a physical
+    /// drill also an LSN or a named restore point.
     #[arg(long, default_value = "latest")]
     pub at: String,
+    /// PostgreSQL: drill a base backup and the archived WAL in a throwaway cluster (the
+    /// default when the repository holds base backups of the server but no dumps).
+    #[arg(long)]
+    pub physical: bool,
 }
 
 /// Which source, from which repository: shared by drill, diff and restore-rows.

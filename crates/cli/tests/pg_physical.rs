@@ -443,3 +443,73 @@ fn forgetting_an_old_base_backup_drops_the_wal_only_it_needed() {
     let (restored, _) = lab.restore_and_start("restored", &[]);
     assert_eq!(restored.psql("SELECT count(*) FROM marks"), "4");
 }
+
+#[test]
+fn a_physical_drill_recovers_a_throwaway_cluster_runs_the_checks_and_removes_it() {
+    let lab = PgLab::new();
+    let primary = Cluster::start(&lab, "primary", &lab.archive_command());
+    primary.psql("CREATE TABLE marks (n int); INSERT INTO marks VALUES (1), (2)");
+    lab.ok(&["pg", "basebackup", &primary.url()]);
+    primary.psql("INSERT INTO marks VALUES (3)");
+    primary.archive_now();
+
+    let config = lab.path("lifeboat.toml");
+    let write_config = |check: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[[source]]\nname = \"db\"\nurl = \"{}\"\nchecks = [{check:?}]\n\
+                 [[target]]\nname = \"local\"\nurl = \"{}\"\n\
+                 [[plan]]\nname = \"db\"\nsources = [\"db\"]\ntargets = [\"local\"]\nschedule = \"every 1h\"\n",
+                primary.url(),
+                lab.repo.display()
+            ),
+        )
+        .unwrap();
+    };
+    // The scratch directory is the postgres user's, as the drill's cluster will be.
+    let scratch = lab.path("scratch");
+    let made = common::postgres::as_owner("mkdir")
+        .arg(&scratch)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let drill = || {
+        let out = lab
+            .command()
+            .args(["drill", "db", "--json"])
+            .env("LIFEBOAT_CONFIG", &config)
+            .env("TMPDIR", &scratch)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        (out.status.code(), report, stderr)
+    };
+
+    // No dumps, only a base backup: the drill is physical, and sees every archived row.
+    write_config("SELECT count(*) = 3 FROM marks");
+    let (code, report, stderr) = drill();
+    assert_eq!(code, Some(0), "{report}\n{stderr}");
+    assert_eq!(report["passed"], true, "{report}");
+    let detail = report["checks"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("recovered to"), "{report}");
+    assert_eq!(report["checks"][1]["passed"], true, "{report}");
+    assert!(report["rto_seconds"].as_f64().unwrap() > 0.0);
+    assert!(
+        std::fs::read_dir(&scratch).unwrap().next().is_none(),
+        "the drill's cluster was left behind"
+    );
+
+    // A check that does not hold fails the drill, naming it; the cluster still goes.
+    write_config("SELECT count(*) = 4 FROM marks");
+    let (code, report, _) = drill();
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(report["passed"], false);
+    assert!(
+        report["reason"].as_str().unwrap().contains("count(*) = 4"),
+        "{report}"
+    );
+    assert!(std::fs::read_dir(&scratch).unwrap().next().is_none());
+}

@@ -107,6 +107,17 @@ impl DatabaseUrl {
         }
     }
 
+    /// The same user, password and database on another host and port (a restored copy).
+    pub fn with_address(&self, host: &str, port: u16) -> DatabaseUrl {
+        let mut url = self.url.clone();
+        let _ = url.set_host(Some(host));
+        let _ = url.set_port(Some(port));
+        DatabaseUrl {
+            engine: self.engine.clone(),
+            url,
+        }
+    }
+
     /// The URL without its password: safe to show, log and store.
     pub fn redacted(&self) -> String {
         let mut url = self.url.clone();

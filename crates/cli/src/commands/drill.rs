@@ -3,7 +3,8 @@
 //!
 //! SQLite: a temporary file, `integrity_check` and `foreign_key_check`. PostgreSQL and
 //! MySQL/MariaDB logical dumps: a temporary database on the same server, whose row counts
-//! must match what the dump recorded. Files: a temporary directory (every blob checked).
+//! must match what the dump recorded. PostgreSQL base backups: a throwaway cluster
+//! (`drill_cluster.rs`). Files: a temporary directory (every blob checked).
 //! Then the source's `checks` from lifeboat.toml: SQL that must return true.
 
 use std::path::{Path, PathBuf};
@@ -75,7 +76,7 @@ pub fn run(ctx: &Context, args: &DrillArgs) -> Result<()> {
         rpo_seconds: None,
         checks: Vec::new(),
     };
-    let outcome = drill(&subject, args, scratch.path(), &mut record, started);
+    let outcome = drill(ctx, &subject, args, scratch.path(), &mut record, started);
     record.rto_seconds = started.elapsed().as_secs_f64().max(record.rto_seconds);
     record.rpo_seconds = record
         .restore_point
@@ -181,6 +182,7 @@ pub(crate) fn resolve(ctx: &Context, args: &SubjectArgs) -> Result<Subject> {
 }
 
 fn drill(
+    ctx: &Context,
     subject: &Subject,
     args: &DrillArgs,
     scratch: &Path,
@@ -188,7 +190,17 @@ fn drill(
     started: Instant,
 ) -> Result<()> {
     if let Some(url) = DatabaseUrl::parse(&subject.location) {
-        return drill_database(subject, args, &url?, record, started);
+        let url = url?;
+        let physical = args.physical
+            || (url.engine == Engine::Postgres
+                && dumps_of(subject, &url)?.is_empty()
+                && super::drill_cluster::has_base_backups(subject, &url)?);
+        if physical {
+            return super::drill_cluster::drill_physical(
+                ctx, subject, args, &url, scratch, record, started,
+            );
+        }
+        return drill_database(subject, args, &url, record, started);
     }
     let path = timeline::source_path(&subject.location)?;
     let repo = &subject.repo;
@@ -413,7 +425,7 @@ fn passed(check: &str) -> CheckResult {
     }
 }
 
-fn verdict(check: &str, result: std::result::Result<bool, String>) -> CheckResult {
+pub(crate) fn verdict(check: &str, result: std::result::Result<bool, String>) -> CheckResult {
     match result {
         Ok(true) => passed(check),
         Ok(false) => CheckResult {
@@ -439,14 +451,14 @@ fn truthy_sqlite(value: &rusqlite::types::Value) -> bool {
     }
 }
 
-fn truthy_text(text: &str) -> bool {
+pub(crate) fn truthy_text(text: &str) -> bool {
     matches!(
         text.trim().to_ascii_lowercase().as_str(),
         "t" | "true" | "1" | "yes"
     )
 }
 
-fn random_below(n: usize) -> usize {
+pub(crate) fn random_below(n: usize) -> usize {
     let random = lifeboat_repo::Id::random().0;
     u64::from_le_bytes(random[..8].try_into().expect("8 bytes")) as usize % n.max(1)
 }

@@ -5,6 +5,7 @@ mod backup;
 mod config;
 mod copy;
 mod drill;
+mod drill_cluster;
 mod forget;
 mod init;
 mod key;

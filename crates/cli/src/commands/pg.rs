@@ -171,7 +171,7 @@ fn wal_fetch(ctx: &Context, args: &PgWalFetchArgs) -> Result<()> {
 
 /// The command PostgreSQL runs to fetch WAL: this binary, this repository, and the
 /// passphrase file if one was given (the passphrase itself never goes into a file).
-fn lifeboat_command(ctx: &Context, tail: &str) -> Result<String> {
+pub(crate) fn lifeboat_command(ctx: &Context, tail: &str) -> Result<String> {
     let exe = std::env::current_exe().context("cannot find the lifeboat executable")?;
     let quote = crate::commands::shell_word;
     let mut command = format!(
