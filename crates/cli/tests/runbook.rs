@@ -98,4 +98,79 @@ rto = "10m"
         "{html}"
     );
     assert!(!html.contains("**"), "unrendered markdown: {html}");
+
+    // What a reader sees in a browser: Debian's chromium, through playwright-core.
+    let page = repo.path("runbook.html");
+    std::fs::write(&page, &html).unwrap();
+    let screenshot = repo.path("runbook.png");
+    let seen = render_in_chromium(&page, &screenshot);
+    assert_eq!(seen["title"], "Disaster-recovery runbook", "{seen}");
+    let headings: Vec<&str> = seen["headings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_str().unwrap())
+        .collect();
+    assert!(headings.contains(&"Gaps"), "{headings:?}");
+    assert!(seen["tables"].as_u64().unwrap() >= 2, "{seen}");
+    assert!(seen["rows"].as_u64().unwrap() >= 4, "{seen}");
+    let text = seen["text"].as_str().unwrap();
+    assert!(text.contains("source app has no off-site copy"), "{text}");
+    assert!(text.contains("lifeboat restore-rows app"), "{text}");
+    assert!(
+        !text.contains("**") && !text.contains("<td"),
+        "markup shows: {text}"
+    );
+    assert!(
+        !text.contains(PASSWORD),
+        "the rendered runbook shows a passphrase"
+    );
+    assert_eq!(seen["console_errors"], serde_json::json!([]), "{seen}");
+    assert_eq!(
+        seen["requests"],
+        serde_json::json!([]),
+        "the page is not self-contained: {seen}"
+    );
+    assert_eq!(
+        seen["overflow_px"], 0,
+        "the page is wider than a 1024 px window"
+    );
+    assert!(std::fs::metadata(&screenshot).unwrap().len() > 10_000);
+    if let Ok(keep) = std::env::var("LIFEBOAT_KEEP_SCREENSHOT") {
+        std::fs::copy(&screenshot, keep).unwrap();
+    }
+}
+
+/// Renders `page` headless in /usr/bin/chromium with tests/browser/render.js; returns
+/// what the page showed (see that script).
+fn render_in_chromium(page: &std::path::Path, screenshot: &std::path::Path) -> serde_json::Value {
+    let browser = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser");
+    assert!(
+        browser.join("node_modules/playwright-core").exists(),
+        "run `npm ci --prefix tests/browser` first (.ci/run does)"
+    );
+    let mut child = std::process::Command::new("node")
+        .arg(browser.join("render.js"))
+        .arg(page)
+        .arg(screenshot)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("node is installed");
+    // Bounded: a browser that hangs fails the test instead of holding it up.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("rendering the runbook in chromium took over 90 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "render.js failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }

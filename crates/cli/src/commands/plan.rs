@@ -371,7 +371,7 @@ fn html(markdown: &str) -> String {
         }
         out
     };
-    let mut out = String::from("<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Disaster-recovery runbook</title>\n<style>body{font-family:sans-serif;max-width:70em;margin:2em auto}table{border-collapse:collapse}td,th{border:1px solid #999;padding:.2em .5em}pre{background:#f4f4f4;padding:.5em}</style></head><body>\n");
+    let mut out = String::from("<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Disaster-recovery runbook</title>\n<meta name=\"viewport\" content=\"width=device-width\">\n<style>body{font-family:sans-serif;max-width:70em;margin:2em auto;padding:0 1em}table{border-collapse:collapse}td,th{border:1px solid #999;padding:.2em .5em}td code{overflow-wrap:anywhere}pre{background:#f4f4f4;padding:.5em;white-space:pre-wrap;overflow-wrap:anywhere}</style></head><body>\n");
     let mut lines = markdown.lines().peekable();
     while let Some(line) = lines.next() {
         if let Some(code) = line.strip_prefix("```") {
