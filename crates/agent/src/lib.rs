@@ -339,6 +339,8 @@ impl Agent {
                         target.name.clone(),
                         "--config".into(),
                         config_path.display().to_string(),
+                        "--at".into(),
+                        plan.drill_at.clone(),
                         "--json".into(),
                     ];
                     let drill = match children.run(&exe, target, &args) {

@@ -184,6 +184,43 @@ fn a_files_drill_restores_every_file() {
     let (code, report, stderr) = drill(&repo, &none, uploads.to_str().unwrap());
     assert_eq!(code, 0, "{report}\n{stderr}");
     assert_eq!(report["checks"][0]["passed"], true, "{report}");
+    // --at picks the snapshot at or before a time; before the first is a clear failure.
+    let first = repo.json(&["snapshots"])[0].clone();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    repo.backup(&[&uploads]);
+    let at_first = repo.json(&[
+        "drill",
+        uploads.to_str().unwrap(),
+        "--at",
+        first["time"].as_str().unwrap(),
+    ]);
+    assert_eq!(at_first["snapshot"], first["id"], "{at_first}");
+    assert_eq!(at_first["passed"], true);
+    let (code, before_first) = {
+        let out = repo
+            .command()
+            .args([
+                "drill",
+                uploads.to_str().unwrap(),
+                "--at",
+                "2020-01-01T00:00:00Z",
+                "--json",
+            ])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(),
+        )
+    };
+    assert_eq!(code, Some(1));
+    assert!(
+        before_first["reason"]
+            .as_str()
+            .unwrap()
+            .contains("the first is from"),
+        "{before_first}"
+    );
     // Nothing backed up under that path: a clear failure.
     let (code, report, _) = drill(&repo, &none, repo.path("elsewhere").to_str().unwrap());
     assert_eq!(code, 1);

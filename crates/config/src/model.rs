@@ -82,6 +82,8 @@ pub struct Plan {
     pub rto: Option<Duration>,
     /// When the agent drills the plan's sources.
     pub drill: Option<Schedule>,
+    /// Which restore point those drills restore: `latest` or `random`.
+    pub drill_at: String,
 }
 
 /// A retention policy (restic's forget rules); at least one rule is set.

@@ -107,6 +107,10 @@ pub(crate) struct RawPlan {
     /// When the agent runs restore drills of the plan's sources (from each target), in
     /// the same forms as `schedule`, like `every 1d`.
     pub drill: Option<Spanned<String>>,
+    /// Which restore point scheduled drills restore: `latest` (the default) or `random`
+    /// (any point in the restore window, so old restore points are proven too).
+    #[schemars(regex(pattern = r"^(latest|random)$"))]
+    pub drill_at: Option<Spanned<String>>,
 }
 
 /// A retention policy, as in restic's forget: each rule keeps snapshots, the union is kept.

@@ -28,6 +28,13 @@ fn type_errors_point_at_the_value() {
     assert_eq!((line, column), (PLAN_BODY_LINE, 14));
     assert!(message.contains("boolean"), "{message}");
 
+    let (line, column, message) = error(&plan("schedule = \"every 1h\"\ndrill_at = \"oldest\"\n"));
+    assert_eq!((line, column), (PLAN_BODY_LINE + 1, 12));
+    assert!(
+        message.contains("oldest") && message.contains("latest or random"),
+        "{message}"
+    );
+
     let (line, column, message) = error(&plan("keep = { last = -1 }\n"));
     assert_eq!((line, column), (PLAN_BODY_LINE, 17));
     assert!(message.contains("-1"), "{message}");
@@ -59,7 +66,7 @@ fn unknown_keys_are_all_reported_with_what_is_allowed() {
                 line,
                 1,
                 "unknown key \"shedule\" in [[plan]]; expected one of name, sources, targets, \
-                 schedule, continuous, keep, rpo, rto, drill"
+                 schedule, continuous, keep, rpo, rto, drill, drill_at"
                     .to_string()
             ),
             (

@@ -239,10 +239,33 @@ fn drill(
     }
     // Files: the newest snapshot holding the path (tagged by the agent, or by its paths).
     let tag = super::status::source_tag(&subject.name);
-    let snapshot = newest(repo.list_snapshots()?, |s| {
-        s.snapshot.tags.contains(&tag) || s.snapshot.paths.iter().any(|p| Path::new(p) == path)
-    })
-    .with_context(|| format!("no snapshot of {} in this repository", subject.location))?;
+    let mut snapshots: Vec<StoredSnapshot> = repo
+        .list_snapshots()?
+        .into_iter()
+        .filter(|s| {
+            s.snapshot.tags.contains(&tag) || s.snapshot.paths.iter().any(|p| Path::new(p) == path)
+        })
+        .collect();
+    snapshots.sort_by_key(|s| s.snapshot.time);
+    if snapshots.is_empty() {
+        bail!("no snapshot of {} in this repository", subject.location);
+    }
+    let snapshot = match args.at.as_str() {
+        "random" => snapshots.swap_remove(random_below(snapshots.len())),
+        at => {
+            let at = timeline::parse_time(at, Utc::now())?;
+            let first = snapshots[0].snapshot.time;
+            snapshots.retain(|s| s.snapshot.time <= at);
+            snapshots.pop().with_context(|| {
+                format!(
+                    "no snapshot of {} at or before {}: the first is from {}",
+                    subject.location,
+                    at.to_rfc3339_opts(SecondsFormat::Secs, true),
+                    first.to_rfc3339_opts(SecondsFormat::Secs, true)
+                )
+            })?
+        }
+    };
     record.restore_point = Some(snapshot.snapshot.time);
     record.snapshot = Some(snapshot.id.to_hex());
     let target: PathBuf = scratch.join("files");
@@ -408,13 +431,6 @@ impl Drop for ScratchDatabase {
             tracing::warn!("could not drop the scratch database {}: {e}", self.name);
         }
     }
-}
-
-fn newest(
-    snapshots: Vec<StoredSnapshot>,
-    wanted: impl Fn(&StoredSnapshot) -> bool,
-) -> Option<StoredSnapshot> {
-    snapshots.into_iter().filter(|s| wanted(s)).last()
 }
 
 fn passed(check: &str) -> CheckResult {

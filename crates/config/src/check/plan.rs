@@ -61,6 +61,20 @@ pub(super) fn check(
             })
             .ok()
     });
+    let drill_at = match raw.drill_at.as_ref() {
+        None => "latest".to_string(),
+        Some(text) if ["latest", "random"].contains(&text.value.as_str()) => text.value.clone(),
+        Some(text) => {
+            c.error(
+                &text.span,
+                format!(
+                    "plan {name:?}: drill_at is {:?}; it must be latest or random",
+                    text.value
+                ),
+            );
+            "latest".to_string()
+        }
+    };
 
     Some(Plan {
         name: name.clone(),
@@ -72,6 +86,7 @@ pub(super) fn check(
         rpo,
         rto,
         drill,
+        drill_at,
     })
 }
 
