@@ -196,7 +196,8 @@ pub struct RestoreArgs {
     /// holds it: its path as backed up, or a sqlite:/file: URL.
     #[arg(long, conflicts_with_all = ["snapshot", "include", "to_command"])]
     pub source: Option<String>,
-    /// With --source: RFC 3339 (2026-11-26T09:30:00Z), relative (-10m, -2h, -1d) or latest.
+    /// With --source: RFC 3339 (2026-11-26T09:30:00Z), relative (-10m, -2h, -1d), latest,
+    /// or tx:N (right after the replicated transaction N, as `timeline` lists them).
     #[arg(long, requires = "source", default_value = "latest", allow_hyphen_values = true, value_parser = restore_time)]
     pub at: String,
     /// Where to restore: a directory (or, for a command snapshot or --source, a file).
@@ -523,8 +524,17 @@ pub struct NewKeyArgs {
     pub kdf: KdfArgs,
 }
 
-/// Checks a restore time when the command line is read, so a bad one is a usage error.
+/// Checks a restore time (or `tx:N`) when the command line is read, so a bad one is a
+/// usage error.
 fn restore_time(text: &str) -> Result<String, String> {
+    if let Some(number) = text.strip_prefix("tx:") {
+        return match number.parse::<u64>() {
+            Ok(n) if n > 0 => Ok(text.to_string()),
+            _ => Err(format!(
+                "cannot read the transaction {text:?}: give tx:NUMBER, as `lifeboat timeline` lists them"
+            )),
+        };
+    }
     lifeboat_sources::timeline::parse_time(text, chrono::Utc::now())
         .map(|_| text.to_string())
         .map_err(|e| e.to_string())

@@ -396,3 +396,116 @@ fn walk_files(dir: &Path) -> usize {
         })
         .unwrap_or(0)
 }
+
+#[test]
+fn restore_to_a_transaction_stops_right_after_it_and_numbers_run_on_across_restarts() {
+    let repo = TestRepo::local();
+    let db = repo.path("app.db");
+    create_ledger(&db);
+    let stop_writing = Arc::new(AtomicBool::new(false));
+    let app = writer(&db, stop_writing.clone());
+    for _ in 0..2 {
+        let replicator = start_replicator(&repo, &db);
+        std::thread::sleep(Duration::from_millis(1200));
+        let out = stop(replicator);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    stop_writing.store(true, Ordering::Relaxed);
+    app.join().unwrap();
+
+    // Every segment names the transactions it holds; numbers run on across segments and
+    // across the restart (a new generation), never starting again at 1.
+    let (bases, timeline) = base_snapshots(&repo, &db);
+    assert_eq!(bases, 2, "{timeline}");
+    let ranges: Vec<(u64, u64)> = timeline["restore_points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["kind"] == "segment")
+        .map(|p| {
+            let t = &p["transactions"];
+            (t["first"].as_u64().unwrap(), t["last"].as_u64().unwrap())
+        })
+        .collect();
+    assert!(ranges.len() >= 4, "{timeline}");
+    assert_eq!(ranges[0].0, 1, "{timeline}");
+    for pair in ranges.windows(2) {
+        assert_eq!(
+            pair[1].0,
+            pair[0].1 + 1,
+            "a gap or a restart in the numbers: {ranges:?}"
+        );
+    }
+
+    // Inside a segment: each transaction adds exactly one to the counter, and the last
+    // one of a segment is that segment's restore point.
+    let (first, last) = *ranges
+        .iter()
+        .find(|(first, last)| last > first)
+        .expect("a segment with several transactions");
+    let at_transaction = |number: u64| {
+        let (file, restored) = restore_at(
+            &repo,
+            &db,
+            &format!("tx:{number}"),
+            &format!("tx{number}.db"),
+        );
+        assert_eq!(restored["restore_point"]["transaction"], number);
+        counter(&file)
+    };
+    let counters: Vec<i64> = (first..=last.min(first + 9)).map(at_transaction).collect();
+    for pair in counters.windows(2) {
+        assert_eq!(pair[1], pair[0] + 1, "{counters:?}");
+    }
+    let at_last = at_transaction(last);
+    assert_eq!(at_last, counters[0] + (last - first) as i64);
+    let segment_time = timeline["restore_points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["transactions"]["last"] == last)
+        .unwrap()["time"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (at_segment, _) = restore_at(&repo, &db, &segment_time, "segment.db");
+    assert_eq!(counter(&at_segment), at_last);
+
+    // Outside the window, or not a number: a clear error.
+    let beyond = format!("tx:{}", ranges.last().unwrap().1 + 1000);
+    let target = repo.path("beyond.db");
+    let err = repo.fails(
+        &[
+            "restore",
+            "--source",
+            db.to_str().unwrap(),
+            "--at",
+            &beyond,
+            "--target",
+            target.to_str().unwrap(),
+        ],
+        1,
+    );
+    assert!(
+        err.contains("not in the restore window") && err.contains("run from 1 to"),
+        "{err}"
+    );
+    assert!(!target.exists());
+    let err = repo.fails(
+        &[
+            "restore",
+            "--source",
+            db.to_str().unwrap(),
+            "--at",
+            "tx:x",
+            "--target",
+            target.to_str().unwrap(),
+        ],
+        2,
+    );
+    assert!(err.contains("cannot read the transaction"), "{err}");
+}

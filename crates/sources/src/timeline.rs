@@ -109,6 +109,60 @@ pub fn restore_point(
     target: &Path,
     progress: &dyn crate::Progress,
 ) -> Result<()> {
+    roll_forward(repo, index, points, point, None, target, progress)
+}
+
+/// Restores the state right after the stream's transaction `number`; returns the point
+/// (segment) that holds it.
+pub fn restore_transaction<'a>(
+    repo: &Repository,
+    index: &MasterIndex,
+    points: &'a [RestorePoint],
+    number: u64,
+    source: &Path,
+    target: &Path,
+    progress: &dyn crate::Progress,
+) -> Result<&'a RestorePoint> {
+    let holds = |p: &RestorePoint| {
+        p.segment
+            .as_ref()
+            .and_then(|s| s.transactions)
+            .is_some_and(|(first, last)| first <= number && number <= last)
+    };
+    let Some(point) = points.iter().find(|p| holds(p)) else {
+        let numbered = points
+            .iter()
+            .filter_map(|p| p.segment.as_ref()?.transactions);
+        let window = numbered
+            .clone()
+            .map(|r| r.0)
+            .min()
+            .zip(numbered.map(|r| r.1).max());
+        return Err(SourceError::Invalid(match window {
+            Some((first, last)) => format!(
+                "transaction {number} is not in the restore window of {}: replicated transactions run from {first} to {last}",
+                source.display()
+            ),
+            None => format!(
+                "{} has no numbered transactions in this repository (replicate it to restore to a transaction)",
+                source.display()
+            ),
+        }));
+    };
+    roll_forward(repo, index, points, point, Some(number), target, progress)?;
+    Ok(point)
+}
+
+/// [`restore_point`], stopping after transaction `upto` (in the last segment) if given.
+fn roll_forward(
+    repo: &Repository,
+    index: &MasterIndex,
+    points: &[RestorePoint],
+    point: &RestorePoint,
+    upto: Option<u64>,
+    target: &Path,
+    progress: &dyn crate::Progress,
+) -> Result<()> {
     let Some(last) = &point.segment else {
         return crate::restore::restore_file(repo, index, &point.node, target, progress);
     };
@@ -141,16 +195,31 @@ pub fn restore_point(
         previous = Some(&name.name);
         segments.push(segment);
     }
+    if let Some(segment) = segments.last() {
+        let numbers = segment.header.transaction_range();
+        if upto.is_some() && numbers != last.transactions {
+            return Err(SourceError::Invalid(format!(
+                "{}: its transaction numbers do not match its name (a misplaced object)",
+                last.name
+            )));
+        }
+    }
     crate::restore::restore_file_then(repo, index, &point.node, target, progress, |file| {
         use std::os::unix::fs::FileExt;
         let (mut page_count, mut page_size) = (0u64, 0u64);
         for segment in &segments {
             page_size = segment.header.page_size as u64;
-            for (page, data) in &segment.pages {
-                file.write_all_at(data, (*page as u64 - 1) * page_size)
-                    .map_err(|e| SourceError::io(target, e))?;
+            let numbers = segment.header.first_transaction..;
+            for (transaction, number) in segment.transactions.iter().zip(numbers) {
+                if upto.is_some_and(|n| number > n) && segment.header.seq == last.seq {
+                    break;
+                }
+                for (page, data) in &transaction.pages {
+                    file.write_all_at(data, (*page as u64 - 1) * page_size)
+                        .map_err(|e| SourceError::io(target, e))?;
+                }
+                page_count = transaction.page_count as u64;
             }
-            page_count = segment.header.page_count as u64;
         }
         file.set_len(page_count * page_size)
             .map_err(|e| SourceError::io(target, e))

@@ -151,16 +151,46 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> Result<()> {
 /// `restore --source DB --at TIME --target FILE`: the newest restore point at or before TIME.
 fn restore_source(ctx: &Context, args: &RestoreArgs, source: &str) -> Result<()> {
     let source = timeline::source_path(source)?;
-    let at = timeline::parse_time(&args.at, chrono::Utc::now())?;
+    // `tx:N`: right after the stream's transaction N (see `timeline`); else a time.
+    let transaction = match args.at.strip_prefix("tx:") {
+        Some(number) => Some(number.trim().parse::<u64>().map_err(|_| {
+            anyhow::anyhow!("cannot read the transaction {:?}: give tx:NUMBER, as `lifeboat timeline` lists them", args.at)
+        })?),
+        None => None,
+    };
+    let at = match transaction {
+        Some(_) => chrono::Utc::now(),
+        None => timeline::parse_time(&args.at, chrono::Utc::now())?,
+    };
     let repo = ctx.open()?;
     let started = Instant::now();
     let index = repo.load_index()?;
     let points = timeline::restore_points(&repo, &index, &source)?;
-    let point = timeline::choose(&points, at, &source)?;
     let target = args.target.as_ref().expect("clap requires --target");
+    let point = match transaction {
+        Some(_) => points
+            .iter()
+            .find(|p| p.segment.is_some())
+            .or(points.first()),
+        None => Some(timeline::choose(&points, at, &source)?),
+    }
+    .ok_or_else(|| {
+        anyhow::anyhow!(
+            "no restore point of {} in this repository",
+            source.display()
+        )
+    })?;
     let file = file_target(target, &point.node.name, args.force)?;
     let bar = Bar::bytes(ctx.progress_enabled(), Some(point.node.size), "restoring");
-    timeline::restore_point(&repo, &index, &points, point, &file, &bar)?;
+    let point = match transaction {
+        Some(number) => {
+            timeline::restore_transaction(&repo, &index, &points, number, &source, &file, &bar)?
+        }
+        None => {
+            timeline::restore_point(&repo, &index, &points, point, &file, &bar)?;
+            point
+        }
+    };
     bar.finish();
     let seconds = started.elapsed().as_secs_f64();
     let time = point
@@ -175,6 +205,7 @@ fn restore_source(ctx: &Context, args: &RestoreArgs, source: &str) -> Result<()>
                 "kind": point.kind(),
                 "snapshot": point.snapshot,
                 "segment": point.segment.as_ref().map(|s| s.seq),
+                "transaction": transaction,
             },
             "target": file,
             "bytes": point.node.size,
@@ -189,9 +220,12 @@ fn restore_source(ctx: &Context, args: &RestoreArgs, source: &str) -> Result<()>
         };
         let used = match &point.segment {
             Some(segment) => format!(
-                "snapshot {} + stream segments 1-{}",
+                "snapshot {} + stream segments 1-{}{}",
                 point.snapshot.short(),
-                segment.seq
+                segment.seq,
+                transaction
+                    .map(|n| format!(", up to transaction {n}"))
+                    .unwrap_or_default()
             ),
             None => format!("snapshot {}", point.snapshot.short()),
         };

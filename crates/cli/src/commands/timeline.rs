@@ -27,6 +27,7 @@ pub fn run(ctx: &Context, args: &TimelineArgs) -> Result<()> {
                 "kind": p.kind(),
                 "snapshot": p.snapshot,
                 "segment": p.segment.as_ref().map(|s| s.seq),
+                "transactions": p.segment.as_ref().and_then(|s| s.transactions).map(|(first, last)| json!({"first": first, "last": last})),
                 "bytes": p.node.size,
             })).collect::<Vec<_>>(),
         }));
@@ -48,10 +49,16 @@ pub fn run(ctx: &Context, args: &TimelineArgs) -> Result<()> {
     for point in &points {
         ctx.say(match &point.segment {
             Some(segment) => format!(
-                "  {}  segment {} on snapshot {}",
+                "  {}  segment {} on snapshot {}{}",
                 time(&point.time),
                 segment.seq,
-                point.snapshot.short()
+                point.snapshot.short(),
+                segment
+                    .transactions
+                    .map(|(first, last)| format!(
+                        "  transactions {first}-{last} (restore --at tx:N)"
+                    ))
+                    .unwrap_or_default()
             ),
             None => format!(
                 "  {}  snapshot {}  {}",

@@ -12,11 +12,10 @@
 //! restarted more than once, our own restart) the replicator re-bases: it takes a new
 //! base snapshot and starts a new generation.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use lifeboat_repo::segment::{stream_id, Segment, SegmentHeader};
+use lifeboat_repo::segment::{stream_id, Segment, SegmentHeader, Transaction};
 use lifeboat_repo::session::WriteSession;
 use lifeboat_repo::snapshot::{Snapshot, SnapshotSource, SnapshotSummary};
 use lifeboat_repo::{Id, Repository};
@@ -41,12 +40,16 @@ struct Generation {
     started: Instant,
 }
 
-/// Committed pages read from the log but not yet stored.
+/// Committed transactions read from the log but not yet stored.
 #[derive(Default)]
 struct Pending {
-    pages: BTreeMap<u32, Vec<u8>>,
-    page_count: u32,
-    transactions: u32,
+    transactions: Vec<Transaction>,
+}
+
+impl Pending {
+    fn count(&self) -> u32 {
+        self.transactions.len() as u32
+    }
 }
 
 /// What one tick did.
@@ -72,6 +75,9 @@ pub struct Replicator<'a> {
     cursor: Option<WalCursor>,
     generation: Option<Generation>,
     pending: Pending,
+    /// The stream's number for the next transaction shipped: numbers run on across
+    /// segments, generations and restarts of the replicator.
+    next_transaction: u64,
     cache: Option<&'a PageCache>,
     options: Options,
     inode: u64,
@@ -106,10 +112,19 @@ impl<'a> Replicator<'a> {
             .map_err(|e| sqlite_error(path, "reading page_size", e))?;
         let source = path.display().to_string();
         let inode = inode_of(path)?;
+        let stream = stream_id(repo.key(), &source);
+        let next_transaction = repo
+            .list_segments(&stream)?
+            .iter()
+            .filter_map(|s| s.transactions)
+            .map(|(_, last)| last + 1)
+            .max()
+            .unwrap_or(1);
         Ok(Replicator {
+            next_transaction,
             inode,
             repo,
-            stream: stream_id(repo.key(), &source),
+            stream,
             path: path.to_path_buf(),
             source,
             page_size,
@@ -134,7 +149,7 @@ impl<'a> Replicator<'a> {
         let (cursor, changes, continuity) = self.read_under_write_lock()?;
         tracing::debug!(
             "log: {continuity:?}, {} transaction(s), cursor {:?}",
-            changes.transactions,
+            changes.transactions(),
             cursor.map(|c| (c.checkpoint_seq, c.frames))
         );
         self.cursor = cursor;
@@ -161,12 +176,8 @@ impl<'a> Replicator<'a> {
             tick.rebased = Some(why.to_string());
             return Ok(tick);
         }
-        if changes.transactions > 0 {
-            self.pending.pages.extend(changes.pages);
-            self.pending.page_count = changes.page_count.unwrap_or(self.pending.page_count);
-            self.pending.transactions += changes.transactions;
-        }
-        if self.pending.transactions == 0 {
+        self.pending.transactions.extend(changes.commits);
+        if self.pending.count() == 0 {
             return Ok(tick);
         }
         match self.ship() {
@@ -174,9 +185,9 @@ impl<'a> Replicator<'a> {
             Err(e) => {
                 tracing::warn!(
                     "cannot store a segment ({e}); {} transaction(s) wait for the next tick",
-                    self.pending.transactions
+                    self.pending.count()
                 );
-                tick.waiting = self.pending.transactions;
+                tick.waiting = self.pending.count();
             }
         }
         Ok(tick)
@@ -281,7 +292,8 @@ impl<'a> Replicator<'a> {
 
     fn ship(&mut self) -> Result<(u64, u32, usize)> {
         let generation = self.generation.as_mut().expect("a base precedes segments");
-        // The pages move into the segment, and back into `pending` if it cannot be stored.
+        // The transactions move into the segment, and back into `pending` if it cannot be
+        // stored.
         let pending = std::mem::take(&mut self.pending);
         let segment = Segment {
             header: SegmentHeader {
@@ -293,23 +305,24 @@ impl<'a> Replicator<'a> {
                 previous: generation.previous.clone(),
                 time: chrono::Utc::now(),
                 page_size: self.page_size,
-                page_count: pending.page_count,
-                transactions: pending.transactions,
+                page_count: pending.transactions.last().map_or(0, |t| t.page_count),
+                transactions: pending.count(),
+                first_transaction: self.next_transaction,
             },
-            pages: pending.pages.into_iter().collect(),
+            transactions: pending.transactions,
         };
         match self.repo.save_segment(&segment) {
             Ok(name) => {
                 generation.seq += 1;
                 generation.previous = Some(name);
                 let header = &segment.header;
-                Ok((header.seq, header.transactions, segment.pages.len()))
+                self.next_transaction += header.transactions as u64;
+                let pages = segment.transactions.iter().map(|t| t.pages.len()).sum();
+                Ok((header.seq, header.transactions, pages))
             }
             Err(e) => {
                 self.pending = Pending {
-                    pages: segment.pages.into_iter().collect(),
-                    page_count: segment.header.page_count,
-                    transactions: segment.header.transactions,
+                    transactions: segment.transactions,
                 };
                 Err(e.into())
             }

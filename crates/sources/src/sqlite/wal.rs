@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use lifeboat_repo::segment::Transaction;
+
 use crate::{Result, SourceError};
 
 const HEADER_LEN: usize = 32;
@@ -45,11 +47,20 @@ impl WalCursor {
 /// What committed since a cursor.
 #[derive(Debug, Default)]
 pub struct WalChanges {
-    /// The newest committed content of every page written, by page number (1-based).
-    pub pages: BTreeMap<u32, Vec<u8>>,
+    /// Each transaction, in commit order: the database size after it and the pages it
+    /// wrote (each once, as it left them).
+    pub commits: Vec<Transaction>,
+}
+
+impl WalChanges {
+    pub fn transactions(&self) -> u32 {
+        self.commits.len() as u32
+    }
+
     /// Database size in pages after the last commit read, if any commit was read.
-    pub page_count: Option<u32>,
-    pub transactions: u32,
+    pub fn page_count(&self) -> Option<u32> {
+        self.commits.last().map(|t| t.page_count)
+    }
 }
 
 /// How a read relates to the cursor it started from.
@@ -129,20 +140,24 @@ pub fn read_committed(
         pending.push((word(0), at + FRAME_HEADER_LEN));
         let commit_size = word(4);
         if commit_size != 0 {
-            for (page, offset) in pending.drain(..) {
-                changes
-                    .pages
-                    .insert(page, bytes[offset..offset + page_size as usize].to_vec());
-            }
-            changes.page_count = Some(commit_size);
-            changes.transactions += 1;
+            // A page written twice in one transaction counts as last written; a page past
+            // the end of the database after the commit is not part of it.
+            let pages: BTreeMap<u32, usize> = pending
+                .drain(..)
+                .filter(|&(page, _)| page <= commit_size)
+                .collect();
+            changes.commits.push(Transaction {
+                page_count: commit_size,
+                pages: pages
+                    .into_iter()
+                    .map(|(page, offset)| {
+                        (page, bytes[offset..offset + page_size as usize].to_vec())
+                    })
+                    .collect(),
+            });
             cursor.frames = frame;
             cursor.checksum = checksum;
         }
-    }
-    // A smaller database drops the pages past its end.
-    if let Some(count) = changes.page_count {
-        changes.pages.retain(|&page, _| page <= count);
     }
     Ok((Some(cursor), changes, continuity))
 }
@@ -213,8 +228,8 @@ mod tests {
         .unwrap();
         let (cursor, changes, continuity) = read_committed(&db, 4096, None).unwrap();
         assert_eq!(continuity, Continuity::Unknown);
-        assert!(changes.transactions >= 1);
-        let page_count = changes.page_count.unwrap();
+        assert!(changes.transactions() >= 1);
+        let page_count = changes.page_count().unwrap();
         assert_eq!(page_count, 2);
 
         for i in 0..50 {
@@ -223,11 +238,14 @@ mod tests {
         }
         let (cursor, changes, continuity) = read_committed(&db, 4096, cursor).unwrap();
         assert_eq!(continuity, Continuity::Continued);
-        assert_eq!(changes.transactions, 50);
-        assert!(changes.pages.contains_key(&1));
+        assert_eq!(changes.transactions(), 50);
+        assert!(changes
+            .commits
+            .iter()
+            .any(|t| t.pages.iter().any(|p| p.0 == 1)));
         // Nothing new: nothing read.
         let (same, changes, _) = read_committed(&db, 4096, cursor).unwrap();
-        assert_eq!(changes.transactions, 0);
+        assert_eq!(changes.transactions(), 0);
         assert_eq!(same, cursor);
 
         // The app checkpoints and the next write restarts the log: seen as one restart.
@@ -237,7 +255,7 @@ mod tests {
             .unwrap();
         let (_, changes, continuity) = read_committed(&db, 4096, cursor).unwrap();
         assert_eq!(continuity, Continuity::Restarted);
-        assert_eq!(changes.transactions, 1);
+        assert_eq!(changes.transactions(), 1);
     }
 
     #[test]
@@ -260,7 +278,7 @@ mod tests {
         app.execute("INSERT INTO t VALUES (1)", []).unwrap();
         let (read, changes, continuity) = read_committed(&db, 4096, empty).unwrap();
         assert_eq!(
-            (continuity, changes.transactions),
+            (continuity, changes.transactions()),
             (Continuity::Restarted, 1)
         );
         drop(app);
@@ -286,6 +304,6 @@ mod tests {
         bytes[last_frame + FRAME_HEADER_LEN + 100] ^= 1;
         std::fs::write(&wal, bytes).unwrap();
         let (_, torn, _) = read_committed(&db, 4096, None).unwrap();
-        assert_eq!(torn.transactions, whole.transactions - 1);
+        assert_eq!(torn.transactions(), whole.transactions() - 1);
     }
 }
