@@ -218,9 +218,7 @@ impl SmtpServer {
         let (recorded, counted) = (mails.clone(), connections.clone());
         let acceptor = Acceptor::start(move |stream| {
             *counted.lock().unwrap() += 1;
-            if let Some(mail) = smtp_session(&stream, &behaviour) {
-                recorded.lock().unwrap().push(mail);
-            }
+            smtp_session(&stream, &behaviour, &recorded);
         });
         SmtpServer {
             acceptor,
@@ -246,18 +244,23 @@ impl SmtpServer {
     }
 }
 
-/// One SMTP conversation; the mail if one was accepted.
-fn smtp_session(stream: &TcpStream, behaviour: &SmtpBehaviour) -> Option<Mail> {
+/// One SMTP conversation. An accepted mail is recorded before the client hears "250",
+/// so a test that saw the delivery succeed always finds it (recording it after QUIT
+/// raced with the test reading it).
+fn smtp_session(
+    stream: &TcpStream,
+    behaviour: &SmtpBehaviour,
+    recorded: &Mutex<Vec<Mail>>,
+) -> Option<()> {
     let mut reader = BufReader::new(stream);
     let mut out = stream;
     let mut reply = |text: &str| out.write_all(format!("{text}\r\n").as_bytes()).ok();
     reply("220 test.invalid ESMTP ready")?;
     let mut mail = Mail::default();
-    let mut accepted = None;
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line).ok()? == 0 {
-            return accepted;
+            return Some(());
         }
         let line = line.trim_end().to_string();
         let upper = line.to_ascii_uppercase();
@@ -300,11 +303,11 @@ fn smtp_session(stream: &TcpStream, behaviour: &SmtpBehaviour) -> Option<Mail> {
                 }
                 mail.data.push_str(&data_line);
             }
-            accepted = Some(mail.clone());
+            recorded.lock().unwrap().push(mail.clone());
             reply("250 OK queued")?;
         } else if upper == "QUIT" {
             reply("221 Bye");
-            return accepted;
+            return Some(());
         } else {
             reply("500 unknown command")?;
         }
