@@ -61,6 +61,19 @@ fn start_app(db: &Path) -> (Child, String) {
     (app, url)
 }
 
+/// The example's load driver against `url`, logging acknowledged writes to `acks`.
+fn start_load(url: &str, acks: &Path, args: &[&str]) -> Child {
+    Command::new("node")
+        .args(["load.js", "--url", url])
+        .args(args)
+        .arg("--ack-log")
+        .arg(acks)
+        .current_dir(example_dir())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 #[derive(Debug)]
 struct Ack {
     op: String,
@@ -100,22 +113,11 @@ fn express_app_killed_mid_load_restores_every_acknowledged_write() {
         .spawn()
         .unwrap();
     let acks_path = repo.path("acks.jsonl");
-    let load = Command::new("node")
-        .args([
-            "load.js",
-            "--url",
-            &url,
-            "--concurrency",
-            "8",
-            "--duration-ms",
-            "60000",
-        ])
-        .arg("--ack-log")
-        .arg(&acks_path)
-        .current_dir(example_dir())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let load = start_load(
+        &url,
+        &acks_path,
+        &["--concurrency", "8", "--duration-ms", "60000"],
+    );
     std::thread::sleep(Duration::from_secs(5));
 
     // The disaster: the app dies, and the host's copy of the database with it.
@@ -303,16 +305,18 @@ fn restore_rows_brings_back_customers_deleted_through_the_app_while_it_keeps_ser
         assert!(status == 200 || status == 204, "DELETE {path}: {status}");
     }
     let acks_path = repo.path("acks.jsonl");
-    let load = Command::new("node")
-        .args(["load.js", "--url", &url, "--concurrency", "4"])
-        .args(["--duration-ms", "6000", "--rate", "300"])
-        .arg("--ack-log")
-        .arg(&acks_path)
-        .current_dir(example_dir())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let load = Running(load);
+    let load = Running(start_load(
+        &url,
+        &acks_path,
+        &[
+            "--concurrency",
+            "4",
+            "--duration-ms",
+            "6000",
+            "--rate",
+            "300",
+        ],
+    ));
     std::thread::sleep(Duration::from_millis(1500));
 
     let ids = format!("{}, {}", gone.0["id"], kept.0["id"]);

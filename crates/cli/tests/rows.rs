@@ -203,6 +203,10 @@ fn restore_rows_brings_back_deleted_rows_while_the_app_keeps_writing() {
     assert_eq!(count("SELECT count(*) FROM customers"), 3);
 }
 
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
 fn pg(url: &str, sql: &str) -> String {
     common::postgres::psql(url, sql)
 }
@@ -281,17 +285,15 @@ fn postgres_diff_matches_a_reference_and_restore_rows_puts_rows_back() {
     );
 
     // A preview changes nothing; --apply puts deleted and changed rows back, in one go.
-    let wanted = [
-        "restore-rows",
-        &url,
-        "--at",
-        &before,
-        "--table",
-        "customers",
-        "--where",
-        "id IN (3, 7, 30)",
-    ];
-    let preview = repo.json(&wanted);
+    let restore_rows = |table: &'static str, condition: &'static str, apply: bool| {
+        let mut args = vec!["restore-rows", &url, "--at", &before];
+        args.extend(["--table", table, "--where", condition]);
+        if apply {
+            args.push("--apply");
+        }
+        args.into_iter().map(String::from).collect::<Vec<String>>()
+    };
+    let preview = repo.json(&strs(&restore_rows("customers", "id IN (3, 7, 30)", false)));
     assert_eq!(preview["result"]["missing"], 2, "{preview}");
     assert_eq!(preview["result"]["different"], 1, "{preview}");
     assert_eq!(preview["result"]["applied"], false);
@@ -299,24 +301,14 @@ fn postgres_diff_matches_a_reference_and_restore_rows_puts_rows_back() {
         pg(&url, "SELECT count(*) FROM customers WHERE id IN (3, 30)"),
         "0"
     );
-    let applied = repo.json(&[&wanted[..], &["--apply"]].concat());
+    let applied = repo.json(&strs(&restore_rows("customers", "id IN (3, 7, 30)", true)));
     assert_eq!(applied["result"]["applied"], true, "{applied}");
     assert_eq!(
         pg(&url, "SELECT string_agg(id || ':' || name || ':' || coalesce(email, '-'), ',' ORDER BY id) FROM customers WHERE id IN (3, 7, 30, 51)"),
         "3:name3:c3@example.com,7:name7:c7@example.com,30:name30:c30@example.com,51:new:-"
     );
     // Identity and generated columns: the old ids come back, the generated value is computed.
-    repo.json(&[
-        "restore-rows",
-        &url,
-        "--at",
-        &before,
-        "--table",
-        "billing.invoices",
-        "--where",
-        "id = 4",
-        "--apply",
-    ]);
+    repo.json(&strs(&restore_rows("billing.invoices", "id = 4", true)));
     assert_eq!(
         pg(
             &url,
@@ -330,20 +322,7 @@ fn postgres_diff_matches_a_reference_and_restore_rows_puts_rows_back() {
         &url,
         "ALTER TABLE customers ADD COLUMN phone text; DELETE FROM customers WHERE id = 3;",
     );
-    let refused = repo.fails(
-        &[
-            "restore-rows",
-            &url,
-            "--at",
-            &before,
-            "--table",
-            "customers",
-            "--where",
-            "id = 3",
-            "--apply",
-        ],
-        1,
-    );
+    let refused = repo.fails(&strs(&restore_rows("customers", "id = 3", true)), 1);
     assert!(refused.contains("different columns"), "{refused}");
     assert_eq!(pg(&url, "SELECT count(*) FROM customers WHERE id = 3"), "0");
 

@@ -112,45 +112,51 @@ pub fn restore_point(
     roll_forward(repo, index, points, point, None, target, progress)
 }
 
-/// Restores the state right after the stream's transaction `number`; returns the point
-/// (segment) that holds it.
-pub fn restore_transaction<'a>(
-    repo: &Repository,
-    index: &MasterIndex,
+/// The point (segment) that holds the stream's transaction `number`; an error that gives
+/// the numbered window otherwise.
+pub fn choose_transaction<'a>(
     points: &'a [RestorePoint],
     number: u64,
     source: &Path,
+) -> Result<&'a RestorePoint> {
+    let numbered = || {
+        points
+            .iter()
+            .filter_map(|p| Some((p, p.segment.as_ref()?.transactions?)))
+    };
+    if let Some((point, _)) =
+        numbered().find(|(_, (first, last))| (*first..=*last).contains(&number))
+    {
+        return Ok(point);
+    }
+    let window = numbered()
+        .map(|(_, r)| r.0)
+        .min()
+        .zip(numbered().map(|(_, r)| r.1).max());
+    Err(SourceError::Invalid(match window {
+        Some((first, last)) => format!(
+            "transaction {number} is not in the restore window of {}: replicated transactions run from {first} to {last}",
+            source.display()
+        ),
+        None => format!(
+            "{} has no numbered transactions in this repository (replicate it to restore to a transaction)",
+            source.display()
+        ),
+    }))
+}
+
+/// Restores the state right after the stream's transaction `number`, which `point`
+/// (from [`choose_transaction`]) holds.
+pub fn restore_transaction(
+    repo: &Repository,
+    index: &MasterIndex,
+    points: &[RestorePoint],
+    point: &RestorePoint,
+    number: u64,
     target: &Path,
     progress: &dyn crate::Progress,
-) -> Result<&'a RestorePoint> {
-    let holds = |p: &RestorePoint| {
-        p.segment
-            .as_ref()
-            .and_then(|s| s.transactions)
-            .is_some_and(|(first, last)| first <= number && number <= last)
-    };
-    let Some(point) = points.iter().find(|p| holds(p)) else {
-        let numbered = points
-            .iter()
-            .filter_map(|p| p.segment.as_ref()?.transactions);
-        let window = numbered
-            .clone()
-            .map(|r| r.0)
-            .min()
-            .zip(numbered.map(|r| r.1).max());
-        return Err(SourceError::Invalid(match window {
-            Some((first, last)) => format!(
-                "transaction {number} is not in the restore window of {}: replicated transactions run from {first} to {last}",
-                source.display()
-            ),
-            None => format!(
-                "{} has no numbered transactions in this repository (replicate it to restore to a transaction)",
-                source.display()
-            ),
-        }));
-    };
-    roll_forward(repo, index, points, point, Some(number), target, progress)?;
-    Ok(point)
+) -> Result<()> {
+    roll_forward(repo, index, points, point, Some(number), target, progress)
 }
 
 /// [`restore_point`], stopping after transaction `upto` (in the last segment) if given.

@@ -191,16 +191,18 @@ fn drill(
 ) -> Result<()> {
     if let Some(url) = DatabaseUrl::parse(&subject.location) {
         let url = url?;
+        let snapshots = subject.repo.list_snapshots()?;
+        let dumps = dumps_of(&snapshots, subject, &url);
         let physical = args.physical
             || (url.engine == Engine::Postgres
-                && dumps_of(subject, &url)?.is_empty()
-                && super::drill_cluster::has_base_backups(subject, &url)?);
+                && dumps.is_empty()
+                && super::drill_cluster::has_base_backups(&snapshots, &url));
         if physical {
             return super::drill_cluster::drill_physical(
-                ctx, subject, args, &url, scratch, record, started,
+                ctx, subject, args, &url, &snapshots, scratch, record, started,
             );
         }
-        return drill_database(subject, args, &url, record, started);
+        return drill_database(subject, args, &url, dumps, record, started);
     }
     let path = timeline::source_path(&subject.location)?;
     let repo = &subject.repo;
@@ -239,33 +241,15 @@ fn drill(
     }
     // Files: the newest snapshot holding the path (tagged by the agent, or by its paths).
     let tag = super::status::source_tag(&subject.name);
-    let mut snapshots: Vec<StoredSnapshot> = repo
+    let snapshots: Vec<StoredSnapshot> = repo
         .list_snapshots()?
         .into_iter()
         .filter(|s| {
             s.snapshot.tags.contains(&tag) || s.snapshot.paths.iter().any(|p| Path::new(p) == path)
         })
         .collect();
-    snapshots.sort_by_key(|s| s.snapshot.time);
-    if snapshots.is_empty() {
-        bail!("no snapshot of {} in this repository", subject.location);
-    }
-    let snapshot = match args.at.as_str() {
-        "random" => snapshots.swap_remove(random_below(snapshots.len())),
-        at => {
-            let at = timeline::parse_time(at, Utc::now())?;
-            let first = snapshots[0].snapshot.time;
-            snapshots.retain(|s| s.snapshot.time <= at);
-            snapshots.pop().with_context(|| {
-                format!(
-                    "no snapshot of {} at or before {}: the first is from {}",
-                    subject.location,
-                    at.to_rfc3339_opts(SecondsFormat::Secs, true),
-                    first.to_rfc3339_opts(SecondsFormat::Secs, true)
-                )
-            })?
-        }
-    };
+    let what = format!("snapshot of {}", subject.location);
+    let snapshot = pick(snapshots, Pick::parse(&args.at)?, &what)?;
     record.restore_point = Some(snapshot.snapshot.time);
     record.snapshot = Some(snapshot.id.to_hex());
     let target: PathBuf = scratch.join("files");
@@ -290,20 +274,12 @@ fn drill_database(
     subject: &Subject,
     args: &DrillArgs,
     url: &DatabaseUrl,
+    dumps: Vec<StoredSnapshot>,
     record: &mut DrillRecord,
     started: Instant,
 ) -> Result<()> {
-    // The newest dump at or before --at (latest by default), or any one of them.
-    let snapshot = match args.at.as_str() {
-        "random" => {
-            let mut dumps = dumps_of(subject, url)?;
-            if dumps.is_empty() {
-                bail!("no dump of {} in this repository", url.redacted());
-            }
-            dumps.swap_remove(random_below(dumps.len()))
-        }
-        at => dump_at(subject, url, timeline::parse_time(at, Utc::now())?)?,
-    };
+    let what = format!("dump of {}", url.redacted());
+    let snapshot = pick(dumps, Pick::parse(&args.at)?, &what)?;
     record.restore_point = Some(snapshot.snapshot.time);
     record.snapshot = Some(snapshot.id.to_hex());
     let scratch = ScratchDatabase::restore(&subject.repo, &snapshot, url, "drill")?;
@@ -327,22 +303,60 @@ fn drill_database(
     Ok(())
 }
 
-/// Every dump of `url`'s server (a snapshot of that server, or one tagged with the
-/// source's name), oldest first.
-fn dumps_of(subject: &Subject, url: &DatabaseUrl) -> Result<Vec<StoredSnapshot>> {
+/// Which of a source's snapshots a drill (or a row-level command) restores.
+enum Pick {
+    Random,
+    /// The newest at or before this time (`latest` is now).
+    AtOrBefore(DateTime<Utc>),
+}
+
+impl Pick {
+    fn parse(at: &str) -> Result<Pick> {
+        Ok(match at {
+            "random" => Pick::Random,
+            at => Pick::AtOrBefore(timeline::parse_time(at, Utc::now())?),
+        })
+    }
+}
+
+/// The snapshot `pick` names among `snapshots` (any order); `what` names them in errors.
+fn pick(mut snapshots: Vec<StoredSnapshot>, pick: Pick, what: &str) -> Result<StoredSnapshot> {
+    snapshots.sort_by_key(|s| s.snapshot.time);
+    let Some(first) = snapshots.first().map(|s| s.snapshot.time) else {
+        bail!("no {what} in this repository");
+    };
+    match pick {
+        Pick::Random => Ok(snapshots.swap_remove(random_below(snapshots.len()))),
+        Pick::AtOrBefore(at) => {
+            snapshots.retain(|s| s.snapshot.time <= at);
+            snapshots.pop().with_context(|| {
+                format!(
+                    "no {what} at or before {}: the first is from {}",
+                    at.to_rfc3339_opts(SecondsFormat::Secs, true),
+                    first.to_rfc3339_opts(SecondsFormat::Secs, true)
+                )
+            })
+        }
+    }
+}
+
+/// The dumps of `url`'s server among `snapshots`: snapshots of that server, or ones
+/// tagged with the source's name.
+fn dumps_of(
+    snapshots: &[StoredSnapshot],
+    subject: &Subject,
+    url: &DatabaseUrl,
+) -> Vec<StoredSnapshot> {
     let tag = super::status::source_tag(&subject.name);
     let server = url.server();
-    let mut dumps: Vec<StoredSnapshot> = subject
-        .repo
-        .list_snapshots()?
-        .into_iter()
+    snapshots
+        .iter()
         .filter(|s| {
             matches!(&s.snapshot.source, SnapshotSource::Database(d) if d.server == server)
                 || s.snapshot.tags.contains(&tag)
         })
-        .collect();
-    dumps.sort_by_key(|s| s.snapshot.time);
-    Ok(dumps)
+        .cloned()
+        .collect()
 }
 
 /// The newest dump of `url`'s database at or before `at`.
@@ -351,18 +365,12 @@ pub(crate) fn dump_at(
     url: &DatabaseUrl,
     at: DateTime<Utc>,
 ) -> Result<StoredSnapshot> {
-    let mut dumps = dumps_of(subject, url)?;
-    let first = dumps.first().map(|s| s.snapshot.time);
-    dumps.retain(|s| s.snapshot.time <= at);
-    dumps.pop().with_context(|| match first {
-        Some(first) => format!(
-            "no dump of {} at or before {}: the first is from {}",
-            url.redacted(),
-            at.to_rfc3339_opts(SecondsFormat::Secs, true),
-            first.to_rfc3339_opts(SecondsFormat::Secs, true)
-        ),
-        None => format!("no dump of {} in this repository", url.redacted()),
-    })
+    let dumps = dumps_of(&subject.repo.list_snapshots()?, subject, url);
+    pick(
+        dumps,
+        Pick::AtOrBefore(at),
+        &format!("dump of {}", url.redacted()),
+    )
 }
 
 /// A database dump restored into a scratch database beside the source's (same server),

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use chrono::{SecondsFormat, Utc};
+use lifeboat_repo::snapshot::{PgBaseBackup, StoredSnapshot};
 use lifeboat_sources::database_url::DatabaseUrl;
 use lifeboat_sources::postgres::recovery::{self, RecoverySettings, RecoveryTarget};
 use lifeboat_sources::postgres::Psql;
@@ -18,13 +19,21 @@ use crate::context::Context;
 /// Replaying a day of WAL can take a while; a drill that takes longer has failed.
 const RECOVERY_TIMEOUT: Duration = Duration::from_secs(3600);
 
-/// Whether the repository holds base backups of `url`'s server.
-pub fn has_base_backups(subject: &Subject, url: &DatabaseUrl) -> Result<bool> {
-    let snapshots = subject.repo.list_snapshots()?;
+/// The base backups of `url`'s server among `snapshots`.
+fn base_backups_of<'a>(
+    snapshots: &'a [StoredSnapshot],
+    url: &DatabaseUrl,
+) -> Vec<(&'a StoredSnapshot, &'a PgBaseBackup)> {
     let server = url.server();
-    Ok(recovery::base_backups(&snapshots, None)
-        .iter()
-        .any(|(_, meta)| meta.server == server))
+    recovery::base_backups(snapshots, None)
+        .into_iter()
+        .filter(|(_, meta)| meta.server == server)
+        .collect()
+}
+
+/// Whether `snapshots` hold base backups of `url`'s server.
+pub fn has_base_backups(snapshots: &[StoredSnapshot], url: &DatabaseUrl) -> bool {
+    !base_backups_of(snapshots, url).is_empty()
 }
 
 /// A cluster started by the drill: stopped when dropped (its directory goes with the
@@ -44,23 +53,20 @@ impl Drop for RunningCluster {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn drill_physical(
     ctx: &Context,
     subject: &Subject,
     args: &DrillArgs,
     url: &DatabaseUrl,
+    snapshots: &[StoredSnapshot],
     scratch: &Path,
     record: &mut DrillRecord,
     started: Instant,
 ) -> Result<()> {
-    let snapshots = subject.repo.list_snapshots()?;
-    let server = url.server();
-    let bases: Vec<_> = recovery::base_backups(&snapshots, None)
-        .into_iter()
-        .filter(|(_, meta)| meta.server == server)
-        .collect();
+    let bases = base_backups_of(snapshots, url);
     let Some(oldest) = bases.iter().map(|(_, meta)| meta.finished).min() else {
-        bail!("no base backup of {server} in this repository");
+        bail!("no base backup of {} in this repository", url.server());
     };
     let target = match args.at.as_str() {
         // Any moment the archive can recover to: from the end of the oldest base backup.

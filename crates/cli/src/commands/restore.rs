@@ -151,13 +151,9 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> Result<()> {
 /// `restore --source DB --at TIME --target FILE`: the newest restore point at or before TIME.
 fn restore_source(ctx: &Context, args: &RestoreArgs, source: &str) -> Result<()> {
     let source = timeline::source_path(source)?;
-    // `tx:N`: right after the stream's transaction N (see `timeline`); else a time.
-    let transaction = match args.at.strip_prefix("tx:") {
-        Some(number) => Some(number.trim().parse::<u64>().map_err(|_| {
-            anyhow::anyhow!("cannot read the transaction {:?}: give tx:NUMBER, as `lifeboat timeline` lists them", args.at)
-        })?),
-        None => None,
-    };
+    // `tx:N` (checked when the command line was read): right after the stream's
+    // transaction N, as `timeline` lists them; else a time.
+    let transaction: Option<u64> = args.at.strip_prefix("tx:").and_then(|n| n.parse().ok());
     let at = match transaction {
         Some(_) => chrono::Utc::now(),
         None => timeline::parse_time(&args.at, chrono::Utc::now())?,
@@ -166,31 +162,19 @@ fn restore_source(ctx: &Context, args: &RestoreArgs, source: &str) -> Result<()>
     let started = Instant::now();
     let index = repo.load_index()?;
     let points = timeline::restore_points(&repo, &index, &source)?;
-    let target = args.target.as_ref().expect("clap requires --target");
     let point = match transaction {
-        Some(_) => points
-            .iter()
-            .find(|p| p.segment.is_some())
-            .or(points.first()),
-        None => Some(timeline::choose(&points, at, &source)?),
-    }
-    .ok_or_else(|| {
-        anyhow::anyhow!(
-            "no restore point of {} in this repository",
-            source.display()
-        )
-    })?;
+        Some(number) => timeline::choose_transaction(&points, number, &source)?,
+        None => timeline::choose(&points, at, &source)?,
+    };
+    let target = args.target.as_ref().expect("clap requires --target");
     let file = file_target(target, &point.node.name, args.force)?;
     let bar = Bar::bytes(ctx.progress_enabled(), Some(point.node.size), "restoring");
-    let point = match transaction {
+    match transaction {
         Some(number) => {
-            timeline::restore_transaction(&repo, &index, &points, number, &source, &file, &bar)?
+            timeline::restore_transaction(&repo, &index, &points, point, number, &file, &bar)?
         }
-        None => {
-            timeline::restore_point(&repo, &index, &points, point, &file, &bar)?;
-            point
-        }
-    };
+        None => timeline::restore_point(&repo, &index, &points, point, &file, &bar)?,
+    }
     bar.finish();
     let seconds = started.elapsed().as_secs_f64();
     let time = point
