@@ -15,6 +15,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::{Result, SourceError};
 
+pub mod changes;
 pub mod page_cache;
 pub mod pages;
 pub mod replicate;

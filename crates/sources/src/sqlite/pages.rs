@@ -15,9 +15,6 @@ use rusqlite::{Connection, OpenFlags};
 use super::{consistent_copy, sqlite_error, ConsistentCopy};
 use crate::{Result, SourceError};
 
-/// Pages handed over per batch: 1 MiB of 4 KiB pages.
-const BATCH_BYTES: usize = 1024 * 1024;
-
 enum Reader {
     /// Rollback journal: the file, stable while the shared lock is held.
     File(std::fs::File),
@@ -90,12 +87,33 @@ impl PageScan {
         Ok(scan)
     }
 
-    /// Calls `each` with batches of whole pages, in page order, starting at page 0. The
-    /// batch is a buffer `each` may take, leaving another in its place (of any length):
-    /// recycling buffers spares the kernel zeroing a fresh megabyte for every batch.
-    pub fn read(&self, mut each: impl FnMut(u32, &mut Vec<u8>) -> Result<()>) -> Result<()> {
+    /// The file that holds the pinned state's pages at their offsets, when there is one
+    /// (rollback-journal mode, or a scratch copy): it may be read at any offset from any
+    /// thread while this scan lives. `None` in WAL mode, where [`PageScan::read`] goes
+    /// through SQLite's pager.
+    pub fn file(&self) -> Option<&std::fs::File> {
+        match &self.reader {
+            Reader::File(file) => Some(file),
+            Reader::Copy(copy) => Some(copy.file.as_file()),
+            Reader::DbPage => None,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Calls `each` with batches of `per_batch` whole pages (fewer in the last), in page
+    /// order, starting at page 0. The batch is a buffer `each` may take, leaving another
+    /// in its place (of any length): recycling buffers spares the kernel zeroing a fresh
+    /// one for every batch.
+    pub fn read(
+        &self,
+        per_batch: u32,
+        mut each: impl FnMut(u32, &mut Vec<u8>) -> Result<()>,
+    ) -> Result<()> {
         let page_size = self.page_size as usize;
-        let per_batch = (BATCH_BYTES / page_size).max(1) as u32;
+        let per_batch = per_batch.max(1);
         let mut buffer = Vec::new();
         match &self.reader {
             Reader::File(file) => self.read_file(file, &mut buffer, per_batch, &mut each),
@@ -204,7 +222,7 @@ mod tests {
 
     fn pages_of(scan: &PageScan) -> Vec<u8> {
         let mut all = Vec::new();
-        scan.read(|first, batch| {
+        scan.read(7, |first, batch| {
             assert_eq!(all.len(), first as usize * scan.page_size as usize);
             // Taking the buffer leaves an empty one: the reader must size it again.
             all.extend(std::mem::take(batch));

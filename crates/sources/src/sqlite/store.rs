@@ -1,8 +1,8 @@
 //! Backing up a database page by page: full the first time, only changed pages after.
 //!
-//! Pages are read from one committed state ([`PageScan`]) and hashed on a reader thread.
-//! A page whose hash matches the local cache for the parent snapshot's page map keeps
-//! the parent's location; every other page goes into a new blob with the other new
+//! Pages are read from one committed state ([`PageScan`]) and compared with the local
+//! cache of the parent's page hashes on every core ([`scan_changes`]). A page whose hash
+//! matches the cache for the parent snapshot's page map keeps the parent's location; every other page goes into a new blob with the other new
 //! pages of this backup, [`GROUP_BYTES`] at a time. With no usable cache every page is
 //! new, and the blobs hold aligned runs of pages, so unchanged runs still deduplicate by
 //! blob id against earlier full backups.
@@ -14,9 +14,10 @@ use lifeboat_repo::pagemap::{PageMap, PageMapBuilder, PageRef, GROUP_BYTES};
 use lifeboat_repo::session::WriteSession;
 use lifeboat_repo::Id;
 
+use super::changes::scan_changes;
 use super::page_cache::{CachedPages, PageCache, PageHash};
 use super::pages::PageScan;
-use crate::{Progress, Result, SourceError};
+use crate::{Progress, Result};
 
 /// What one database backup stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,37 +67,36 @@ pub fn store_database(
     let mut group = Vec::with_capacity(group_pages * page_size as usize);
     let mut group_ids: Vec<Id> = Vec::new();
     let mut changed = 0u32;
-    read_hashed(scan, cache, |batch, batch_hashes| {
-        for (i, page) in batch.chunks_exact(page_size as usize).enumerate() {
-            let number = locations.len();
-            let unchanged = previous.as_ref().is_some_and(|p| {
-                p.pages.get(number).is_some()
-                    && p.hashes.get(number).is_some()
-                    && p.hashes.get(number) == batch_hashes.get(i)
+    let previous_hashes = previous.as_ref().map(|p| &p.hashes[..]);
+    scan_changes(scan, cache, previous_hashes, |batch| {
+        let mut changed_pages = batch
+            .changed
+            .iter()
+            .zip(batch.data.chunks_exact(page_size as usize))
+            .peekable();
+        for offset in 0..batch.pages {
+            let Some((_, page)) = changed_pages.next_if(|(o, _)| **o == offset) else {
+                locations.push(Location::Parent);
+                continue;
+            };
+            changed += 1;
+            let number = group_ids.len() as u32;
+            group.extend_from_slice(page);
+            let slot = (group.len() / page_size as usize - 1) as u32;
+            if group.len() == group_pages * page_size as usize {
+                let full = std::mem::replace(
+                    &mut group,
+                    Vec::with_capacity(group_pages * page_size as usize),
+                );
+                group_ids.push(session.store_blob(BlobKind::Data, full)?);
+            }
+            locations.push(Location::NewGroup {
+                group: number,
+                slot,
             });
-            locations.push(match unchanged {
-                true => Location::Parent,
-                false => {
-                    changed += 1;
-                    let number = group_ids.len() as u32;
-                    group.extend_from_slice(page);
-                    let slot = (group.len() / page_size as usize - 1) as u32;
-                    if group.len() == group_pages * page_size as usize {
-                        let full = std::mem::replace(
-                            &mut group,
-                            Vec::with_capacity(group_pages * page_size as usize),
-                        );
-                        group_ids.push(session.store_blob(BlobKind::Data, full)?);
-                    }
-                    Location::NewGroup {
-                        group: number,
-                        slot,
-                    }
-                }
-            });
-            hashes.extend(batch_hashes.get(i));
         }
-        progress.bytes(batch.len() as u64);
+        hashes.extend_from_slice(&batch.hashes);
+        progress.bytes(batch.pages as u64 * page_size as u64);
         Ok(())
     })?;
     if !group.is_empty() {
@@ -144,83 +144,6 @@ pub fn store_database(
         pages: map.page_count,
         changed_pages: changed,
         incremental: previous.is_some(),
-    })
-}
-
-/// Reads every page of `scan` and hands batches with their page hashes to `each`, in
-/// page order. One thread reads, the others hash, and `each` runs on the calling thread;
-/// batch buffers go back to the reader once `each` is done with them.
-///
-/// Batches go round-robin to the hashers, each with its own small queues, and come back
-/// in the same rotation: order is kept without a reorder buffer, so a hasher that falls
-/// behind holds the others up instead of letting finished batches pile up in memory.
-/// Batches (1 MiB each) queued before and after each hasher: enough slack that a hasher
-/// the scheduler pauses for a moment does not stall the pipeline.
-const QUEUE: usize = 2;
-
-fn read_hashed(
-    scan: PageScan,
-    cache: Option<&PageCache>,
-    mut each: impl FnMut(&[u8], &[PageHash]) -> Result<()>,
-) -> Result<()> {
-    let page_size = scan.page_size as usize;
-    let hashers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
-        .clamp(1, 4);
-    let (mut to_hashers, mut from_hashers) = (Vec::new(), Vec::new());
-    let mut queues = Vec::new();
-    for _ in 0..hashers {
-        let (raw_tx, raw_rx) = crossbeam_channel::bounded::<Vec<u8>>(QUEUE);
-        let (hashed_tx, hashed_rx) = crossbeam_channel::bounded::<(Vec<u8>, Vec<PageHash>)>(QUEUE);
-        to_hashers.push(raw_tx);
-        from_hashers.push(hashed_rx);
-        queues.push((raw_rx, hashed_tx));
-    }
-    let (free_tx, free_rx) = crossbeam_channel::unbounded::<Vec<u8>>();
-    let stopped = || SourceError::Invalid("the page pipeline stopped".into());
-    std::thread::scope(|scope| -> Result<()> {
-        let reader = scope.spawn(move || {
-            let mut sequence = 0usize;
-            scan.read(|_, batch| {
-                let full = std::mem::replace(batch, free_rx.try_recv().unwrap_or_default());
-                sequence += 1;
-                to_hashers[(sequence - 1) % hashers]
-                    .send(full)
-                    .map_err(|_| stopped())
-            })
-        });
-        for (raw_rx, hashed_tx) in queues {
-            scope.spawn(move || {
-                for batch in raw_rx {
-                    let hashes = match cache {
-                        Some(cache) => batch
-                            .chunks_exact(page_size)
-                            .map(|page| cache.hash_page(page))
-                            .collect(),
-                        None => Vec::new(),
-                    };
-                    if hashed_tx.send((batch, hashes)).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-        let consumed = (|| -> Result<()> {
-            // The reader is done when the next hasher in the rotation has nothing more.
-            for turn in 0.. {
-                let Ok((batch, hashes)) = from_hashers[turn % hashers].recv() else {
-                    return Ok(());
-                };
-                each(&batch, &hashes)?;
-                let _ = free_tx.send(batch);
-            }
-            Ok(())
-        })();
-        // Dropping the receivers unblocks the hashers and the reader after a failure.
-        drop(from_hashers);
-        let read = reader.join().expect("page reader thread panicked");
-        consumed.and(read)
     })
 }
 
