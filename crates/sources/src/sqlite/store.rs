@@ -11,7 +11,7 @@ use std::path::Path;
 
 use lifeboat_repo::pack::BlobKind;
 use lifeboat_repo::pagemap::{PageMap, PageMapBuilder, PageRef, GROUP_BYTES};
-use lifeboat_repo::session::WriteSession;
+use lifeboat_repo::session::{Effort, WriteSession};
 use lifeboat_repo::Id;
 
 use super::changes::scan_changes;
@@ -68,6 +68,12 @@ pub fn store_database(
     let mut group_ids: Vec<Id> = Vec::new();
     let mut changed = 0u32;
     let previous_hashes = previous.as_ref().map(|p| &p.hashes[..]);
+    // An increment is compressed fast (see `Effort::Fast`); a full backup, the bulk of
+    // the repository, at the repository's level.
+    let effort = match previous {
+        Some(_) => Effort::Fast,
+        None => Effort::Default,
+    };
     scan_changes(scan, cache, previous_hashes, |batch| {
         let mut changed_pages = batch
             .changed
@@ -88,7 +94,7 @@ pub fn store_database(
                     &mut group,
                     Vec::with_capacity(group_pages * page_size as usize),
                 );
-                group_ids.push(session.store_blob(BlobKind::Data, full)?);
+                group_ids.push(session.store_blob_with(BlobKind::Data, full, effort)?);
             }
             locations.push(Location::NewGroup {
                 group: number,
@@ -100,7 +106,11 @@ pub fn store_database(
         Ok(())
     })?;
     if !group.is_empty() {
-        group_ids.push(session.store_blob(BlobKind::Data, std::mem::take(&mut group))?);
+        group_ids.push(session.store_blob_with(
+            BlobKind::Data,
+            std::mem::take(&mut group),
+            effort,
+        )?);
     }
 
     let mut builder = PageMapBuilder::new(page_size);
