@@ -10,7 +10,7 @@ pub fn kdf_params(args: &KdfArgs) -> KdfParams {
     KdfParams {
         memory_kib: args.kdf_memory_mib.saturating_mul(1024),
         iterations: args.kdf_iterations,
-        parallelism: 1,
+        parallelism: KdfParams::default().parallelism,
     }
 }
 
