@@ -55,7 +55,9 @@ impl PageCache {
     }
 
     pub fn hash_page(&self, page: &[u8]) -> PageHash {
-        xxhash_rust::xxh3::xxh3_128_with_secret(page, &self.secret).to_le_bytes()
+        twox_hash::XxHash3_128::oneshot_with_secret(&self.secret, page)
+            .expect("the secret is longer than XXH3's minimum")
+            .to_le_bytes()
     }
 
     fn file_for(&self, database: &Path) -> PathBuf {
