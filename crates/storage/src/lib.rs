@@ -245,6 +245,10 @@ impl Storage {
     }
 
     pub fn read(&self, name: &str) -> Result<Vec<u8>> {
+        if let Some(root) = &self.local_root {
+            return std::fs::read(local_path(root, name))
+                .map_err(|e| self.local_error("read", name, e));
+        }
         self.runtime
             .block_on(self.pick_by_name(name).read(name))
             .map(|b| b.to_vec())
@@ -253,6 +257,24 @@ impl Storage {
 
     /// Reads `len` bytes at `offset`. A short object is an error, not a short read.
     pub fn read_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let truncated = |got: String| StorageError::Truncated {
+            location: self.location.to_string(),
+            path: name.to_string(),
+            detail: format!("wanted {len} bytes at offset {offset}, got {got}"),
+        };
+        if let Some(root) = &self.local_root {
+            let file = std::fs::File::open(local_path(root, name))
+                .map_err(|e| self.local_error("read", name, e))?;
+            let mut bytes = vec![0; len as usize];
+            return match std::os::unix::fs::FileExt::read_exact_at(&file, &mut bytes, offset) {
+                Ok(()) => Ok(bytes),
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+                    Err(truncated(size.saturating_sub(offset).min(len).to_string()))
+                }
+                Err(e) => Err(self.local_error("read", name, e)),
+            };
+        }
         let bytes = self
             .runtime
             .block_on(async {
@@ -264,11 +286,7 @@ impl Storage {
             .map(|b| b.to_vec())
             .map_err(|e| self.error("read", name, e))?;
         if bytes.len() as u64 != len {
-            return Err(StorageError::Truncated {
-                location: self.location.to_string(),
-                path: name.to_string(),
-                detail: format!("wanted {len} bytes at offset {offset}, got {}", bytes.len()),
-            });
+            return Err(truncated(bytes.len().to_string()));
         }
         Ok(bytes)
     }
@@ -379,6 +397,26 @@ impl Storage {
             .map_err(|e| self.error("delete", name, e))
     }
 
+    /// [`Storage::error`] for the reads that go straight to a local directory.
+    fn local_error(&self, op: &'static str, path: &str, e: std::io::Error) -> StorageError {
+        let location = self.location.to_string();
+        let path = path.to_string();
+        match e.kind() {
+            std::io::ErrorKind::NotFound => StorageError::NotFound { location, path },
+            std::io::ErrorKind::PermissionDenied => StorageError::PermissionDenied {
+                location,
+                path,
+                detail: e.to_string(),
+            },
+            _ => StorageError::Failed {
+                location,
+                op,
+                path,
+                detail: e.to_string(),
+            },
+        }
+    }
+
     fn error(&self, op: &'static str, path: &str, e: opendal::Error) -> StorageError {
         let location = self.location.to_string();
         let path = path.to_string();
@@ -402,6 +440,14 @@ impl Storage {
             },
         }
     }
+}
+
+/// Where object `name` of a local repository lives. Reads go there directly: OpenDAL's
+/// filesystem reader zero-fills a fresh 4 MiB buffer for every read, whatever the object's
+/// size, and hops to a blocking thread (measured: 3,500 page faults, 14 MiB of zeroing, to
+/// load a small repository's index; fresh memory costs 0.6 ms/MiB on a VM).
+fn local_path(root: &std::path::Path, name: &str) -> std::path::PathBuf {
+    root.join(name.trim_start_matches('/'))
 }
 
 /// OpenDAL's messages carry a lot of context over several lines; people need the cause.
@@ -441,7 +487,18 @@ mod tests {
         storage.write("config", b"c".to_vec()).unwrap();
         assert_eq!(storage.read("data/ab/abcdef").unwrap(), b"hello");
         assert_eq!(storage.read_range("data/cd/cdef01", 1, 3).unwrap(), b"orl");
-        assert!(storage.read_range("data/cd/cdef01", 4, 10).is_err());
+        // Past the end is damage (a truncated object), not a missing one.
+        let err = storage.read_range("data/cd/cdef01", 4, 10).unwrap_err();
+        assert!(err.is_damage() && !err.is_not_found(), "{err}");
+        assert!(err.to_string().contains("got 2"), "{err}");
+        let err = storage.read_range("data/cd/missing", 0, 1).unwrap_err();
+        assert!(err.is_not_found(), "{err}");
+        // A directory where an object should be is a failure that names it.
+        let err = storage.read("data/cd").unwrap_err();
+        assert!(
+            !err.is_damage() && err.to_string().contains("data/cd"),
+            "{err}"
+        );
         let listed = storage.list("data").unwrap();
         assert_eq!(
             listed,
