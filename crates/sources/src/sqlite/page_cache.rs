@@ -70,8 +70,7 @@ impl PageCache {
 
     /// The cached hashes for `database`, if a whole, undamaged cache file exists.
     pub fn load(&self, database: &Path) -> Option<CachedPages> {
-        let bytes = std::fs::read(self.file_for(database)).ok()?;
-        decode(&bytes)
+        read(&mut std::fs::File::open(self.file_for(database)).ok()?)
     }
 
     /// Replaces the cache for `database`; a failure is logged, as it only costs speed.
@@ -79,7 +78,7 @@ impl PageCache {
         let path = self.file_for(database);
         let result = std::fs::create_dir_all(&self.dir).and_then(|_| {
             let mut temp = tempfile::NamedTempFile::new_in(&self.dir)?;
-            std::io::Write::write_all(&mut temp, &encode(pages))?;
+            write(&mut temp, pages)?;
             temp.persist(&path).map(|_| ()).map_err(|e| e.error)
         });
         if let Err(e) = result {
@@ -88,41 +87,59 @@ impl PageCache {
     }
 }
 
-fn encode(pages: &CachedPages) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_LEN + pages.hashes.len() * 16 + 32);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&pages.page_size.to_le_bytes());
-    out.extend_from_slice(&(pages.hashes.len() as u32).to_le_bytes());
-    out.extend_from_slice(&pages.map_digest);
-    for hash in &pages.hashes {
-        out.extend_from_slice(hash);
-    }
-    let checksum = blake3::hash(&out);
-    out.extend_from_slice(checksum.as_bytes());
-    out
+// The hashes go between the file and their own vector directly, without a second buffer
+// of the whole file: a gigabyte's cache is 4 MiB, and fresh memory costs 0.6 ms/MiB on a
+// VM, on the serial start and end of every incremental backup.
+
+fn header(pages: &CachedPages) -> [u8; HEADER_LEN] {
+    let mut header = [0u8; HEADER_LEN];
+    header[..8].copy_from_slice(MAGIC);
+    header[8..12].copy_from_slice(&pages.page_size.to_le_bytes());
+    header[12..16].copy_from_slice(&(pages.hashes.len() as u32).to_le_bytes());
+    header[16..].copy_from_slice(&pages.map_digest);
+    header
 }
 
-fn decode(bytes: &[u8]) -> Option<CachedPages> {
-    if bytes.len() < HEADER_LEN + 32 || &bytes[..8] != MAGIC {
+fn write(out: &mut impl std::io::Write, pages: &CachedPages) -> std::io::Result<()> {
+    let header = header(pages);
+    let body = pages.hashes.as_flattened();
+    let checksum = blake3::Hasher::new()
+        .update(&header)
+        .update(body)
+        .finalize();
+    out.write_all(&header)?;
+    out.write_all(body)?;
+    out.write_all(checksum.as_bytes())
+}
+
+fn read(file: &mut std::fs::File) -> Option<CachedPages> {
+    use std::io::Read;
+    let mut header = [0u8; HEADER_LEN];
+    file.read_exact(&mut header).ok()?;
+    if &header[..8] != MAGIC {
         return None;
     }
-    let (body, checksum) = bytes.split_at(bytes.len() - 32);
-    if blake3::hash(body).as_bytes() != checksum {
+    let count = u32::from_le_bytes(header[12..16].try_into().ok()?) as usize;
+    let expected = (HEADER_LEN + count * 16 + 32) as u64;
+    if file.metadata().ok()?.len() != expected {
         return None;
     }
-    let page_size = u32::from_le_bytes(body[8..12].try_into().ok()?);
-    let count = u32::from_le_bytes(body[12..16].try_into().ok()?) as usize;
-    if body.len() != HEADER_LEN + count * 16 {
-        return None;
-    }
-    Some(CachedPages {
-        page_size,
-        map_digest: body[16..48].try_into().ok()?,
-        hashes: body[HEADER_LEN..]
-            .chunks_exact(16)
-            .map(|h| h.try_into().expect("16 bytes"))
-            .collect(),
-    })
+    let pages = CachedPages {
+        page_size: u32::from_le_bytes(header[8..12].try_into().ok()?),
+        map_digest: header[16..48].try_into().ok()?,
+        hashes: {
+            let mut hashes = vec![[0u8; 16]; count];
+            file.read_exact(hashes.as_flattened_mut()).ok()?;
+            hashes
+        },
+    };
+    let mut checksum = [0u8; 32];
+    file.read_exact(&mut checksum).ok()?;
+    let actual = blake3::Hasher::new()
+        .update(&header)
+        .update(pages.hashes.as_flattened())
+        .finalize();
+    (actual.as_bytes() == &checksum).then_some(pages)
 }
 
 #[cfg(test)]
@@ -144,9 +161,20 @@ mod tests {
         cache.save(&db, &pages);
         assert_eq!(cache.load(&db), Some(pages));
         let file = cache.file_for(&db);
-        let mut bytes = std::fs::read(&file).unwrap();
-        bytes[HEADER_LEN + 3] ^= 1;
-        std::fs::write(&file, bytes).unwrap();
+        let good = std::fs::read(&file).unwrap();
+        // The layout: header, 16 bytes per page, and a BLAKE3 of both.
+        assert_eq!(good.len(), HEADER_LEN + 2 * 16 + 32);
+        assert_eq!(&good[..8], MAGIC);
+        let (body, checksum) = good.split_at(good.len() - 32);
+        assert_eq!(blake3::hash(body).as_bytes(), checksum);
+        // A flipped byte in a hash, in the checksum, or a missing byte: no cache.
+        for damage in [HEADER_LEN + 3, good.len() - 1] {
+            let mut bytes = good.clone();
+            bytes[damage] ^= 1;
+            std::fs::write(&file, bytes).unwrap();
+            assert_eq!(cache.load(&db), None, "byte {damage} flipped");
+        }
+        std::fs::write(&file, &good[..good.len() - 1]).unwrap();
         assert_eq!(cache.load(&db), None);
         // The hash is keyed: another repository's key hashes the same page differently.
         let other = PageCache::new(dir.path(), "repo1", [4; 32]);
