@@ -39,10 +39,9 @@ enum Location {
     NewGroup { group: u32, slot: u32 },
 }
 
-/// The parent's page locations (blob number and slot) and the cached hashes of its pages.
+/// The parent's page map and the cached hashes of its pages.
 struct Previous {
-    blobs: Vec<Id>,
-    pages: Vec<(u32, u32)>,
+    map: PageMap,
     hashes: Vec<PageHash>,
 }
 
@@ -114,16 +113,11 @@ pub fn store_database(
     }
 
     let mut builder = PageMapBuilder::new(page_size);
-    for (number, location) in locations.into_iter().enumerate() {
+    let mut parent_pages = previous.as_ref().map(|p| p.map.pages());
+    for location in locations {
+        let parent_page = parent_pages.as_mut().and_then(|pages| pages.next());
         builder.push(match location {
-            Location::Parent => {
-                let p = previous.as_ref().expect("only with a parent");
-                let (blob, slot) = p.pages[number];
-                PageRef {
-                    blob: p.blobs[blob as usize],
-                    slot,
-                }
-            }
+            Location::Parent => parent_page.expect("a page matched the parent's, so it has one"),
             Location::NewGroup { group, slot } => PageRef {
                 blob: group_ids[group as usize],
                 slot,
@@ -190,13 +184,8 @@ fn previous(
         );
         return None;
     }
-    let mut pages = Vec::with_capacity(map.page_count as usize);
-    for extent in &map.extents {
-        pages.extend((0..extent.count).map(|i| (extent.blob, extent.slot + i)));
-    }
     Some(Previous {
-        blobs: map.blobs,
-        pages,
+        map,
         hashes: cached.hashes,
     })
 }
