@@ -74,12 +74,25 @@ impl PageCache {
     }
 
     /// Replaces the cache for `database`; a failure is logged, as it only costs speed.
+    ///
+    /// The file is rewritten in place, not beside it and renamed: its pages are then
+    /// already in the kernel's cache, where a new file's 4 MiB (per GiB of database) cost
+    /// 2.5 ms/MiB of fresh memory on a VM, at the serial end of every backup. A write torn
+    /// by a crash or a concurrent backup fails the checksum: the next backup reads every
+    /// page, as with no cache.
     pub fn save(&self, database: &Path, pages: &CachedPages) {
+        use std::os::unix::fs::OpenOptionsExt;
         let path = self.file_for(database);
         let result = std::fs::create_dir_all(&self.dir).and_then(|_| {
-            let mut temp = tempfile::NamedTempFile::new_in(&self.dir)?;
-            write(&mut temp, pages)?;
-            temp.persist(&path).map(|_| ()).map_err(|e| e.error)
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(&path)?;
+            write(&mut file, pages)?;
+            let end = std::io::Seek::stream_position(&mut file)?;
+            file.set_len(end)
         });
         if let Err(e) = result {
             tracing::warn!("cannot write the page cache {}: {e}", path.display());
@@ -158,6 +171,13 @@ mod tests {
             map_digest: [9; 32],
             hashes: vec![cache.hash_page(b"a"), cache.hash_page(b"b")],
         };
+        // Saved over a longer cache (it is rewritten in place), the new one is all there is.
+        let longer = CachedPages {
+            hashes: vec![cache.hash_page(b"c"); 3],
+            ..pages.clone()
+        };
+        cache.save(&db, &longer);
+        assert_eq!(cache.load(&db), Some(longer));
         cache.save(&db, &pages);
         assert_eq!(cache.load(&db), Some(pages));
         let file = cache.file_for(&db);
