@@ -155,21 +155,15 @@ fn run(
                 &Source::File(file, path) => {
                     worker_handles.push(scope.spawn(move || {
                         let mut raw = Vec::new();
-                        let fresh = || {
-                            let mut message: ScannedBatch = spare_rx.try_recv().unwrap_or_default();
-                            message.clear();
-                            message
-                        };
+                        let fresh = |first| ScannedBatch::reuse(spare_rx.try_recv().ok(), first);
                         for span in (worker..spans).step_by(workers) {
                             let (span_first, span_end) =
                                 span_pages_of(span, span_pages, page_count);
-                            let mut message = fresh();
-                            message.first = span_first;
+                            let mut message = fresh(span_first);
                             for first in (span_first..span_end).step_by(read_pages as usize) {
                                 let pages = read_pages.min(span_end - first);
                                 if message.data.len() >= sizes.message_data {
-                                    let full = std::mem::replace(&mut message, fresh());
-                                    message.first = first;
+                                    let full = std::mem::replace(&mut message, fresh(first));
                                     if result_tx.send(Ok(full)).is_err() {
                                         return;
                                     }
@@ -199,9 +193,7 @@ fn run(
                     let raw_back = raw_back_tx.clone();
                     worker_handles.push(scope.spawn(move || {
                         for (first, raw) in raw_rx {
-                            let mut found = spare_rx.try_recv().unwrap_or_default();
-                            found.clear();
-                            found.first = first;
+                            let mut found = ScannedBatch::reuse(spare_rx.try_recv().ok(), first);
                             finder.append(&raw, &mut found);
                             found.ends_span = true;
                             let _ = raw_back.send(raw);
@@ -269,13 +261,25 @@ fn span_pages_of(span: usize, span_pages: u32, page_count: u32) -> (u32, u32) {
 }
 
 impl ScannedBatch {
-    fn clear(&mut self) {
-        self.first = 0;
-        self.pages = 0;
-        self.hashes.clear();
-        self.changed.clear();
-        self.data.clear();
-        self.ends_span = false;
+    /// An empty message starting at page `first`, in the buffers of `spare` if there is one.
+    fn reuse(spare: Option<ScannedBatch>, first: u32) -> ScannedBatch {
+        let ScannedBatch {
+            mut hashes,
+            mut changed,
+            mut data,
+            ..
+        } = spare.unwrap_or_default();
+        hashes.clear();
+        changed.clear();
+        data.clear();
+        ScannedBatch {
+            first,
+            pages: 0,
+            hashes,
+            changed,
+            data,
+            ends_span: false,
+        }
     }
 }
 
