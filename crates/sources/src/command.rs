@@ -22,9 +22,13 @@ pub fn backup_command(
     name: &str,
     progress: &dyn Progress,
 ) -> Result<(Id, u64)> {
-    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+    // The tree rules: a restore puts the stream at `target/name`, so the name must be one
+    // plain path component.
+    if let Err(problem) = lifeboat_repo::tree::check_name(name.as_bytes()) {
         return Err(SourceError::Invalid(format!(
-            "{name:?} is not a valid name for the stream"
+            "--name {}: {}",
+            lifeboat_repo::tree::escape_name(name.as_bytes()),
+            problem.trim_start_matches("tree is not valid: ")
         )));
     }
     let mut child = Command::new("sh")
@@ -94,7 +98,8 @@ pub fn write_stream(
 }
 
 /// Restores the stream into a new file at `target` (written beside it, then renamed, so
-/// a failed restore leaves no partial file under the final name).
+/// a failed restore leaves no partial file under the final name; both are reached from a
+/// handle on the directory, by one name each, never through a symlink).
 pub fn restore_to_file(
     repo: &Repository,
     index: &MasterIndex,
@@ -108,7 +113,7 @@ pub fn restore_to_file(
             index,
             node,
             file,
-            &target.display().to_string(),
+            &lifeboat_repo::tree::escape_path(target),
             progress,
         )
     })

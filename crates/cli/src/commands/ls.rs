@@ -1,7 +1,9 @@
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use lifeboat_repo::tree::NodeType;
+use lifeboat_repo::tree::{escape_name, escape_path, NodeType};
 use serde_json::json;
 
 use crate::args::LsArgs;
@@ -16,7 +18,7 @@ pub fn run(ctx: &Context, args: &LsArgs) -> Result<()> {
     while let Some((dir, tree_id)) = stack.pop() {
         let tree = repo.load_tree(&index, &tree_id)?;
         for node in tree.nodes {
-            let path = dir.join(&node.name);
+            let path = dir.join(OsStr::from_bytes(node.name_key()));
             if let Some(subtree) = node.subtree {
                 stack.push((path.clone(), subtree));
             }
@@ -29,7 +31,7 @@ pub fn run(ctx: &Context, args: &LsArgs) -> Result<()> {
             .iter()
             .map(|(path, node)| {
                 json!({
-                    "path": path,
+                    "path": path.to_string_lossy(),
                     "type": node.node_type,
                     "size": node.size,
                     "mode": format!("{:o}", node.mode),
@@ -49,12 +51,19 @@ pub fn run(ctx: &Context, args: &LsArgs) -> Result<()> {
             NodeType::File => '-',
             NodeType::Symlink => 'l',
         };
-        let suffix = node.target.map(|t| format!(" -> {t}")).unwrap_or_default();
+        // Names and link targets come from the repository: escaped, so that a name cannot
+        // drive the terminal or pass for several lines.
+        let target = match (&node.target_bytes, &node.target) {
+            (Some(bytes), _) => Some(escape_name(bytes)),
+            (None, Some(text)) => Some(escape_name(text.as_bytes())),
+            (None, None) => None,
+        };
+        let suffix = target.map(|t| format!(" -> {t}")).unwrap_or_default();
         out!(
             "{kind}{:04o} {:>12} {}{}",
             node.mode,
             node.size,
-            path.display(),
+            escape_path(&path),
             suffix
         );
     }

@@ -3,6 +3,7 @@ use std::time::Instant;
 use anyhow::{bail, ensure, Result};
 use lifeboat_repo::snapshot::Engine;
 use lifeboat_repo::snapshot::SnapshotSource;
+use lifeboat_repo::tree::escape_path;
 use lifeboat_sources::database_url::DatabaseUrl;
 use lifeboat_sources::restore::{restore_tree, RestoreOptions};
 use lifeboat_sources::timeline;
@@ -46,7 +47,7 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> Result<()> {
             let node = command::stream_node(&repo, &index, &snapshot.snapshot.tree)?;
             let file = file_target(target, &node.name, args.force)?;
             command::restore_to_file(&repo, &index, &node, &file, &bar)?;
-            (format!("to {}", file.display()), node.size)
+            (format!("to {}", escape_path(&file)), node.size)
         }
         (SnapshotSource::Database(dump), _, _) if args.into.is_some() => {
             let into = args.into.as_deref().expect("checked");
@@ -216,24 +217,33 @@ fn restore_source(ctx: &Context, args: &RestoreArgs, source: &str) -> Result<()>
         ctx.say(format!(
             "restored {} as of {time} (restore point: {used}) to {}{checked} in {seconds:.1}s",
             source.display(),
-            file.display()
+            escape_path(&file)
         ));
     }
     Ok(())
 }
 
 /// The file to restore one stream or database into: `target`, or `target/name` when it
-/// is a directory; an existing file is replaced only with --force.
+/// is a directory; an existing file is replaced only with --force. `name` comes from the
+/// repository, so it must be one plain path component (the tree rules): an absolute name
+/// or `..` would leave the target.
 fn file_target(target: &std::path::Path, name: &str, force: bool) -> Result<std::path::PathBuf> {
     let file = if target.is_dir() {
+        if let Err(problem) = lifeboat_repo::tree::check_name(name.as_bytes()) {
+            bail!(
+                "refusing to restore into {}: {problem}",
+                escape_path(target)
+            );
+        }
         target.join(name)
     } else {
         target.to_path_buf()
     };
+    // `symlink_metadata`: a symlink there counts as existing (it is replaced, not followed).
     ensure!(
-        force || !file.exists(),
+        force || std::fs::symlink_metadata(&file).is_err(),
         "{} already exists; restore elsewhere or add --force to replace it",
-        file.display()
+        escape_path(&file)
     );
     Ok(file)
 }
