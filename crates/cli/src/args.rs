@@ -83,9 +83,11 @@ pub enum Command {
     /// Copy snapshots, stream segments and archived WAL that one repository has and
     /// another lacks (the keys may differ); incremental.
     Copy(CopyArgs),
-    /// Repair --to from --from: drop its damaged or missing packs and store their blobs
-    /// again from the other repository's copy of each affected snapshot.
-    Repair(CopyArgs),
+    /// Repair damaged or missing packs. With --from: store their blobs again from the other
+    /// repository's copy of each affected snapshot. Without: store their intact blobs
+    /// again, drop them, and name the snapshots still missing data (the next backup of
+    /// their sources stores it again).
+    Repair(RepairArgs),
     /// Check lifeboat.toml, or print its JSON Schema.
     Config(ConfigArgs),
     /// For each plan's sources and targets in lifeboat.toml: the newest restore point and
@@ -492,6 +494,21 @@ pub struct CopyArgs {
     /// Copy to: a target name, or a repository URL (the usual passphrase).
     #[arg(long)]
     pub to: String,
+    /// The configuration that names the targets.
+    #[command(flatten)]
+    pub file: ConfigFileArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    /// Repair from this repository's copies: a target name of lifeboat.toml, or a
+    /// repository URL (its passphrase: LIFEBOAT_FROM_PASSWORD_FILE or
+    /// LIFEBOAT_FROM_PASSWORD, else the usual one).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// The repository to repair: a target name, or a repository URL (default: --repo).
+    #[arg(long)]
+    pub to: Option<String>,
     /// The configuration that names the targets.
     #[command(flatten)]
     pub file: ConfigFileArgs,

@@ -37,6 +37,7 @@ pub enum ObjectKind {
     Segment,
     PgWal,
     PruneNotice,
+    DamagedNotice,
     DrillRecord,
 }
 
@@ -53,6 +54,7 @@ impl ObjectKind {
             ObjectKind::Segment => b"lifeboat/stream-segment",
             ObjectKind::PgWal => b"lifeboat/pg-wal",
             ObjectKind::PruneNotice => b"lifeboat/prune-notice",
+            ObjectKind::DamagedNotice => b"lifeboat/damaged-notice",
             ObjectKind::DrillRecord => b"lifeboat/drill",
         }
     }

@@ -23,7 +23,7 @@ pub fn wal_object_name(cluster: &str, file: &str) -> String {
     format!("wal/{cluster}/{file}")
 }
 
-fn check_names(cluster: &str, file: &str) -> Result<()> {
+pub(crate) fn check_names(cluster: &str, file: &str) -> Result<()> {
     let ok = |s: &str| {
         !s.is_empty()
             && s.len() <= 128
@@ -122,6 +122,72 @@ impl Repository {
             .filter_map(|o| o.name.rsplit('/').next().map(str::to_string))
             .collect())
     }
+}
+
+/// The name of the WAL segment holding `lsn` on `timeline`.
+pub fn segment_name(timeline: u32, lsn: u64, segment_size: u64) -> String {
+    let segno = lsn / segment_size;
+    let per_id = 0x1_0000_0000 / segment_size;
+    format!("{timeline:08X}{:08X}{:08X}", segno / per_id, segno % per_id)
+}
+
+/// The timeline and segment number of a segment file name.
+pub fn parse_segment_name(name: &str, segment_size: u64) -> Option<(u32, u64)> {
+    if name.len() != 24 || !is_segment(name) {
+        return None;
+    }
+    let field = |range: std::ops::Range<usize>| u64::from_str_radix(&name[range], 16).ok();
+    let per_id = 0x1_0000_0000 / segment_size;
+    Some((field(0..8)? as u32, field(8..16)? * per_id + field(16..24)?))
+}
+
+/// How far the archive reaches from a base backup's first WAL file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveReach {
+    /// The last file of the unbroken run of segments from the start, on its timeline.
+    pub last: String,
+    /// The first file missing after that run, when later ones exist (a gap).
+    pub gap: Option<String>,
+}
+
+/// Follows the archived segments of `cluster` from `start_wal` for as long as they are
+/// consecutive.
+pub fn archive_reach(
+    archived: &[String],
+    start_wal: &str,
+    segment_size: u64,
+) -> Option<ArchiveReach> {
+    let (timeline, start) = parse_segment_name(start_wal, segment_size)?;
+    let mut segnos: Vec<u64> = archived
+        .iter()
+        .filter_map(|n| parse_segment_name(n, segment_size))
+        .filter(|(t, n)| *t == timeline && *n >= start)
+        .map(|(_, n)| n)
+        .collect();
+    segnos.sort_unstable();
+    segnos.dedup();
+    if segnos.first() != Some(&start) {
+        return None;
+    }
+    let mut last = start;
+    for &n in &segnos[1..] {
+        if n != last + 1 {
+            break;
+        }
+        last = n;
+    }
+    let name = |n: u64| segment_name(timeline, n * segment_size, segment_size);
+    let gap = (segnos.last() != Some(&last)).then(|| name(last + 1));
+    Some(ArchiveReach {
+        last: name(last),
+        gap,
+    })
+}
+
+/// Whether `name` is a WAL segment (as opposed to `.history` or `.backup` files).
+pub fn is_segment(name: &str) -> bool {
+    let base = name.strip_suffix(".partial").unwrap_or(name);
+    base.len() == 24 && base.chars().all(|c| c.is_ascii_hexdigit())
 }
 
 #[cfg(test)]

@@ -162,7 +162,9 @@ pub fn prune(repo: &Repository, options: &PruneOptions) -> Result<PruneReport> {
     let snapshots = all_snapshots(repo)?;
     let index = repo.load_index()?;
     let mut notices = load_notices(repo)?;
-    let pending = packs_of(&notices);
+    let mut pending = packs_of(&notices);
+    // A damaged pack never counts as the copy of a blob to keep; `repair` removes it.
+    pending.extend(crate::check::damaged::damaged_packs(repo)?.into_keys());
     let mut reachable = Reachable::default();
     reachable.walk(repo, &index, &snapshots)?;
     report.snapshots = snapshots.len();

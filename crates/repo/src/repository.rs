@@ -186,7 +186,7 @@ impl Repository {
         for file in &files {
             index.add_file(file);
         }
-        Ok(index)
+        crate::check::damaged::prefer_intact_copies(self, index)
     }
 
     pub fn list_snapshots(&self) -> Result<Vec<StoredSnapshot>> {

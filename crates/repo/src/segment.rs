@@ -47,6 +47,13 @@ pub struct SegmentHeader {
 }
 
 impl SegmentHeader {
+    /// Whether this header continues a generation's chain as segment `seq`, after the
+    /// segment named `previous` (none for the first), on the base snapshot `base`.
+    /// Restore and `verify` both hold segments to this rule.
+    pub fn follows(&self, seq: u64, previous: Option<&str>, base: &Id) -> bool {
+        self.seq == seq && self.previous.as_deref() == previous && self.base_snapshot == *base
+    }
+
     /// The stream numbers of the first and last transactions held, when numbered.
     pub fn transaction_range(&self) -> Option<(u64, u64)> {
         (self.first_transaction > 0 && self.transactions > 0).then(|| {

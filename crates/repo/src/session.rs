@@ -123,9 +123,12 @@ impl WriteSession {
         // other session reads its notices below (see prune.rs).
         let lock = Lock::acquire_shared(repo, purpose)?;
         let mut index = repo.load_index()?;
-        let condemned = crate::prune::condemned_packs(repo)?;
-        let recovered = recover_unindexed_packs(repo, &mut index, &condemned)?;
-        let index = index.without_packs(&condemned);
+        // Packs being deleted, and packs known damaged: blobs only they hold count as
+        // absent, so this session stores them again (see check/damaged.rs).
+        let mut excluded = crate::prune::condemned_packs(repo)?;
+        excluded.extend(crate::check::damaged::damaged_packs(repo)?.into_keys());
+        let recovered = recover_unindexed_packs(repo, &mut index, &excluded)?;
+        let index = index.without_packs(&excluded);
         crate::fault::point("session-started");
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())

@@ -189,10 +189,7 @@ fn roll_forward(
             )));
         }
         let segment = repo.load_segment(&name.name)?;
-        if segment.header.seq != expected
-            || segment.header.previous.as_deref() != previous
-            || segment.header.base_snapshot != point.snapshot
-        {
+        if !segment.header.follows(expected, previous, &point.snapshot) {
             return Err(SourceError::Invalid(format!(
                 "{}: does not follow the segment before it (a fork or a misplaced object)",
                 name.name

@@ -1,5 +1,4 @@
-//! `lifeboat copy --from A --to B`: what A has and B lacks, re-encrypted for B; and
-//! `lifeboat repair --from A --to B`: B's damaged data put back from A's copy.
+//! `lifeboat copy --from A --to B`: what A has and B lacks, re-encrypted for B.
 
 use anyhow::Result;
 use lifeboat_repo::copy::copy;
@@ -9,8 +8,13 @@ use crate::args::CopyArgs;
 use crate::context::Context;
 
 /// A target of the configuration by name, else a repository URL.
-fn open(ctx: &Context, args: &CopyArgs, name: &str, from: bool) -> Result<Repository> {
-    if let Ok(config) = lifeboat_config::Config::load(&args.file.config) {
+pub(crate) fn open(
+    ctx: &Context,
+    config: &std::path::Path,
+    name: &str,
+    from: bool,
+) -> Result<Repository> {
+    if let Ok(config) = lifeboat_config::Config::load(config) {
         if let Some(target) = config.target(name) {
             return ctx.open_target(target);
         }
@@ -32,8 +36,8 @@ fn open(ctx: &Context, args: &CopyArgs, name: &str, from: bool) -> Result<Reposi
 }
 
 pub fn run(ctx: &Context, args: &CopyArgs) -> Result<()> {
-    let from = open(ctx, args, &args.from, true)?;
-    let to = open(ctx, args, &args.to, false)?;
+    let from = open(ctx, &args.file.config, &args.from, true)?;
+    let to = open(ctx, &args.file.config, &args.to, false)?;
     if from.config().id == to.config().id {
         return Err(crate::exit::Usage("--from and --to are the same repository".into()).into());
     }
@@ -49,36 +53,6 @@ pub fn run(ctx: &Context, args: &CopyArgs) -> Result<()> {
             report.wal_files_copied,
             report.stored_bytes
         ));
-    }
-    Ok(())
-}
-
-pub fn repair(ctx: &Context, args: &CopyArgs) -> Result<()> {
-    let from = open(ctx, args, &args.from, true)?;
-    let damaged = open(ctx, args, &args.to, false)?;
-    let report = lifeboat_repo::repair::repair(&damaged, &from)?;
-    if ctx.global.json {
-        ctx.print_json(&serde_json::to_value(&report)?);
-    } else {
-        for pack in &report.dropped_packs {
-            ctx.say(format!("dropped damaged pack {pack}"));
-        }
-        for snapshot in &report.repaired_snapshots {
-            ctx.say(format!("snapshot {snapshot}: repaired"));
-        }
-        for (snapshot, why) in &report.unrepairable {
-            ctx.say(format!("snapshot {snapshot}: NOT repaired: {why}"));
-        }
-        for problem in &report.other_problems {
-            ctx.say(format!("not repaired (not a pack): {problem}"));
-        }
-    }
-    if !report.unrepairable.is_empty() || !report.other_problems.is_empty() {
-        anyhow::bail!(
-            "{} snapshot(s) and {} other problem(s) could not be repaired",
-            report.unrepairable.len(),
-            report.other_problems.len()
-        );
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ mod ls;
 mod pg;
 mod plan;
 mod prune;
+mod repair;
 mod replicate;
 mod restore;
 mod rows;
@@ -66,7 +67,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Plan(args) => plan::run(&ctx, args),
         Command::Diff(args) => rows::diff(&ctx, args),
         Command::RestoreRows(args) => rows::restore_rows(&ctx, args),
-        Command::Repair(args) => copy::repair(&ctx, args),
+        Command::Repair(args) => repair::run(&ctx, args),
         Command::Status(args) => status::run(&ctx, args),
         Command::Agent(args) => agent::run(&ctx, args),
     }

@@ -49,6 +49,7 @@ fn verify(ctx: &Context, args: &VerifyArgs, repo: &lifeboat_repo::Repository) ->
         repo,
         &CheckOptions {
             read_data_percent: args.read_data,
+            record_damage: true,
         },
     )?;
     if ctx.global.json {
@@ -70,11 +71,39 @@ fn verify(ctx: &Context, args: &VerifyArgs, repo: &lifeboat_repo::Repository) ->
                 problem.detail,
                 snapshots
             );
+            for point in &problem.restore_points {
+                let source = problem.source.as_deref().unwrap_or("restore points");
+                out!("  lost: {source}: {point}");
+            }
         }
         ctx.say(format!(
-            "checked {} snapshots, {} index files, {} packs ({} read), {} blobs",
-            report.snapshots, report.index_files, report.packs, report.packs_read, report.blobs
+            "checked {} snapshots, {} trees, {} index files, {} packs ({} read), {} blobs, {} stream segments ({} read), {} archived WAL files ({} read)",
+            report.snapshots,
+            report.trees,
+            report.index_files,
+            report.packs,
+            report.packs_read,
+            report.blobs,
+            report.segments,
+            report.segments_read,
+            report.wal_files,
+            report.wal_files_read,
         ));
+        match report.read_data_percent {
+            None => ctx.say(
+                "data was not read: this checked structure, names and sizes; `verify --read-data` reads every pack, segment and WAL file",
+            ),
+            Some(pct) if pct < 100.0 => ctx.say(format!(
+                "data read: about {pct}% of packs, segments and WAL files, chosen at random"
+            )),
+            Some(_) => {}
+        }
+        if !report.recorded_damaged_packs.is_empty() {
+            ctx.say(format!(
+                "recorded {} damaged pack(s): the next backup stores their content again where the sources still hold it; `lifeboat repair` stores their intact blobs again and removes them",
+                report.recorded_damaged_packs.len()
+            ));
+        }
         if report.unindexed_packs > 0 {
             ctx.say(format!(
                 "{} pack(s) are not indexed yet (left by an interrupted backup; the next backup indexes them)",

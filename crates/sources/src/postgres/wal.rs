@@ -10,6 +10,12 @@ use lifeboat_repo::Repository;
 
 use crate::{Result, SourceError};
 
+// The names of archived files are part of the repository's format (verify checks how far
+// the archive reaches), so they live in `lifeboat_repo::pg_wal`.
+pub use lifeboat_repo::pg_wal::{
+    archive_reach, is_segment, parse_segment_name, segment_name, ArchiveReach,
+};
+
 /// XLP_LONG_HEADER: the first page of a segment carries the system identifier.
 const XLP_LONG_HEADER: u16 = 0x0002;
 
@@ -23,72 +29,6 @@ pub fn parse_lsn(text: &str) -> Option<u64> {
 
 pub fn format_lsn(lsn: u64) -> String {
     format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
-}
-
-/// The name of the WAL segment holding `lsn` on `timeline`.
-pub fn segment_name(timeline: u32, lsn: u64, segment_size: u64) -> String {
-    let segno = lsn / segment_size;
-    let per_id = 0x1_0000_0000 / segment_size;
-    format!("{timeline:08X}{:08X}{:08X}", segno / per_id, segno % per_id)
-}
-
-/// The timeline and segment number of a segment file name.
-pub fn parse_segment_name(name: &str, segment_size: u64) -> Option<(u32, u64)> {
-    if name.len() != 24 || !is_segment(name) {
-        return None;
-    }
-    let field = |range: std::ops::Range<usize>| u64::from_str_radix(&name[range], 16).ok();
-    let per_id = 0x1_0000_0000 / segment_size;
-    Some((field(0..8)? as u32, field(8..16)? * per_id + field(16..24)?))
-}
-
-/// How far the archive reaches from a base backup's first WAL file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ArchiveReach {
-    /// The last file of the unbroken run of segments from the start, on its timeline.
-    pub last: String,
-    /// The first file missing after that run, when later ones exist (a gap).
-    pub gap: Option<String>,
-}
-
-/// Follows the archived segments of `cluster` from `start_wal` for as long as they are
-/// consecutive.
-pub fn archive_reach(
-    archived: &[String],
-    start_wal: &str,
-    segment_size: u64,
-) -> Option<ArchiveReach> {
-    let (timeline, start) = parse_segment_name(start_wal, segment_size)?;
-    let mut segnos: Vec<u64> = archived
-        .iter()
-        .filter_map(|n| parse_segment_name(n, segment_size))
-        .filter(|(t, n)| *t == timeline && *n >= start)
-        .map(|(_, n)| n)
-        .collect();
-    segnos.sort_unstable();
-    segnos.dedup();
-    if segnos.first() != Some(&start) {
-        return None;
-    }
-    let mut last = start;
-    for &n in &segnos[1..] {
-        if n != last + 1 {
-            break;
-        }
-        last = n;
-    }
-    let name = |n: u64| segment_name(timeline, n * segment_size, segment_size);
-    let gap = (segnos.last() != Some(&last)).then(|| name(last + 1));
-    Some(ArchiveReach {
-        last: name(last),
-        gap,
-    })
-}
-
-/// Whether `name` is a WAL segment (as opposed to `.history` or `.backup` files).
-pub fn is_segment(name: &str) -> bool {
-    let base = name.strip_suffix(".partial").unwrap_or(name);
-    base.len() == 24 && base.chars().all(|c| c.is_ascii_hexdigit())
 }
 
 /// The system identifier of the cluster whose data directory is `pgdata`.
