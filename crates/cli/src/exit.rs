@@ -40,7 +40,9 @@ fn repo_code(e: &RepoError) -> i32 {
 
 fn storage_code(e: &StorageError) -> i32 {
     match e {
-        StorageError::NotFound { .. } | StorageError::Truncated { .. } => FAILURE,
+        StorageError::NotFound { .. }
+        | StorageError::Truncated { .. }
+        | StorageError::TooLarge { .. } => FAILURE,
         _ => NO_REPOSITORY,
     }
 }

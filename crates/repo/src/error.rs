@@ -11,6 +11,14 @@ pub enum RepoError {
     NotARepository(String),
     #[error("a repository already exists at {0}")]
     AlreadyExists(String),
+    /// Repository objects without `config`: the config was lost, and only a copy of it
+    /// brings the repository back.
+    #[error("{}", config_missing(.location, .found, .during_init))]
+    ConfigMissing {
+        location: String,
+        found: String,
+        during_init: bool,
+    },
     #[error("wrong passphrase for the repository at {0}: no key slot opens with it")]
     WrongPassphrase(String),
     #[error("repository format version {found} is not supported; this lifeboat reads version {supported}")]
@@ -27,6 +35,24 @@ pub enum RepoError {
         #[source]
         source: std::io::Error,
     },
+}
+
+fn config_missing(location: &str, found: &str, during_init: &bool) -> String {
+    format!(
+        "{}the repository at {location} has lost its config file (it still holds {found}): \
+         restore `config` from a copy of this repository (another target, a backup of the disk \
+         or bucket); nothing can be read without it, `repair` cannot recreate it, and {}",
+        if *during_init {
+            "refusing to create a repository here: "
+        } else {
+            ""
+        },
+        if *during_init {
+            "a new repository here would leave the old data unreadable"
+        } else {
+            "`init` here would leave the old data unreadable"
+        }
+    )
 }
 
 impl RepoError {

@@ -10,6 +10,8 @@ use crate::crypto::{fill_random, open_raw, seal_raw, MasterKey};
 use crate::id::Id;
 
 const KEY_FILE_VERSION: u32 = 1;
+/// Key files are a few hundred bytes; a bigger one is junk and is not read into memory.
+pub const MAX_KEY_FILE_SIZE: u64 = 64 * 1024;
 const WRAP_AAD: &[u8] = b"lifeboat/key";
 
 /// Argon2id cost parameters; stored in each key file so they can change per slot.
@@ -33,6 +35,58 @@ impl Default for KdfParams {
             iterations: 4,
             parallelism: 4,
         }
+    }
+}
+
+impl KdfParams {
+    /// The most memory a key slot may ask for: 4 GiB.
+    pub const MAX_MEMORY_KIB: u32 = 4 * 1024 * 1024;
+    pub const MAX_ITERATIONS: u32 = 64;
+    pub const MAX_PARALLELISM: u32 = 64;
+    /// The most work (memory times passes) a slot may ask for: 16 GiB-passes, e.g. 1 GiB
+    /// and 16 passes, 500 times the default. Anyone who can write to the storage can add a
+    /// key file; without this bound one asking for a week of work stopped every command.
+    pub const MAX_COST_KIB: u64 = 16 * 1024 * 1024;
+
+    /// What a derivation costs (KiB times passes); slots are tried cheapest first.
+    pub fn cost(&self) -> u64 {
+        self.memory_kib as u64 * self.iterations as u64
+    }
+
+    /// Refuses parameters above the bounds (and those Argon2 itself refuses), naming the
+    /// one that is out of range.
+    pub fn check(&self) -> Result<(), KeyError> {
+        let bad = |what: String| Err(KeyError::BadParams(what));
+        if self.memory_kib > Self::MAX_MEMORY_KIB {
+            return bad(format!(
+                "memory {} MiB is above the limit of {} MiB",
+                self.memory_kib / 1024,
+                Self::MAX_MEMORY_KIB / 1024
+            ));
+        }
+        if self.iterations == 0 || self.iterations > Self::MAX_ITERATIONS {
+            return bad(format!(
+                "{} iterations is outside 1 to {}",
+                self.iterations,
+                Self::MAX_ITERATIONS
+            ));
+        }
+        if self.parallelism == 0 || self.parallelism > Self::MAX_PARALLELISM {
+            return bad(format!(
+                "parallelism {} is outside 1 to {}",
+                self.parallelism,
+                Self::MAX_PARALLELISM
+            ));
+        }
+        if self.cost() > Self::MAX_COST_KIB {
+            return bad(format!(
+                "{} MiB times {} iterations is above the limit of {} MiB-iterations",
+                self.memory_kib / 1024,
+                self.iterations,
+                Self::MAX_COST_KIB / 1024
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -68,6 +122,7 @@ pub enum KeyError {
 }
 
 fn derive(passphrase: &[u8], salt: &[u8], params: KdfParams) -> Result<[u8; 32], KeyError> {
+    params.check()?;
     let argon_params = Params::new(
         params.memory_kib,
         params.iterations,
@@ -244,6 +299,51 @@ mod tests {
             parsed.unwrap_key(b"wrong"),
             Err(KeyError::WrongPassphrase)
         ));
+    }
+
+    #[test]
+    fn absurd_kdf_parameters_are_refused_before_any_work() {
+        let master = MasterKey::generate();
+        let mut file = KeyFile::wrap(&master, b"p", FAST).unwrap();
+        for (params, says) in [
+            (
+                KdfParams {
+                    iterations: 4_000_000_000,
+                    ..FAST
+                },
+                "iterations",
+            ),
+            (
+                KdfParams {
+                    memory_kib: u32::MAX,
+                    ..FAST
+                },
+                "memory",
+            ),
+            (
+                KdfParams {
+                    parallelism: 1000,
+                    ..FAST
+                },
+                "parallelism",
+            ),
+            (
+                KdfParams {
+                    memory_kib: 2 * 1024 * 1024,
+                    iterations: 64,
+                    parallelism: 1,
+                },
+                "MiB-iterations",
+            ),
+        ] {
+            file.params = params;
+            match file.unwrap_key(b"p") {
+                Err(KeyError::BadParams(e)) => assert!(e.contains(says), "{e}"),
+                other => panic!("{params:?} was accepted: {:?}", other.map(|_| ())),
+            }
+            assert!(KeyFile::wrap(&master, b"p", params).is_err());
+        }
+        assert!(KdfParams::default().check().is_ok());
     }
 
     #[test]

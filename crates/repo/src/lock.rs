@@ -2,7 +2,13 @@
 //!
 //! Every writer creates a unique lock object (`locks/<id>`) and refreshes it while it
 //! works; none is ever overwritten, so no conditional write is needed. A lock whose
-//! `expires` time has passed belongs to a process that died and is ignored. Backups take
+//! `expires` time has passed belongs to a process that died and is ignored. Before that, a
+//! lock counts as dead only when it names this very process table (same boot of the same
+//! kernel, same PID namespace: [`pid_space`]) and `kill(pid, 0)` says there is no such
+//! process (`ESRCH`). A host name proves nothing (containers with their own PID namespace
+//! often share one, and cloned machines too), and `EPERM` means the process lives under
+//! another user: taking either for death let a prune run by one user delete the packs of
+//! a backup still running as root. Backups take
 //! shared locks; work that deletes data (prune) takes an exclusive one (only one prune at
 //! a time) and waits, by session id, for the shared locks it saw to end (see `prune.rs`).
 
@@ -34,6 +40,43 @@ pub struct LockRecord {
     /// before it existed; the object name stands in then.
     #[serde(default)]
     pub session: String,
+    /// The process table `pid` belongs to ([`pid_space`]); empty in records written before
+    /// it existed, and where it cannot be read: such locks end only by their lease.
+    #[serde(default)]
+    pub pid_space: String,
+}
+
+/// Names the process table this process's pid is valid in: the kernel's boot id (random at
+/// every boot, shared by every container of one kernel) and the inode of the PID
+/// namespace. Two equal values mean that a pid names the same process in both; empty
+/// when either cannot be read (then no lock is judged by its pid).
+pub fn pid_space() -> &'static str {
+    static SPACE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SPACE.get_or_init(|| {
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id");
+        let namespace = std::fs::read_link("/proc/self/ns/pid");
+        match (boot, namespace) {
+            (Ok(boot), Ok(namespace)) if !boot.trim().is_empty() => {
+                format!("{}/{}", boot.trim(), namespace.display())
+            }
+            _ => String::new(),
+        }
+    })
+}
+
+/// Whether this process can see the holder of `record` and knows that it has exited.
+fn holder_has_exited(record: &LockRecord) -> bool {
+    let Ok(pid) = i32::try_from(record.pid) else {
+        return false;
+    };
+    if pid <= 0 || record.pid_space.is_empty() || record.pid_space != pid_space() {
+        return false;
+    }
+    // SAFETY: kill with signal 0 only asks whether the process exists; pid is positive, so
+    // it names one process, never a group.
+    let status = unsafe { libc::kill(pid, 0) };
+    // EPERM: the process exists but belongs to another user; it is alive.
+    status != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
 }
 
 impl LockRecord {
@@ -66,6 +109,13 @@ impl LiveLock {
         }
     }
 
+    /// The holder's pid when it runs in this process table (so it can be told apart from
+    /// other processes here).
+    pub fn local_pid(&self) -> Option<u32> {
+        (!self.record.pid_space.is_empty() && self.record.pid_space == pid_space())
+            .then_some(self.record.pid)
+    }
+
     /// A replicator's lease on its stream; it guards the stream, not blobs.
     pub fn is_stream_lease(&self) -> bool {
         self.record.purpose.starts_with("replicate ")
@@ -91,6 +141,7 @@ fn write_record(
     let now = chrono::Utc::now();
     let record = LockRecord {
         session: session.to_string(),
+        pid_space: pid_space().to_string(),
         host: crate::hostname(),
         pid: std::process::id(),
         exclusive,
@@ -105,19 +156,16 @@ fn write_record(
     Ok(name)
 }
 
-/// The lock records still in force: not expired, and not left by a process of this host
-/// that has died. Unreadable records are skipped.
+/// The lock records still in force: not expired, and not left by a process of this
+/// process table that has exited. Unreadable records are skipped.
 pub fn live_records(repo: &Repository) -> Result<Vec<LiveLock>> {
     let now = chrono::Utc::now();
     let mut live = Vec::new();
     for object in repo.storage().list("locks")? {
-        let Ok(record) = repo.load_json::<LockRecord>(ObjectKind::Lock, &object.name) else {
+        let Ok(record) = repo.load_json_listed::<LockRecord>(ObjectKind::Lock, &object) else {
             continue;
         };
-        let ours = record.host == crate::hostname();
-        // SAFETY: kill with signal 0 only asks whether the process exists.
-        let dead = ours && unsafe { libc::kill(record.pid as i32, 0) } != 0;
-        if record.expires > now && !dead {
+        if record.expires > now && !holder_has_exited(&record) {
             live.push(LiveLock {
                 name: object.name,
                 record,
@@ -245,5 +293,45 @@ impl Drop for Lock {
             let name = self.name.lock().expect("lock name").clone();
             let _ = self.repo.storage().delete(&name);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(pid: u32, pid_space: &str) -> LockRecord {
+        let now = chrono::Utc::now();
+        LockRecord {
+            host: crate::hostname(),
+            pid,
+            exclusive: false,
+            purpose: "backup".into(),
+            created: now,
+            expires: now + chrono::Duration::minutes(30),
+            session: "s".into(),
+            pid_space: pid_space.into(),
+        }
+    }
+
+    /// A pid that no process has: the highest possible pid is far below i32::MAX.
+    const NO_SUCH_PID: u32 = i32::MAX as u32 - 1;
+
+    #[test]
+    fn only_a_missing_process_of_this_process_table_is_dead() {
+        assert!(!pid_space().is_empty(), "this test needs /proc");
+        assert!(holder_has_exited(&record(NO_SUCH_PID, pid_space())));
+        assert!(!holder_has_exited(&record(std::process::id(), pid_space())));
+        // pid 1 exists; to an unprivileged caller kill says EPERM, which is life too.
+        assert!(!holder_has_exited(&record(1, pid_space())));
+        // Another kernel or PID namespace (a container sharing the host name), or a record
+        // that does not say: only the lease can end it.
+        assert!(!holder_has_exited(&record(
+            NO_SUCH_PID,
+            "other-boot/pid:[1]"
+        )));
+        assert!(!holder_has_exited(&record(NO_SUCH_PID, "")));
+        // A pid that would name a process group is never probed.
+        assert!(!holder_has_exited(&record(u32::MAX, pid_space())));
     }
 }

@@ -93,7 +93,27 @@ pub struct PruneReport {
     pub pending_packs: usize,
     pub pending_bytes: u64,
     pub waiting_for: Vec<String>,
+    /// Packs that no index listed (a backup died before its index, or an index file was
+    /// damaged), indexed again from their headers.
+    pub reindexed_packs: usize,
+    /// Packs that no index listed and whose header cannot be read: condemned (and
+    /// counted in `condemned_packs`), so they go by the same rules as unused packs.
+    pub damaged_unlisted_packs: usize,
+    /// Index files that could not be read, removed once every pack was indexed again.
+    pub removed_index_files: Vec<String>,
+    /// Temporary files that interrupted writes left in a local repository's `.tmp/`.
+    pub removed_temp_files: usize,
+    pub removed_temp_bytes: u64,
 }
+
+/// How long a temporary file must have been left untouched before prune removes it (on
+/// top of `--grace`): a write in progress touches its file all the time, and a holder
+/// that stopped writing for a whole lease has lost its lock anyway.
+pub const TEMP_FILE_GRACE: std::time::Duration = crate::lock::LEASE;
+
+/// Index files written by prune list at most this many packs, as a session's do, so
+/// that none comes near the size readers accept.
+const PACKS_PER_INDEX: usize = 16;
 
 /// The packs that sessions must not refer to: every pack of every condemned notice.
 /// A notice that cannot be read is an error, since its packs might be deleted under a
@@ -157,14 +177,24 @@ pub fn prune(repo: &Repository, options: &PruneOptions) -> Result<PruneReport> {
         .unwrap_or_default();
     let mut report = PruneReport::default();
 
+    remove_stale_temp_files(repo, options, &mut report)?;
+
     // Snapshots before the index: a snapshot is stored only after its index files, so an
     // index loaded afterwards lists every blob a listed snapshot refers to.
     let snapshots = all_snapshots(repo)?;
-    let index = repo.load_index()?;
+    let (mut index, unreadable_index_files) = repo.load_index_files()?;
     let mut notices = load_notices(repo)?;
     let mut pending = packs_of(&notices);
     // A damaged pack never counts as the copy of a blob to keep; `repair` removes it.
     pending.extend(crate::check::damaged::damaged_packs(repo)?.into_keys());
+    let damaged_unlisted = adopt_unlisted_packs(
+        repo,
+        options,
+        &mut index,
+        &pending,
+        &unreadable_index_files,
+        &mut report,
+    )?;
     let mut reachable = Reachable::default();
     reachable.walk(repo, &index, &snapshots)?;
     report.snapshots = snapshots.len();
@@ -183,6 +213,14 @@ pub fn prune(repo: &Repository, options: &PruneOptions) -> Result<PruneReport> {
             report.unused_bytes += usage.unused;
             partly_used.push(usage);
         }
+    }
+    // Unreadable packs that no index lists hold nothing anyone can use; they go by the
+    // same rules as unused packs (waits and grace), so a pack a backup is still writing
+    // is never among them: it is complete once visible.
+    for (pack, object) in &damaged_unlisted {
+        condemn.push(*pack);
+        report.condemned_bytes += object.size;
+        report.unused_bytes += object.size;
     }
     report.condemned_packs = condemn.len();
 
@@ -217,6 +255,72 @@ pub fn prune(repo: &Repository, options: &PruneOptions) -> Result<PruneReport> {
         lock.release()?;
     }
     Ok(report)
+}
+
+/// Removes the temporary files that interrupted local writes left behind (a kill, a full
+/// disk): untouched for [`TEMP_FILE_GRACE`] plus `--grace`, and not written by a process
+/// that holds a live lock here.
+fn remove_stale_temp_files(
+    repo: &Repository,
+    options: &PruneOptions,
+    report: &mut PruneReport,
+) -> Result<()> {
+    let files = repo.storage().temp_files()?;
+    if files.is_empty() {
+        return Ok(());
+    }
+    let live_pids: HashSet<u32> = live_records(repo)?
+        .iter()
+        .filter_map(LiveLock::local_pid)
+        .chain([std::process::id()])
+        .collect();
+    let grace = TEMP_FILE_GRACE + options.grace.to_std().unwrap_or_default();
+    let now = std::time::SystemTime::now();
+    for file in files {
+        let idle = now.duration_since(file.modified).unwrap_or_default();
+        if idle < grace || file.writer_pid.is_some_and(|pid| live_pids.contains(&pid)) {
+            continue;
+        }
+        if !options.dry_run {
+            repo.storage().remove_temp_file(&file.name)?;
+        }
+        report.removed_temp_files += 1;
+        report.removed_temp_bytes += file.size;
+    }
+    Ok(())
+}
+
+/// Indexes the packs that no index file lists (from their headers) and stores index files
+/// for them, then removes the index files that could not be read (every pack they could
+/// have listed is indexed now). Returns the unlisted packs whose header is unreadable.
+/// Condemned packs are left alone: an interrupted prune may have unlisted them already.
+fn adopt_unlisted_packs(
+    repo: &Repository,
+    options: &PruneOptions,
+    index: &mut MasterIndex,
+    condemned: &HashSet<Id>,
+    unreadable_index_files: &[String],
+    report: &mut PruneReport,
+) -> Result<Vec<(Id, lifeboat_storage::ObjectInfo)>> {
+    let (adopted, damaged) = repo.index_unlisted_packs(index, condemned)?;
+    report.reindexed_packs = adopted.len();
+    report.damaged_unlisted_packs = damaged.len();
+    if options.dry_run {
+        report.removed_index_files = unreadable_index_files.to_vec();
+        return Ok(damaged);
+    }
+    for packs in adopted.chunks(PACKS_PER_INDEX) {
+        let file = IndexFile {
+            packs: packs.to_vec(),
+        };
+        repo.save_json(ObjectKind::Index, "index", &file)?;
+    }
+    // Only after the new index files are stored: no readable pack is ever unlisted.
+    for name in unreadable_index_files {
+        delete_if_present(repo, name)?;
+        report.removed_index_files.push(name.clone());
+    }
+    Ok(damaged)
 }
 
 /// Writes an armed notice for every condemnation without one, naming the sessions that
@@ -363,7 +467,12 @@ pub(crate) fn drop_from_index(repo: &Repository, doomed: &HashSet<Id>) -> Result
         return Ok(());
     }
     for object in repo.storage().list("index")? {
-        let file: IndexFile = repo.load_json(ObjectKind::Index, &object.name)?;
+        let file: IndexFile = match repo.load_json_listed(ObjectKind::Index, &object) {
+            Ok(file) => file,
+            Err(RepoError::Storage(e)) if !e.is_damage() => return Err(e.into()),
+            // Unreadable: it lists nothing anyone uses (the next prune removes it).
+            Err(_) => continue,
+        };
         if !file.packs.iter().any(|p| doomed.contains(&p.id)) {
             continue;
         }
@@ -487,8 +596,11 @@ fn repack(repo: &Repository, index: &MasterIndex, packs: &[PackUsage]) -> Result
     if !builder.is_empty() {
         bytes += flush(builder, &mut written)?;
     }
-    if !written.is_empty() {
-        repo.save_json(ObjectKind::Index, "index", &IndexFile { packs: written })?;
+    for packs in written.chunks(PACKS_PER_INDEX) {
+        let file = IndexFile {
+            packs: packs.to_vec(),
+        };
+        repo.save_json(ObjectKind::Index, "index", &file)?;
     }
     Ok((blobs, bytes))
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use lifeboat_storage::Storage;
+use lifeboat_storage::{ObjectInfo, Storage};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -11,7 +11,7 @@ use crate::crypto::{MasterKey, ObjectKind};
 use crate::error::{RepoError, Result};
 use crate::id::Id;
 use crate::index::{IndexFile, MasterIndex};
-use crate::keys::{KdfParams, KeyError, KeyFile};
+use crate::keys::{KdfParams, KeyError, KeyFile, MAX_KEY_FILE_SIZE};
 use crate::pack::BlobKind;
 use crate::pagemap::PageMap;
 use crate::snapshot::{Snapshot, StoredSnapshot, SNAPSHOT_VERSION};
@@ -45,6 +45,16 @@ impl Repository {
         if storage.exists("config")? {
             return Err(RepoError::AlreadyExists(storage.location().to_string()));
         }
+        // A repository that lost its config still holds data that its own key opens; a new
+        // key and config here would make it unreadable (and look like a working repository).
+        let found = repository_objects(&storage)?;
+        if !found.is_empty() {
+            return Err(RepoError::ConfigMissing {
+                location: storage.location().to_string(),
+                found: found.join(", "),
+                during_init: true,
+            });
+        }
         let key = MasterKey::generate();
         let config = RepoConfig::new();
         let key_file = KeyFile::wrap(&key, passphrase, params)
@@ -69,52 +79,23 @@ impl Repository {
     }
 
     pub fn open(storage: Storage, passphrase: &[u8]) -> Result<Repository> {
-        let config_bytes = match storage.read("config") {
+        let config_bytes = match storage.read_limited("config", max_stored_size(ObjectKind::Config))
+        {
             Ok(bytes) => bytes,
             Err(e) if e.is_not_found() => {
-                return Err(RepoError::NotARepository(storage.location().to_string()))
+                let found = repository_objects(&storage)?;
+                if found.is_empty() {
+                    return Err(RepoError::NotARepository(storage.location().to_string()));
+                }
+                return Err(RepoError::ConfigMissing {
+                    location: storage.location().to_string(),
+                    found: found.join(", "),
+                    during_init: false,
+                });
             }
             Err(e) => return Err(e.into()),
         };
-        let keys = storage.list("keys")?;
-        if keys.is_empty() {
-            return Err(RepoError::damaged(
-                "keys/",
-                "the repository has no key files",
-            ));
-        }
-        let mut unlocked = None;
-        let mut problems = Vec::new();
-        for object in &keys {
-            let parsed = storage
-                .read(&object.name)
-                .map_err(RepoError::from)
-                .and_then(|bytes| {
-                    KeyFile::parse(&bytes).map_err(|e| RepoError::damaged(&object.name, e))
-                });
-            let file = match parsed {
-                Ok(file) => file,
-                Err(e) => {
-                    problems.push(e);
-                    continue;
-                }
-            };
-            match file.unwrap_key(passphrase) {
-                Ok(key) => {
-                    unlocked = Some((object.name.clone(), key));
-                    break;
-                }
-                Err(KeyError::WrongPassphrase) => {}
-                Err(e) => problems.push(RepoError::damaged(&object.name, e)),
-            }
-        }
-        let Some((key_name, key)) = unlocked else {
-            // A damaged key file is worth naming; otherwise the passphrase is wrong.
-            return Err(problems
-                .into_iter()
-                .next()
-                .unwrap_or_else(|| RepoError::WrongPassphrase(storage.location().to_string())));
-        };
+        let (key_name, key) = unlock(&storage, passphrase)?;
         let config_json = key
             .open(ObjectKind::Config, &config_bytes, None)
             .map_err(|e| RepoError::damaged("config", e))?;
@@ -161,8 +142,30 @@ impl Repository {
         Ok(id)
     }
 
+    /// Reads, checks and decodes a sealed JSON object; one bigger than any object of its
+    /// kind can be ([`max_stored_size`]) is refused as damaged before it is read.
     pub fn load_json<T: DeserializeOwned>(&self, kind: ObjectKind, name: &str) -> Result<T> {
-        let sealed = self.storage().read(name)?;
+        let sealed = self.storage().read_limited(name, max_stored_size(kind))?;
+        self.decode_json(kind, name, sealed)
+    }
+
+    /// [`Repository::load_json`] for an object just listed (its listed size is checked
+    /// without asking the store again).
+    pub fn load_json_listed<T: DeserializeOwned>(
+        &self,
+        kind: ObjectKind,
+        object: &ObjectInfo,
+    ) -> Result<T> {
+        let sealed = self.storage().read_listed(object, max_stored_size(kind))?;
+        self.decode_json(kind, &object.name, sealed)
+    }
+
+    fn decode_json<T: DeserializeOwned>(
+        &self,
+        kind: ObjectKind,
+        name: &str,
+        sealed: Vec<u8>,
+    ) -> Result<T> {
         check_name(name, &sealed)?;
         let json = self
             .key()
@@ -171,22 +174,95 @@ impl Repository {
         serde_json::from_slice(&json).map_err(|e| RepoError::damaged(name, e))
     }
 
-    /// Reads and merges every index file.
+    /// Reads and merges every index file. One that cannot be decoded (junk, damage, an
+    /// object far too large) is reported and skipped, and the packs that no remaining file
+    /// lists are then indexed from their own headers, in memory: a damaged index costs
+    /// reading some pack headers, never a backup or a restore. (`prune` writes the
+    /// recovered entries to a new index file and removes the damaged one.)
     pub fn load_index(&self) -> Result<MasterIndex> {
-        let names: Vec<String> = self
-            .storage()
-            .list("index")?
-            .into_iter()
-            .map(|o| o.name)
-            .collect();
-        let files = parallel_map(&names, 8, |name| {
-            self.load_json::<IndexFile>(ObjectKind::Index, name)
-        })?;
-        let mut index = MasterIndex::default();
-        for file in &files {
-            index.add_file(file);
+        let (mut index, skipped) = self.load_index_files()?;
+        if !skipped.is_empty() {
+            self.index_unlisted_packs(&mut index, &Default::default())?;
         }
         crate::check::damaged::prefer_intact_copies(self, index)
+    }
+
+    /// Reads and merges the index files that decode; returns the index and the names of
+    /// those that do not (each reported with a warning). Storage failures stop it: only
+    /// the repository's content is skipped, never what could not be reached.
+    pub fn load_index_files(&self) -> Result<(MasterIndex, Vec<String>)> {
+        let objects = self.storage().list("index")?;
+        let files = parallel_map(&objects, 8, |object| {
+            match self.load_json_listed::<IndexFile>(ObjectKind::Index, object) {
+                Ok(file) => Ok(Ok(file)),
+                Err(RepoError::Storage(e)) if !e.is_damage() => Err(RepoError::Storage(e)),
+                Err(e) => Ok(Err(e)),
+            }
+        })?;
+        let mut index = MasterIndex::default();
+        let mut skipped = Vec::new();
+        for (object, file) in objects.iter().zip(files) {
+            match file {
+                Ok(file) => index.add_file(&file),
+                // Gone since the listing: `prune` rewrote it (the new file was stored
+                // first, but perhaps after the listing). Its packs are read below.
+                Err(RepoError::Storage(e)) if e.is_not_found() => skipped.push(object.name.clone()),
+                Err(e) => {
+                    tracing::warn!(
+                        "skipping index file {}: {e}; the packs it listed are read instead",
+                        object.name
+                    );
+                    skipped.push(object.name.clone());
+                }
+            }
+        }
+        Ok((index, skipped))
+    }
+
+    /// Lists `data/` and adds every pack that `index` does not know (other than those in
+    /// `skip`), from the pack's own header. Returns the packs added, and those whose header
+    /// cannot be read (damage; storage failures stop it).
+    pub fn index_unlisted_packs(
+        &self,
+        index: &mut MasterIndex,
+        skip: &std::collections::HashSet<Id>,
+    ) -> Result<(Vec<crate::index::IndexedPack>, Vec<(Id, ObjectInfo)>)> {
+        let unlisted: Vec<(Id, ObjectInfo)> = self
+            .storage()
+            .list("data")?
+            .into_iter()
+            .filter_map(|o| crate::pack::pack_id_from_name(&o.name).map(|id| (id, o)))
+            .filter(|(id, _)| !index.has_pack(id) && !skip.contains(id))
+            .collect();
+        let headers =
+            parallel_map(
+                &unlisted,
+                8,
+                |(id, object)| match crate::session::read_pack_header(
+                    self,
+                    id,
+                    &object.name,
+                    object.size,
+                ) {
+                    Ok(pack) => Ok(Ok(pack)),
+                    Err(RepoError::Storage(e)) if !e.is_damage() => Err(RepoError::Storage(e)),
+                    Err(e) => Ok(Err(e)),
+                },
+            )?;
+        let (mut added, mut damaged) = (Vec::new(), Vec::new());
+        for ((id, object), header) in unlisted.into_iter().zip(headers) {
+            match header {
+                Ok(pack) => {
+                    index.add_pack(&pack);
+                    added.push(pack);
+                }
+                Err(e) => {
+                    tracing::warn!("cannot index {}: {e}", object.name);
+                    damaged.push((id, object));
+                }
+            }
+        }
+        Ok((added, damaged))
     }
 
     pub fn list_snapshots(&self) -> Result<Vec<StoredSnapshot>> {
@@ -196,7 +272,7 @@ impl Repository {
                 Some(id) => id,
                 None => return Ok(Err(RepoError::damaged(&object.name, "not a snapshot name"))),
             };
-            match self.load_json::<Snapshot>(ObjectKind::Snapshot, &object.name) {
+            match self.load_json_listed::<Snapshot>(ObjectKind::Snapshot, object) {
                 Ok(snapshot) if snapshot.version != SNAPSHOT_VERSION => Ok(Err(RepoError::damaged(
                     &object.name,
                     format!(
@@ -301,8 +377,14 @@ impl Repository {
     pub fn list_keys(&self) -> Result<Vec<KeySlot>> {
         let mut slots = Vec::new();
         for object in self.storage().list("keys")? {
-            let bytes = self.storage().read(&object.name)?;
-            let file = KeyFile::parse(&bytes).map_err(|e| RepoError::damaged(&object.name, e))?;
+            let file = match read_key_file(self.storage(), &object) {
+                Ok(file) => file,
+                Err(RepoError::Storage(e)) if !e.is_damage() => return Err(e.into()),
+                Err(e) => {
+                    tracing::warn!("skipping {e}");
+                    continue;
+                }
+            };
             slots.push(KeySlot {
                 id: object.name.trim_start_matches("keys/").to_string(),
                 current: object.name == self.inner.key_name,
@@ -356,6 +438,112 @@ impl Repository {
     }
 }
 
+/// The largest stored object of each kind that a reader accepts. Far above what writers
+/// make (a snapshot is a few KiB, an index file lists at most a few hundred packs), far
+/// below what would exhaust memory: a 40 GB sparse file among the snapshots stopped
+/// `snapshots` with "out of memory" before this.
+pub fn max_stored_size(kind: ObjectKind) -> u64 {
+    const MIB: u64 = 1024 * 1024;
+    match kind {
+        ObjectKind::Config | ObjectKind::Lock => MIB,
+        ObjectKind::DrillRecord => 16 * MIB,
+        ObjectKind::Snapshot => 64 * MIB,
+        ObjectKind::PruneNotice => 256 * MIB,
+        ObjectKind::Index => 512 * MIB,
+        // Blobs, pack headers, segments and WAL files are read by length or range.
+        _ => 4 * 1024 * MIB,
+    }
+}
+
+/// The top-level kinds of repository object a location holds (`keys/`, `data/`, ...),
+/// for telling an empty location from a repository that lost its `config`.
+fn repository_objects(storage: &Storage) -> Result<Vec<String>> {
+    let mut found = Vec::new();
+    for dir in [
+        "keys",
+        "data",
+        "index",
+        "snapshots",
+        "locks",
+        "streams",
+        "wal",
+        "drills",
+        "prune",
+    ] {
+        if !storage.list(dir)?.is_empty() {
+            found.push(format!("{dir}/"));
+        }
+    }
+    Ok(found)
+}
+
+fn read_key_file(storage: &Storage, object: &ObjectInfo) -> Result<KeyFile> {
+    let bytes = storage.read_listed(object, MAX_KEY_FILE_SIZE)?;
+    let file = KeyFile::parse(&bytes).map_err(|e| RepoError::damaged(&object.name, e))?;
+    Ok(file)
+}
+
+/// Finds the key slot that `passphrase` opens.
+///
+/// Anyone who can write to the storage can add key files, without knowing any key. So the
+/// order of trying them must not be theirs to choose (names are: a costly slot named to
+/// sort first made every command hang): slots whose parameters are out of bounds
+/// ([`KdfParams::check`]) or that do not parse are skipped with a warning naming them, the
+/// rest are tried cheapest derivation first (ties by name), and the first that opens
+/// wins. A planted slot is then tried before the real one only when it costs no more than
+/// the real one, so each file an attacker adds costs at most one derivation of the real
+/// slot's price, never an unbounded one.
+fn unlock(storage: &Storage, passphrase: &[u8]) -> Result<(String, MasterKey)> {
+    let objects = storage.list("keys")?;
+    if objects.is_empty() {
+        return Err(RepoError::damaged(
+            "keys/",
+            "the repository has no key files",
+        ));
+    }
+    let mut problems = Vec::new();
+    let mut slots = Vec::new();
+    for object in &objects {
+        let checked = read_key_file(storage, object).and_then(|file| {
+            file.params
+                .check()
+                .map_err(|e| RepoError::damaged(&object.name, e))?;
+            Ok(file)
+        });
+        match checked {
+            Ok(file) => slots.push((object.name.clone(), file)),
+            Err(e) => {
+                tracing::warn!("skipping key file {}: {e}", object.name);
+                problems.push(e);
+            }
+        }
+    }
+    order_slots(&mut slots);
+    for (name, file) in slots {
+        match file.unwrap_key(passphrase) {
+            Ok(key) => return Ok((name, key)),
+            Err(KeyError::WrongPassphrase) => {}
+            Err(e) => {
+                let e = RepoError::damaged(&name, e);
+                tracing::warn!("skipping key file {name}: {e}");
+                problems.push(e);
+            }
+        }
+    }
+    // A damaged key file is worth naming; otherwise the passphrase is wrong.
+    Err(problems
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| RepoError::WrongPassphrase(storage.location().to_string())))
+}
+
+/// The order key slots are tried in: cheapest derivation first, then by name.
+fn order_slots(slots: &mut [(String, KeyFile)]) {
+    slots.sort_by(|(a_name, a), (b_name, b)| {
+        (a.params.cost(), a_name).cmp(&(b.params.cost(), b_name))
+    });
+}
+
 /// Checks that an object's name is the BLAKE3 of its bytes (for content-named objects).
 pub fn check_name(name: &str, bytes: &[u8]) -> Result<()> {
     let Some(expected) = Id::from_object_name(name) else {
@@ -401,4 +589,75 @@ pub fn parallel_map<T: Sync, R: Send>(
                 .expect("every item ran")
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A planted slot sorts before the real one only if it costs no more.
+    #[test]
+    fn key_slots_are_tried_cheapest_first_whatever_their_names() {
+        let master = MasterKey::generate();
+        let slot = |memory_kib, iterations| {
+            let params = KdfParams {
+                memory_kib,
+                iterations,
+                parallelism: 1,
+            };
+            let mut file = KeyFile::wrap(
+                &master,
+                b"p",
+                KdfParams {
+                    iterations: 1,
+                    ..params
+                },
+            )
+            .unwrap();
+            file.params = params;
+            file
+        };
+        let mut slots = vec![
+            ("keys/000-costly".to_string(), slot(8192, 64)),
+            ("keys/fff-real".to_string(), slot(8192, 4)),
+            ("keys/001-bigger".to_string(), slot(65536, 4)),
+            ("keys/aaa-same".to_string(), slot(8192, 4)),
+        ];
+        order_slots(&mut slots);
+        let names: Vec<&str> = slots.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "keys/aaa-same",
+                "keys/fff-real",
+                "keys/001-bigger",
+                "keys/000-costly"
+            ]
+        );
+    }
+
+    #[test]
+    fn oversized_objects_of_each_kind_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path().to_str().unwrap()).unwrap();
+        let fast = KdfParams {
+            memory_kib: 256,
+            iterations: 1,
+            parallelism: 1,
+        };
+        let repo = Repository::init(storage, b"pw", fast).unwrap();
+        let name = format!("snapshots/{}", "4".repeat(64));
+        let file = std::fs::File::create(dir.path().join(&name)).unwrap();
+        file.set_len(max_stored_size(ObjectKind::Snapshot) + 1)
+            .unwrap();
+        let err = repo
+            .load_json::<Snapshot>(ObjectKind::Snapshot, &name)
+            .unwrap_err();
+        assert!(
+            matches!(&err, RepoError::Storage(e) if e.is_damage())
+                && err.to_string().contains(&name),
+            "{err}"
+        );
+        assert!(repo.list_snapshots().unwrap().is_empty());
+    }
 }

@@ -31,6 +31,15 @@ pub enum StorageError {
         path: String,
         detail: String,
     },
+    /// An object bigger than any object of its kind can be: junk, or an attack on memory.
+    /// Refused before it is read.
+    #[error("object {path} in {location} is {size} bytes, more than the {max} bytes an object of its kind may have")]
+    TooLarge {
+        location: String,
+        path: String,
+        size: u64,
+        max: u64,
+    },
     #[error("bad repository location {url:?}: {reason}")]
     BadLocation { url: String, reason: String },
     #[error("permission denied for {path} in {location}: {detail}")]
@@ -58,7 +67,9 @@ impl StorageError {
     pub fn is_damage(&self) -> bool {
         matches!(
             self,
-            StorageError::NotFound { .. } | StorageError::Truncated { .. }
+            StorageError::NotFound { .. }
+                | StorageError::Truncated { .. }
+                | StorageError::TooLarge { .. }
         )
     }
 }
@@ -70,6 +81,46 @@ pub type Result<T> = std::result::Result<T, StorageError>;
 pub struct ObjectInfo {
     pub name: String,
     pub size: u64,
+}
+
+/// Where local writes put their temporary files, relative to the repository root.
+pub const TEMP_DIR: &str = ".tmp";
+
+/// A file in a local repository's `.tmp/` (see [`Storage::temp_files`]).
+#[derive(Debug, Clone)]
+pub struct TempFile {
+    /// The file name inside `.tmp/`.
+    pub name: String,
+    /// The pid of the process that wrote it, for files this crate names (`<pid>-...`).
+    pub writer_pid: Option<u32>,
+    pub modified: std::time::SystemTime,
+    pub size: u64,
+}
+
+/// Creates a new, uniquely named temporary file in `dir`: `<pid>-<nanoseconds>-<n>`.
+/// `create_new` makes a collision (another host on a shared mount) a retry, never a
+/// shared file.
+fn create_temp(dir: &std::path::Path) -> std::io::Result<(std::path::PathBuf, std::fs::File)> {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut attempt = 0;
+    loop {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = dir.join(format!("{}-{nanos:x}-{n}", std::process::id()));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(file) => return Ok((path, file)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 8 => {
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Retry and timeout settings. With the defaults a refused connection fails an operation
@@ -218,11 +269,105 @@ impl Storage {
     /// is fsynced and renamed into place; on object stores a single PUT is atomic. Either
     /// way a reader sees the whole object or none of it.
     pub fn write(&self, name: &str, bytes: Vec<u8>) -> Result<()> {
+        if let Some(root) = &self.local_root {
+            return self.write_local(root, name, &bytes);
+        }
         self.runtime
             .block_on(self.pick(bytes.len() as u64).write(name, bytes))
             .map(|_| ())
             .map_err(|e| self.error("write", name, e))?;
         self.sync_directory(name)
+    }
+
+    /// [`Storage::write`] to a local directory: a temporary file in `.tmp/`, fsynced and
+    /// renamed into place. Done here rather than by OpenDAL because OpenDAL leaves its
+    /// temporary file behind when a write fails (a full disk kept its partial pack, so
+    /// freeing space did not help); this removes it on every failure. The file name starts
+    /// with the writer's pid so that `prune` can tell a live writer's file from debris.
+    fn write_local(&self, root: &std::path::Path, name: &str, bytes: &[u8]) -> Result<()> {
+        use std::io::Write;
+        let failed = |e: std::io::Error| self.local_error("write", name, e);
+        let target = local_path(root, name);
+        let temp_dir = root.join(TEMP_DIR);
+        std::fs::create_dir_all(&temp_dir).map_err(failed)?;
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(failed)?;
+        }
+        let (temp, mut file) = create_temp(&temp_dir).map_err(failed)?;
+        let written = file
+            .write_all(bytes)
+            .and_then(|()| file.sync_all())
+            .and_then(|()| {
+                drop(file);
+                std::fs::rename(&temp, &target)
+            });
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&temp);
+            return Err(failed(e));
+        }
+        self.sync_directory(name)
+    }
+
+    /// The temporary files in a local repository's `.tmp/`: writes in progress, and what
+    /// killed processes left. Empty for object stores, whose writes are single requests.
+    pub fn temp_files(&self) -> Result<Vec<TempFile>> {
+        let Some(root) = &self.local_root else {
+            return Ok(Vec::new());
+        };
+        let failed = |e: std::io::Error| StorageError::Failed {
+            location: self.location.to_string(),
+            op: "list",
+            path: TEMP_DIR.to_string(),
+            detail: e.to_string(),
+        };
+        let entries = match std::fs::read_dir(root.join(TEMP_DIR)) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(failed(e)),
+        };
+        let mut files = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(failed)?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            let metadata = match entry.metadata() {
+                Ok(m) if m.is_file() => m,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(failed(e)),
+            };
+            files.push(TempFile {
+                writer_pid: name.split('-').next().and_then(|p| p.parse().ok()),
+                modified: metadata.modified().map_err(failed)?,
+                size: metadata.len(),
+                name,
+            });
+        }
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(files)
+    }
+
+    /// Removes one file listed by [`Storage::temp_files`]; one already gone is fine.
+    pub fn remove_temp_file(&self, name: &str) -> Result<()> {
+        let Some(root) = &self.local_root else {
+            return Ok(());
+        };
+        let path = format!("{TEMP_DIR}/{name}");
+        if name.contains('/') || name.starts_with('.') || name.is_empty() {
+            return Err(StorageError::Failed {
+                location: self.location.to_string(),
+                op: "delete",
+                path,
+                detail: "not a temporary file name".into(),
+            });
+        }
+        match std::fs::remove_file(root.join(&path)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(self.local_error("delete", &path, e))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// OpenDAL fsyncs the file before renaming it into place; the rename itself is durable
@@ -242,6 +387,74 @@ impl Storage {
                 path: name.to_string(),
                 detail: e.to_string(),
             })
+    }
+
+    /// Reads a whole object of at most `max` bytes: a bigger one is refused (as damage,
+    /// [`StorageError::TooLarge`]) before anything is read into memory. Objects of a kind
+    /// all have a sane upper size; a 40 GB file among them is junk or an attack.
+    pub fn read_limited(&self, name: &str, max: u64) -> Result<Vec<u8>> {
+        let too_large = |size: u64| StorageError::TooLarge {
+            location: self.location.to_string(),
+            path: name.to_string(),
+            size,
+            max,
+        };
+        if let Some(root) = &self.local_root {
+            use std::io::Read;
+            let file = std::fs::File::open(local_path(root, name))
+                .map_err(|e| self.local_error("read", name, e))?;
+            let size = file
+                .metadata()
+                .map_err(|e| self.local_error("read", name, e))?
+                .len();
+            if size > max {
+                return Err(too_large(size));
+            }
+            // The file may grow after the stat: never read more than `max + 1` bytes.
+            let mut bytes = Vec::with_capacity(size as usize);
+            file.take(max + 1)
+                .read_to_end(&mut bytes)
+                .map_err(|e| self.local_error("read", name, e))?;
+            if bytes.len() as u64 > max {
+                return Err(too_large(bytes.len() as u64));
+            }
+            return Ok(bytes);
+        }
+        let size = self.size(name)?;
+        if size > max {
+            return Err(too_large(size));
+        }
+        let bytes = self.read(name)?;
+        if bytes.len() as u64 > max {
+            return Err(too_large(bytes.len() as u64));
+        }
+        Ok(bytes)
+    }
+
+    /// [`Storage::read_limited`] for an object just listed: on object stores the listed
+    /// size is checked instead of asking for it again (a local file is checked as opened).
+    pub fn read_listed(&self, object: &ObjectInfo, max: u64) -> Result<Vec<u8>> {
+        if self.local_root.is_none() && object.size > max {
+            return Err(StorageError::TooLarge {
+                location: self.location.to_string(),
+                path: object.name.clone(),
+                size: object.size,
+                max,
+            });
+        }
+        if self.local_root.is_some() {
+            return self.read_limited(&object.name, max);
+        }
+        let bytes = self.read(&object.name)?;
+        if bytes.len() as u64 > max {
+            return Err(StorageError::TooLarge {
+                location: self.location.to_string(),
+                path: object.name.clone(),
+                size: bytes.len() as u64,
+                max,
+            });
+        }
+        Ok(bytes)
     }
 
     pub fn read(&self, name: &str) -> Result<Vec<u8>> {
@@ -523,5 +736,49 @@ mod tests {
         let err = storage.read("data/ab/abcdef").unwrap_err();
         assert!(err.is_not_found(), "{err}");
         assert!(err.to_string().contains("data/ab/abcdef"));
+    }
+
+    #[test]
+    fn oversized_objects_are_refused_before_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path().to_str().unwrap()).unwrap();
+        storage.write("snapshots/a", vec![7; 100]).unwrap();
+        assert_eq!(storage.read_limited("snapshots/a", 100).unwrap().len(), 100);
+        // A sparse file of 40 GB costs no disk and must cost no memory either.
+        let big = std::fs::File::create(dir.path().join("snapshots/b")).unwrap();
+        big.set_len(40 << 30).unwrap();
+        for err in [
+            storage.read_limited("snapshots/b", 1 << 20).unwrap_err(),
+            storage
+                .read_listed(&storage.list("snapshots").unwrap()[1], 1 << 20)
+                .unwrap_err(),
+        ] {
+            assert!(matches!(err, StorageError::TooLarge { .. }), "{err}");
+            assert!(
+                err.is_damage() && err.to_string().contains("snapshots/b"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path().to_str().unwrap()).unwrap();
+        storage.write("index/a", b"ok".to_vec()).unwrap();
+        // The rename fails: a directory is where the object should go.
+        std::fs::create_dir_all(dir.path().join("index/b/c")).unwrap();
+        let err = storage.write("index/b", b"x".repeat(1000)).unwrap_err();
+        assert!(err.to_string().contains("index/b"), "{err}");
+        assert!(storage.temp_files().unwrap().is_empty());
+        // Debris of a killed writer is listed with its writer's pid.
+        std::fs::write(dir.path().join(".tmp/4242-abc-0"), b"partial").unwrap();
+        let left = storage.temp_files().unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!((left[0].writer_pid, left[0].size), (Some(4242), 7));
+        storage.remove_temp_file(&left[0].name).unwrap();
+        assert!(storage.temp_files().unwrap().is_empty());
+        assert!(storage.remove_temp_file("../index/a").is_err());
+        assert_eq!(storage.read("index/a").unwrap(), b"ok");
     }
 }

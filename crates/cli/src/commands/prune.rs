@@ -59,6 +59,31 @@ pub fn run(ctx: &Context, args: &PruneArgs) -> Result<()> {
             mib(report.freed_bytes)
         ));
     }
+    let (would, did) = if args.dry_run {
+        ("would ", "")
+    } else {
+        ("", "d")
+    };
+    if report.reindexed_packs > 0 {
+        ctx.say(format!(
+            "{would}index{} {} pack(s) that no index listed",
+            if args.dry_run { "" } else { "ed" },
+            report.reindexed_packs
+        ));
+    }
+    if !report.removed_index_files.is_empty() {
+        ctx.say(format!(
+            "{would}remove{did} unreadable index file(s): {}",
+            report.removed_index_files.join(", ")
+        ));
+    }
+    if report.removed_temp_files > 0 {
+        ctx.say(format!(
+            "{would}remove{did} {} stale temporary file(s), {}",
+            report.removed_temp_files,
+            mib(report.removed_temp_bytes)
+        ));
+    }
     if report.spared_packs > 0 {
         ctx.say(format!(
             "kept {} condemned pack(s) that a newer snapshot uses",
