@@ -108,6 +108,25 @@ impl Alerting {
         }
     }
 
+    /// Paths a run's snapshots lack or hold as plain bytes: a warning incident while runs
+    /// keep having them, over with the first run that has none. Call only for runs that
+    /// saved their snapshots.
+    pub fn job_warnings(&self, plan: &str, target: &str, warnings: &[String]) {
+        let key = format!("warnings/{plan}/{target}");
+        if warnings.is_empty() {
+            self.resolved(&key, plan, target, || {
+                format!("backups of plan {plan} to {target} store every path again")
+            });
+            return;
+        }
+        let event = Event::JobWarnings {
+            plan: plan.into(),
+            target: target.into(),
+            warnings: warnings.to_vec(),
+        };
+        self.incident(&key, &warnings.join("; "), &event);
+    }
+
     /// An objective check: `newest` is the newest restore point, `met` whether it is
     /// within `objective`.
     pub fn objective(

@@ -22,6 +22,8 @@ pub struct Children {
 /// What a finished child printed, and whether it succeeded.
 pub struct Finished {
     pub success: bool,
+    /// The exit code (`None` when a signal ended it).
+    pub code: Option<i32>,
     pub stdout: String,
     /// The child's last error line (it prints one line per error), or its exit status.
     pub error: String,
@@ -65,6 +67,7 @@ impl Children {
         let error = error_line(&stderr, &status);
         Ok(Finished {
             success: status.success(),
+            code: status.code(),
             stdout,
             error,
         })

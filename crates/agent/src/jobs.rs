@@ -8,10 +8,17 @@ use lifeboat_config::{Config, Keep, Plan, SourceLocation, Target};
 
 use crate::children::Children;
 
+/// `lifeboat backup`'s exit code for a snapshot saved with warnings (some paths skipped
+/// or stored as plain bytes; `crates/cli/src/exit.rs`).
+pub const SAVED_WITH_WARNINGS: i32 = 6;
+
 /// What a successful run stored.
 pub struct Outcome {
     pub stored_bytes: u64,
     pub snapshots: Vec<String>,
+    /// Paths the snapshots lack or hold as plain bytes, `source: path: problem` each:
+    /// the run still counts (its snapshots are kept), but it is a warning incident.
+    pub warnings: Vec<String>,
 }
 
 pub fn run(
@@ -24,6 +31,7 @@ pub fn run(
     let mut outcome = Outcome {
         stored_bytes: 0,
         snapshots: Vec::new(),
+        warnings: Vec::new(),
     };
     let mut failures = Vec::new();
     for name in &plan.sources {
@@ -49,12 +57,24 @@ pub fn run(
             "--quiet".into(),
         ]);
         match children.run(exe, target, &args) {
-            Ok(done) if done.success => {
+            Ok(done) if done.success || done.code == Some(SAVED_WITH_WARNINGS) => {
                 let report: serde_json::Value =
                     serde_json::from_str(&done.stdout).unwrap_or_default();
                 outcome.stored_bytes += report["summary"]["stored_bytes"].as_u64().unwrap_or(0);
                 if let Some(id) = report["id"].as_str() {
                     outcome.snapshots.push(id.to_string());
+                }
+                let before = outcome.warnings.len();
+                for warning in report["warnings"].as_array().into_iter().flatten() {
+                    outcome.warnings.push(format!(
+                        "{name}: {}: {}",
+                        warning["path"].as_str().unwrap_or("?"),
+                        warning["problem"].as_str().unwrap_or("?")
+                    ));
+                }
+                // Never a silent success: without a readable list, the child's own line.
+                if !done.success && outcome.warnings.len() == before {
+                    outcome.warnings.push(format!("{name}: {}", done.error));
                 }
             }
             Ok(done) => failures.push(format!("{name}: {}", done.error)),

@@ -287,6 +287,9 @@ impl Agent {
                     Ok(_) => tracing::info!("plan {} on {}: done", plan.name, target.name),
                     Err(e) => tracing::warn!("plan {} on {}: {e}", plan.name, target.name),
                 }
+                if let Ok(outcome) = &result {
+                    alerting.job_warnings(&plan.name, &target.name, &outcome.warnings);
+                }
                 let summary = result.map(|o| {
                     format!(
                         "{} snapshot(s), {} bytes stored in {:.1}s",

@@ -27,6 +27,13 @@ pub enum Event {
         target: String,
         error: String,
     },
+    /// A plan's run saved its snapshots, but skipped some paths or stored them as plain
+    /// bytes (`lifeboat backup` exited 6); one `source: path: problem` each.
+    JobWarnings {
+        plan: String,
+        target: String,
+        warnings: Vec<String>,
+    },
     /// The newest restore point of `source` on `target` is older than the plan's recovery
     /// point objective (or there is none yet).
     RpoMissed {
@@ -87,6 +94,7 @@ impl Event {
             Event::JobStarted { .. } => "job_started",
             Event::JobSucceeded { .. } => "job_succeeded",
             Event::JobFailed { .. } => "job_failed",
+            Event::JobWarnings { .. } => "job_warnings",
             Event::RpoMissed { .. } => "rpo_missed",
             Event::Recovered { .. } => "recovered",
             Event::DrillFailed { .. } => "drill_failed",
@@ -99,6 +107,8 @@ impl Event {
             Event::Recovered { .. } => Severity::Recovery,
             // Late is not yet lost: the next run may still catch up.
             Event::RpoMissed { .. } => Severity::Warning,
+            // The snapshot is there; what it lacks needs a person, not a pager at night.
+            Event::JobWarnings { .. } => Severity::Warning,
             Event::JobFailed { .. } | Event::DrillFailed { .. } => Severity::Failure,
         }
     }
@@ -108,6 +118,7 @@ impl Event {
             Event::JobStarted { plan, .. }
             | Event::JobSucceeded { plan, .. }
             | Event::JobFailed { plan, .. }
+            | Event::JobWarnings { plan, .. }
             | Event::RpoMissed { plan, .. }
             | Event::Recovered { plan, .. }
             | Event::DrillFailed { plan, .. } => plan,
@@ -119,6 +130,7 @@ impl Event {
             Event::JobStarted { target, .. }
             | Event::JobSucceeded { target, .. }
             | Event::JobFailed { target, .. }
+            | Event::JobWarnings { target, .. }
             | Event::RpoMissed { target, .. }
             | Event::Recovered { target, .. }
             | Event::DrillFailed { target, .. } => target,
@@ -154,6 +166,14 @@ impl Event {
             Event::JobFailed { plan, target, .. } => {
                 format!("lifeboat: plan {plan} failed on target {target}")
             }
+            Event::JobWarnings {
+                plan,
+                target,
+                warnings,
+            } => format!(
+                "lifeboat: plan {plan} on target {target} skipped or degraded {} path(s)",
+                warnings.len()
+            ),
             Event::RpoMissed {
                 plan,
                 source,
@@ -185,6 +205,7 @@ impl Event {
             Event::JobStarted { plan, target } => format!("started/{plan}/{target}"),
             Event::JobSucceeded { plan, target, .. } => format!("succeeded/{plan}/{target}"),
             Event::JobFailed { plan, target, .. } => format!("failed/{plan}/{target}"),
+            Event::JobWarnings { plan, target, .. } => format!("warnings/{plan}/{target}"),
             Event::RpoMissed {
                 plan,
                 source,
@@ -219,6 +240,11 @@ impl Event {
             Event::JobStarted { .. } => {}
             Event::JobSucceeded { summary, .. } => line("summary", summary),
             Event::JobFailed { error, .. } => line("error", error),
+            Event::JobWarnings { warnings, .. } => {
+                for warning in warnings {
+                    line("warning", warning);
+                }
+            }
             Event::RpoMissed {
                 newest, objective, ..
             } => {

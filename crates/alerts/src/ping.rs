@@ -25,7 +25,8 @@ fn suffix(event: &Event) -> Option<&'static str> {
         Event::JobFailed { .. } | Event::RpoMissed { .. } | Event::DrillFailed { .. } => {
             Some("/fail")
         }
-        Event::Recovered { .. } => None,
+        // The run's success ping already went out: the snapshot was saved.
+        Event::Recovered { .. } | Event::JobWarnings { .. } => None,
     }
 }
 

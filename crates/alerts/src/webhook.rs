@@ -64,6 +64,9 @@ pub(crate) fn body(event: &Event, ctx: &Context<'_>) -> Value {
         ]
         .into_iter()
         .collect(),
+        Event::JobWarnings { warnings, .. } => {
+            [("warnings".into(), json!(warnings))].into_iter().collect()
+        }
         Event::DrillFailed { reason, .. } => {
             [("reason".into(), json!(reason))].into_iter().collect()
         }

@@ -9,6 +9,10 @@ pub const USAGE: i32 = 2;
 pub const DAMAGE_FOUND: i32 = 3;
 pub const WRONG_PASSPHRASE: i32 = 4;
 pub const NO_REPOSITORY: i32 = 5;
+/// `backup` saved its snapshot, but skipped some paths or stored them as plain bytes
+/// (each is printed, in the JSON report and in the snapshot's `warnings`). Not 3, as
+/// restic uses for an incomplete snapshot: 3 is `verify`'s damage here.
+pub const SAVED_WITH_WARNINGS: i32 = 6;
 
 /// Raised by `verify` when it found damage; the report has already been printed.
 #[derive(Debug, thiserror::Error)]

@@ -138,6 +138,20 @@ pub struct Snapshot {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original: Option<Id>,
     pub summary: SnapshotSummary,
+    /// Paths the backup skipped or stored in a lesser form (a file with the SQLite header
+    /// that is not a readable database is stored as plain bytes), each with why. Absent
+    /// in snapshots without any, and in those written before the field existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<SnapshotWarning>,
+}
+
+/// One path a backup could not store as it found it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotWarning {
+    /// The path as the backup saw it (absolute; not valid UTF-8 is shown lossily).
+    pub path: String,
+    /// What was wrong and what was done, e.g. "a FIFO; skipped".
+    pub problem: String,
 }
 
 /// A snapshot with the id it is stored under.

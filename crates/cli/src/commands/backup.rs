@@ -3,7 +3,7 @@ use std::time::Instant;
 
 use anyhow::{Context as _, Result};
 use lifeboat_repo::session::WriteSession;
-use lifeboat_repo::snapshot::{Snapshot, SnapshotSource, SnapshotSummary};
+use lifeboat_repo::snapshot::{Snapshot, SnapshotSource, SnapshotSummary, SnapshotWarning};
 use lifeboat_repo::Repository;
 use lifeboat_sources::database_url::DatabaseUrl;
 use lifeboat_sources::{command, dump, files};
@@ -14,17 +14,46 @@ use crate::context::Context;
 use crate::progress::Bar;
 
 pub fn run(ctx: &Context, args: &BackupArgs) -> Result<()> {
-    take(ctx, args).map(|_| ())
+    let taken = take_snapshot(ctx, args)?;
+    if taken.warnings.is_empty() {
+        return Ok(());
+    }
+    // The snapshot is saved; the exit code tells scripts (and the agent) that some paths
+    // are missing from it or stored as plain bytes.
+    Err(crate::exit::WithCode {
+        code: crate::exit::SAVED_WITH_WARNINGS,
+        message: format!(
+            "snapshot {} saved, but {} path(s) were skipped or stored as plain bytes (each is named in the output)",
+            taken.id.short(),
+            taken.warnings.len()
+        ),
+    }
+    .into())
 }
 
-/// Takes the snapshot `args` describe and reports it; returns its id and paths.
+/// A snapshot just taken.
+pub struct Taken {
+    pub id: lifeboat_repo::Id,
+    pub paths: Vec<String>,
+    pub warnings: Vec<SnapshotWarning>,
+}
+
+/// Takes the snapshot `args` describe and reports it; returns its id and paths. A
+/// snapshot saved with warnings is a success here (they have been printed).
 pub fn take(ctx: &Context, args: &BackupArgs) -> Result<(lifeboat_repo::Id, Vec<String>)> {
+    take_snapshot(ctx, args).map(|t| (t.id, t.paths))
+}
+
+/// Takes the snapshot `args` describe and reports it, with the paths it had to skip or
+/// store as plain bytes.
+pub fn take_snapshot(ctx: &Context, args: &BackupArgs) -> Result<Taken> {
     let repo = ctx.open()?;
     let started = Instant::now();
     let time = chrono::Utc::now();
     let given = given_paths(args)?;
     let databases = database_urls(&given)?;
     let session = WriteSession::start(&repo, "backup")?;
+    let mut warnings = Vec::new();
     let (source, paths, tree, mut summary, parent) = match &args.stdin_from_command {
         Some(cmd) => {
             let name = args.name.clone().unwrap_or_default();
@@ -98,6 +127,7 @@ pub fn take(ctx: &Context, args: &BackupArgs) -> Result<(lifeboat_repo::Id, Vec<
                 &bar,
             )?;
             bar.finish();
+            warnings = found.warnings;
             if found.databases > 0 && !ctx.global.json {
                 ctx.say(format!(
                     "{} SQLite database(s) read from one committed state: {} of {} pages stored{}",
@@ -147,6 +177,7 @@ pub fn take(ctx: &Context, args: &BackupArgs) -> Result<(lifeboat_repo::Id, Vec<
         parent,
         original: None,
         summary: summary.clone(),
+        warnings,
     };
     let id = finished.save_snapshot(&snapshot)?;
     if ctx.global.json {
@@ -156,6 +187,7 @@ pub fn take(ctx: &Context, args: &BackupArgs) -> Result<(lifeboat_repo::Id, Vec<
             "time": snapshot.time.to_rfc3339(),
             "summary": summary,
             "recovered_packs": stats.recovered_packs,
+            "warnings": snapshot.warnings,
         }));
     } else {
         ctx.say(format!(
@@ -168,8 +200,35 @@ pub fn take(ctx: &Context, args: &BackupArgs) -> Result<(lifeboat_repo::Id, Vec<
             human(summary.stored_bytes),
             summary.duration_ms as f64 / 1000.0
         ));
+        // Printed even with --quiet: each is a path missing from the snapshot or stored
+        // in a lesser form, which is not chatter.
+        for warning in &snapshot.warnings {
+            out!(
+                "warning: {}: {}",
+                escape_controls(&warning.path),
+                escape_controls(&warning.problem)
+            );
+        }
     }
-    Ok((id, snapshot.paths))
+    Ok(Taken {
+        id,
+        paths: snapshot.paths,
+        warnings: snapshot.warnings,
+    })
+}
+
+/// `text` with control characters escaped, so a file name cannot move the cursor or
+/// rewrite the terminal's title when printed.
+fn escape_controls(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// The paths (or URLs) to back up; with none given, `DATABASE_URL`.

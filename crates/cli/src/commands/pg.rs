@@ -79,6 +79,7 @@ fn basebackup(ctx: &Context, args: &PgBasebackupArgs) -> Result<()> {
         tree: backup.root,
         parent: None,
         original: None,
+        warnings: Vec::new(),
         summary: summary.clone(),
     };
     let id = finished.save_snapshot(&snapshot)?;

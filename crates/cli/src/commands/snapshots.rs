@@ -23,6 +23,7 @@ pub fn to_json(s: &StoredSnapshot) -> serde_json::Value {
         "size": snap.summary.total_bytes,
         "added_size": snap.summary.stored_bytes,
         "summary": snap.summary,
+        "warnings": snap.warnings,
     })
 }
 

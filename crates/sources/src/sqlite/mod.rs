@@ -8,7 +8,9 @@
 //! lock holds writers off while the pages are read). [`store`] stores them as a page map
 //! so the next backup stores only changed pages, found with the hashes in [`page_cache`].
 
+use std::ffi::OsStr;
 use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
@@ -29,24 +31,69 @@ pub const HEADER: &[u8; 16] = b"SQLite format 3\0";
 /// Files SQLite keeps beside a database; a backup of the database covers them.
 pub const COMPANION_SUFFIXES: [&str; 3] = ["-wal", "-shm", "-journal"];
 
-/// Whether the file at `path` starts with the SQLite header.
+/// Whether the file at `path` is a regular file that starts with the SQLite header. A
+/// FIFO or device named as a database is opened without blocking and refused.
 pub fn is_sqlite(path: &Path) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
     let mut header = [0u8; 16];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut header))
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .and_then(|mut f| {
+            if !f.metadata()?.is_file() {
+                return Err(std::io::Error::other("not a regular file"));
+            }
+            f.read_exact(&mut header)
+        })
         .map(|_| &header == HEADER)
         .unwrap_or(false)
 }
 
-/// Whether `path` is the `-wal`, `-shm` or `-journal` file of a SQLite database beside it.
-pub fn is_companion(path: &Path) -> bool {
-    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-        return false;
-    };
-    COMPANION_SUFFIXES.iter().any(|suffix| {
-        name.strip_suffix(suffix)
-            .is_some_and(|base| !base.is_empty() && is_sqlite(&path.with_file_name(base)))
+/// For a `-wal`, `-shm` or `-journal` file name, the name of the database it belongs to.
+/// Whether that database really is one is the caller's to know: the backup walk skips a
+/// companion only beside a file it stored as a database.
+pub fn companion_base(name: &OsStr) -> Option<&OsStr> {
+    let bytes = name.as_bytes();
+    COMPANION_SUFFIXES.iter().find_map(|suffix| {
+        bytes
+            .strip_suffix(suffix.as_bytes())
+            .filter(|base| !base.is_empty())
+            .map(OsStr::from_bytes)
     })
+}
+
+/// What SQLite makes of a file that starts with the SQLite header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// It opens and its schema reads: it is stored from one committed state.
+    Database,
+    /// SQLite says it is not a database, or that it is damaged where every reader must
+    /// start (the schema): no committed state can be read, only the bytes.
+    NotADatabase(String),
+    /// It may well be a database but cannot be read now (locked, unreadable, an I/O
+    /// error): its bytes must not be stored raw, since it may be live.
+    Unreadable(String),
+}
+
+/// Opens `path` with SQLite and reads its schema. Call only when no other connection of
+/// this process has the file open (see `pages::PageScan::open` on POSIX locks).
+pub fn probe(path: &Path) -> Probe {
+    let connection = match pages::open_connection(path) {
+        Ok(c) => c,
+        Err(e) => return Probe::Unreadable(e.to_string()),
+    };
+    match connection.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+        r.get::<_, i64>(0)
+    }) {
+        Ok(_) => Probe::Database,
+        Err(e) => match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+                Probe::NotADatabase(e.to_string())
+            }
+            _ => Probe::Unreadable(e.to_string()),
+        },
+    }
 }
 
 /// Turns `sqlite:./app.db`, `sqlite:///abs/app.db`, `file:./dev.db` (as Prisma and Drizzle
@@ -234,8 +281,21 @@ mod tests {
             .unwrap();
         assert_eq!(count, 500);
         check(copy.file.path()).unwrap();
-        assert!(is_companion(&dir.path().join("app.db-wal")));
-        assert!(!is_companion(&dir.path().join("other-wal")));
+        assert_eq!(probe(&path), Probe::Database);
+    }
+
+    #[test]
+    fn companion_names() {
+        assert_eq!(
+            companion_base(OsStr::new("app.db-wal")),
+            Some(OsStr::new("app.db"))
+        );
+        assert_eq!(
+            companion_base(OsStr::new("x-journal")),
+            Some(OsStr::new("x"))
+        );
+        assert_eq!(companion_base(OsStr::new("-shm")), None);
+        assert_eq!(companion_base(OsStr::new("app.db")), None);
     }
 
     #[test]
@@ -245,5 +305,21 @@ mod tests {
         std::fs::write(&path, vec![7u8; 4096]).unwrap();
         let err = consistent_copy(&path).err().unwrap().to_string();
         assert!(err.contains("not a SQLite database"), "{err}");
+        // A fake header is not a database either, and says so without an error.
+        let mut fake = HEADER.to_vec();
+        fake.extend_from_slice(&[0xAB; 4080]);
+        std::fs::write(&path, fake).unwrap();
+        assert!(is_sqlite(&path));
+        assert!(matches!(probe(&path), Probe::NotADatabase(_)));
+    }
+
+    #[test]
+    fn a_fifo_is_not_a_database_and_does_not_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("app.db");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: mkfifo reads a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(!is_sqlite(&fifo));
     }
 }

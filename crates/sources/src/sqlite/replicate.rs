@@ -285,6 +285,7 @@ impl<'a> Replicator<'a> {
             tree,
             parent: parent.map(|p| p.snapshot),
             original: None,
+            warnings: Vec::new(),
             summary,
         };
         Ok(finished.save_snapshot(&snapshot)?)
