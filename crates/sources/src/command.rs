@@ -4,7 +4,7 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use lifeboat_repo::index::MasterIndex;
 use lifeboat_repo::session::{StoredContent, WriteSession};
@@ -27,7 +27,7 @@ pub fn backup_command(
             "{name:?} is not a valid name for the stream"
         )));
     }
-    let mut child = Command::new("sh")
+    let mut child = crate::child_env::user_command("sh")
         .arg("-c")
         .arg(command)
         .stdin(Stdio::null())
@@ -122,7 +122,7 @@ pub fn restore_to_command(
     command: &str,
     progress: &dyn Progress,
 ) -> Result<()> {
-    let mut child = Command::new("sh")
+    let mut child = crate::child_env::user_command("sh")
         .arg("-c")
         .arg(command)
         .stdin(Stdio::piped())

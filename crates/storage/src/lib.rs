@@ -11,6 +11,7 @@
 //! Garage, MinIO, R2); extra service options can be given as a query string.
 
 mod location;
+mod modes;
 
 pub use location::Location;
 
@@ -138,6 +139,8 @@ pub struct Storage {
     location: Arc<str>,
     /// Set for local directories: their directory entries are fsynced after each write.
     local_root: Option<Arc<std::path::Path>>,
+    /// For local directories: the modes new directories and files get.
+    modes: Option<modes::Modes>,
 }
 
 impl std::fmt::Debug for Storage {
@@ -167,6 +170,21 @@ impl Storage {
                 url: url.to_string(),
                 reason: format!("cannot start the I/O runtime: {e}"),
             })?;
+        // OpenDAL would create a missing root and its temporary directory with the
+        // umask's modes: create them first, private.
+        let modes = match &location {
+            Location::Local(root) => Some(
+                modes::Modes::prepare(root, &location::local_tmp_dir(root)).map_err(|e| {
+                    StorageError::Failed {
+                        location: location.display(),
+                        op: "create",
+                        path: "the repository directory".into(),
+                        detail: e.to_string(),
+                    }
+                })?,
+            ),
+            Location::Service { .. } => None,
+        };
         let operator = {
             // OpenDAL's HTTP services need a runtime context while being built.
             let _guard = runtime.enter();
@@ -184,6 +202,7 @@ impl Storage {
             large,
             location: location.display().into(),
             local_root,
+            modes,
         })
     }
 
@@ -218,10 +237,21 @@ impl Storage {
     /// is fsynced and renamed into place; on object stores a single PUT is atomic. Either
     /// way a reader sees the whole object or none of it.
     pub fn write(&self, name: &str, bytes: Vec<u8>) -> Result<()> {
+        let local = self.local_root.as_deref().zip(self.modes);
+        if let Some((root, modes)) = local {
+            modes
+                .make_parents(root, name)
+                .map_err(|e| self.local_error("create the directory of", name, e))?;
+        }
         self.runtime
             .block_on(self.pick(bytes.len() as u64).write(name, bytes))
             .map(|_| ())
             .map_err(|e| self.error("write", name, e))?;
+        if let Some((root, modes)) = local {
+            modes
+                .set_file(&local_path(root, name))
+                .map_err(|e| self.local_error("chmod", name, e))?;
+        }
         self.sync_directory(name)
     }
 
