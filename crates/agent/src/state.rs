@@ -119,9 +119,8 @@ fn make_private(path: &Path) -> Result<()> {
         file.push(suffix);
         match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(e).with_context(|| {
-                    format!("cannot make {} private", Path::new(&file).display())
-                })
+                return Err(e)
+                    .with_context(|| format!("cannot make {} private", Path::new(&file).display()))
             }
             _ => {}
         }
@@ -356,7 +355,9 @@ mod tests {
         let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o7777;
         {
             let state = State::open(&path).unwrap();
-            state.start_run("app", "local", "backup", Utc::now()).unwrap();
+            state
+                .start_run("app", "local", "backup", Utc::now())
+                .unwrap();
             for file in ["agent.db", "agent.db-wal", "agent.db-shm"] {
                 assert_eq!(mode(&dir.path().join("state").join(file)), 0o600, "{file}");
             }

@@ -64,7 +64,10 @@ impl CmdlineWatch {
 fn assert_hidden(seen: &BTreeSet<String>, secrets: &[&str]) {
     for line in seen {
         for secret in secrets {
-            assert!(!line.contains(secret), "{secret:?} on a command line: {line}");
+            assert!(
+                !line.contains(secret),
+                "{secret:?} on a command line: {line}"
+            );
         }
     }
 }
@@ -78,7 +81,11 @@ fn mariadb(sql: &str) {
         .args(["-h", "127.0.0.1", "-u", "root", "-e", sql])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A PostgreSQL role and a MariaDB user with passwords, each owning a small database;
@@ -96,7 +103,10 @@ impl Accounts {
         let n = &accounts.name;
         psql("postgres", &format!("CREATE ROLE {n} LOGIN PASSWORD 'x'"));
         psql("postgres", &format!("CREATE DATABASE {n} OWNER {n}"));
-        psql(n, &format!("SET ROLE {n}; CREATE TABLE t (id int); INSERT INTO t VALUES (1), (2)"));
+        psql(
+            n,
+            &format!("SET ROLE {n}; CREATE TABLE t (id int); INSERT INTO t VALUES (1), (2)"),
+        );
         mariadb(&format!(
             "CREATE USER '{n}'@'%' IDENTIFIED BY '{pw}'; GRANT ALL ON *.* TO '{n}'@'%';
              CREATE DATABASE {n}; CREATE TABLE {n}.t (id int); INSERT INTO {n}.t VALUES (1), (2);",
@@ -115,9 +125,14 @@ impl Accounts {
 
     fn drop_all(&self) {
         let n = &self.name;
-        psql("postgres", &format!("DROP DATABASE IF EXISTS {n} WITH (FORCE)"));
+        psql(
+            "postgres",
+            &format!("DROP DATABASE IF EXISTS {n} WITH (FORCE)"),
+        );
         psql("postgres", &format!("DROP ROLE IF EXISTS {n}"));
-        mariadb(&format!("DROP DATABASE IF EXISTS {n}; DROP USER IF EXISTS '{n}'@'%';"));
+        mariadb(&format!(
+            "DROP DATABASE IF EXISTS {n}; DROP USER IF EXISTS '{n}'@'%';"
+        ));
     }
 }
 
@@ -136,7 +151,9 @@ fn write_config(dir: &Path, body: &str) -> PathBuf {
 /// GET with the raw `Authorization` header value given.
 fn get_with_authorization(addr: SocketAddr, path: &str, authorization: &str) -> u16 {
     let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {authorization}\r\nConnection: close\r\n\r\n"
@@ -159,7 +176,11 @@ impl Drop for Agent {
 #[test]
 fn the_agent_never_puts_a_database_password_on_a_command_line() {
     let accounts = Accounts::new("agent");
-    let (n, pg_pw, my_pw) = (&accounts.name, accounts.pg_password(), accounts.mysql_password());
+    let (n, pg_pw, my_pw) = (
+        &accounts.name,
+        accounts.pg_password(),
+        accounts.mysql_password(),
+    );
     let repo = TestRepo::local();
     let dir = repo.dir.path();
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -221,20 +242,31 @@ state = "./agent.db"
     assert_eq!(target["failures_total"], 0, "{target}");
     // The watch saw the backups (so it would have seen a password on their command lines).
     assert!(
-        seen.iter().any(|l| l.contains("backup") && l.contains("source:pg")),
+        seen.iter()
+            .any(|l| l.contains("backup") && l.contains("source:pg")),
         "{seen:#?}"
     );
     assert_hidden(&seen, &[&pg_pw, &my_pw]);
     let snapshots = repo.ok(&["snapshots", "--json"]);
-    assert!(snapshots.contains(&format!("postgres://{n}@{PG}/{n}")), "{snapshots}");
+    assert!(
+        snapshots.contains(&format!("postgres://{n}@{PG}/{n}")),
+        "{snapshots}"
+    );
     assert!(!snapshots.contains(&pg_pw) && !snapshots.contains(&my_pw));
 
     // RFC 7235: the scheme is case-insensitive.
     for scheme in ["Bearer", "bearer", "BEARER"] {
-        let code = get_with_authorization(addr, "/api/v1/status", &format!("{scheme} agent-secret-token"));
+        let code = get_with_authorization(
+            addr,
+            "/api/v1/status",
+            &format!("{scheme} agent-secret-token"),
+        );
         assert_eq!(code, 200, "{scheme}");
     }
-    assert_eq!(get_with_authorization(addr, "/api/v1/status", "bearer wrong"), 401);
+    assert_eq!(
+        get_with_authorization(addr, "/api/v1/status", "bearer wrong"),
+        401
+    );
     drop(agent);
 }
 
@@ -262,7 +294,11 @@ fn recording_pg_bin(dir: &Path) -> (PathBuf, PathBuf) {
 #[test]
 fn passwords_in_the_query_string_are_used_but_never_stored_or_printed() {
     let accounts = Accounts::new("query");
-    let (n, pg_pw, my_pw) = (&accounts.name, accounts.pg_password(), accounts.mysql_password());
+    let (n, pg_pw, my_pw) = (
+        &accounts.name,
+        accounts.pg_password(),
+        accounts.mysql_password(),
+    );
     let repo = TestRepo::local();
     let dir = repo.dir.path();
 
@@ -285,10 +321,16 @@ fn passwords_in_the_query_string_are_used_but_never_stored_or_printed() {
     let snapshots = repo.ok(&["snapshots", "--json"]);
     let plain = repo.ok(&["snapshots"]);
     for shown in [&snapshots, &plain] {
-        assert!(!shown.contains(&pg_pw) && !shown.contains(&my_pw), "{shown}");
+        assert!(
+            !shown.contains(&pg_pw) && !shown.contains(&my_pw),
+            "{shown}"
+        );
         assert!(!shown.contains("password"), "{shown}");
     }
-    assert!(snapshots.contains(&format!("postgres://{n}@{PG}/{n}?sslmode=disable")), "{snapshots}");
+    assert!(
+        snapshots.contains(&format!("postgres://{n}@{PG}/{n}?sslmode=disable")),
+        "{snapshots}"
+    );
 
     // The runbook shows neither, and restores into NAME_restored, not into the query.
     let config = write_config(
@@ -355,9 +397,23 @@ fn commands_run_for_the_user_never_see_the_passphrase() {
     };
     let watch = CmdlineWatch::start();
     command(&["backup", "--stdin-from-command", "env", "--name", "env.txt"]);
-    command(&["restore", "latest", "--to-command", "cat > stored.txt; env > piped.txt"]);
+    command(&[
+        "restore",
+        "latest",
+        "--to-command",
+        "cat > stored.txt; env > piped.txt",
+    ]);
     let data_arg = data.display().to_string();
-    command(&["run", "--snapshot-before", "--source", &data_arg, "--", "sh", "-c", "env > run.txt"]);
+    command(&[
+        "run",
+        "--snapshot-before",
+        "--source",
+        &data_arg,
+        "--",
+        "sh",
+        "-c",
+        "env > run.txt",
+    ]);
     assert_hidden(&watch.stop(), &[PASSWORD]);
     for file in ["stored.txt", "piped.txt", "run.txt"] {
         assert_scrubbed(&std::fs::read_to_string(dir.join(file)).unwrap());
@@ -376,7 +432,10 @@ fn commands_run_for_the_user_never_see_the_passphrase() {
         "env > passed.txt",
     ]);
     let passed = std::fs::read_to_string(dir.join("passed.txt")).unwrap();
-    assert!(passed.contains(&format!("LIFEBOAT_PASSWORD={PASSWORD}")), "{passed}");
+    assert!(
+        passed.contains(&format!("LIFEBOAT_PASSWORD={PASSWORD}")),
+        "{passed}"
+    );
     assert!(!passed.contains("LIFEBOAT_AGENT_TOKEN"), "{passed}");
 }
 
@@ -385,7 +444,11 @@ fn modes(root: &Path) -> Vec<(PathBuf, u32, bool)> {
     let mut found = Vec::new();
     let mut dirs = vec![root.to_path_buf()];
     while let Some(dir) = dirs.pop() {
-        found.push((dir.clone(), std::fs::metadata(&dir).unwrap().mode() & 0o7777, true));
+        found.push((
+            dir.clone(),
+            std::fs::metadata(&dir).unwrap().mode() & 0o7777,
+            true,
+        ));
         for entry in std::fs::read_dir(&dir).unwrap().flatten() {
             let meta = entry.metadata().unwrap();
             if meta.is_dir() {
@@ -414,7 +477,9 @@ fn repository_files_are_private_unless_shared_with_a_group_on_purpose() {
     std::fs::write(data.join("a.txt"), "a").unwrap();
     repo.backup(&[data.as_path()]);
     let found = modes(&repo.repo_dir());
-    assert!(found.iter().any(|(p, _, _)| p.starts_with(repo.repo_dir().join("keys"))));
+    assert!(found
+        .iter()
+        .any(|(p, _, _)| p.starts_with(repo.repo_dir().join("keys"))));
     assert!(found.len() > 8, "{found:?}");
     for (path, mode, is_dir) in &found {
         let wanted = if *is_dir { 0o700 } else { 0o600 };

@@ -82,6 +82,9 @@ mod tests {
             assert!(!secret(name, "x"), "{name}");
         }
         assert!(!secret("LIFEBOAT_REPO", "s3://bucket/prefix"));
-        assert!(secret("LIFEBOAT_REPO", "s3://bucket/prefix?secret_access_key=x"));
+        assert!(secret(
+            "LIFEBOAT_REPO",
+            "s3://bucket/prefix?secret_access_key=x"
+        ));
     }
 }

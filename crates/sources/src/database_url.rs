@@ -114,7 +114,12 @@ impl DatabaseUrl {
         // Pairs are kept as written: re-encoding would turn spaces into `+`, which libpq
         // does not read as a space.
         let mut kept: Vec<String> = Vec::new();
-        for raw in url.query().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        for raw in url
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+        {
             // Percent-decoded only, as libpq does: a `+` stays a `+`.
             let (key, value) = raw.split_once('=').unwrap_or((raw, ""));
             let (key, value) = (decode(key), decode(value));
@@ -350,7 +355,10 @@ mod tests {
                 assert!(!shown.contains(secret), "{shown}");
             }
         }
-        assert_eq!(url.redacted(), "postgres://app@db:5432/shop?sslmode=require");
+        assert_eq!(
+            url.redacted(),
+            "postgres://app@db:5432/shop?sslmode=require"
+        );
         let env: std::collections::HashMap<_, _> = derived.libpq_env().into_iter().collect();
         assert_eq!(env["PGPASSWORD"], "q&pw");
         assert_eq!(env["PGPASSFILE"], "/secret/pgpass");
@@ -368,9 +376,11 @@ mod tests {
         let mysql = parse("mysql://root@db/app?password=p+w&ssl-mode=REQUIRED");
         assert_eq!(mysql.password().as_deref(), Some("p+w"));
         assert_eq!(mysql.redacted(), "mysql://root@db/app?ssl-mode=REQUIRED");
-        assert!(DatabaseUrl::parse("postgres://db/x?service=s&sslpassword=p")
-            .unwrap()
-            .is_err());
+        assert!(
+            DatabaseUrl::parse("postgres://db/x?service=s&sslpassword=p")
+                .unwrap()
+                .is_err()
+        );
     }
 
     #[test]
