@@ -37,9 +37,22 @@ impl Children {
         target: &Target,
         args: &[String],
     ) -> std::io::Result<Finished> {
+        self.run_with_env(exe, target, args, &[])
+    }
+
+    /// [`Children::run`] with `env` added to the child's environment: the way to hand
+    /// it anything that may hold a secret, since arguments show in `ps` for every user.
+    pub fn run_with_env(
+        &self,
+        exe: &PathBuf,
+        target: &Target,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> std::io::Result<Finished> {
         let mut command = Command::new(exe);
         command
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

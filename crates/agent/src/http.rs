@@ -65,7 +65,7 @@ fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer_token)
         .unwrap_or_default();
     // Compared in constant time: the token guards an API on the network.
     given.len() == token.len()
@@ -74,6 +74,15 @@ fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
             .zip(token.bytes())
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
             == 0
+}
+
+/// The token of an `Authorization: Bearer TOKEN` value. The scheme is case-insensitive
+/// and may be followed by several spaces (RFC 7235 section 2.1).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start_matches(' '))
 }
 
 fn unauthorized() -> Response {
@@ -107,4 +116,19 @@ async fn api_status(State(shared): State<Shared>, headers: HeaderMap) -> Respons
     }
     let status = shared.status.lock().expect("status").clone();
     axum::Json(status).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_scheme_is_case_insensitive() {
+        for value in ["Bearer t0k", "bearer t0k", "BEARER t0k", "bEaReR   t0k"] {
+            assert_eq!(bearer_token(value), Some("t0k"), "{value}");
+        }
+        for value in ["Basic t0k", "Bearert0k", "t0k", ""] {
+            assert_eq!(bearer_token(value), None, "{value}");
+        }
+    }
 }

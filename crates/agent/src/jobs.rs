@@ -39,8 +39,11 @@ pub fn run(
             continue;
         };
         let mut args = vec!["backup".to_string()];
+        let mut env = Vec::new();
         match &source.location {
-            SourceLocation::Url(url) => args.push(url.clone()),
+            // A URL may hold a password, and arguments show in `ps` for every user: the
+            // child reads it from DATABASE_URL (backup's default source) instead.
+            SourceLocation::Url(url) => env.push(("DATABASE_URL", url.as_str())),
             SourceLocation::Command(command) => args.extend([
                 "--stdin-from-command".into(),
                 command.clone(),
@@ -56,7 +59,7 @@ pub fn run(
             "--json".into(),
             "--quiet".into(),
         ]);
-        match children.run(exe, target, &args) {
+        match children.run_with_env(exe, target, &args, &env) {
             Ok(done) if done.success || done.code == Some(SAVED_WITH_WARNINGS) => {
                 let report: serde_json::Value =
                     serde_json::from_str(&done.stdout).unwrap_or_default();

@@ -2,6 +2,7 @@
 //! ran, so a restart neither repeats nor skips runs) and open incidents (so an alert goes
 //! out once per incident, across restarts).
 
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -103,12 +104,40 @@ fn time(text: String) -> DateTime<Utc> {
         .unwrap_or_default()
 }
 
+/// The job history names plans, sources and errors: it is the owner's alone. The file is
+/// created 0600 before SQLite opens it (SQLite gives its `-wal` and `-shm` the database
+/// file's mode), and an older, world-readable one is made private, companions included.
+fn make_private(path: &Path) -> Result<()> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create the agent's state {}", path.display()))?;
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e)
+                    .with_context(|| format!("cannot make {} private", Path::new(&file).display()))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 impl State {
     pub fn open(path: &Path) -> Result<State> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
+        make_private(path)?;
         let db = Connection::open(path)
             .with_context(|| format!("cannot open the agent's state {}", path.display()))?;
         db.pragma_update(None, "journal_mode", "wal")?;
@@ -317,6 +346,28 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_state_database_is_private() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/agent.db");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o7777;
+        {
+            let state = State::open(&path).unwrap();
+            state
+                .start_run("app", "local", "backup", Utc::now())
+                .unwrap();
+            for file in ["agent.db", "agent.db-wal", "agent.db-shm"] {
+                assert_eq!(mode(&dir.path().join("state").join(file)), 0o600, "{file}");
+            }
+            assert_eq!(mode(&dir.path().join("state")), 0o700);
+        }
+        // A database an older agent left world-readable is made private.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        State::open(&path).unwrap();
+        assert_eq!(mode(&path), 0o600);
+    }
 
     #[test]
     fn runs_and_incidents_survive_a_reopen() {

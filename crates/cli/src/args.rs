@@ -34,6 +34,11 @@ pub struct GlobalArgs {
     /// No progress bars and no informational messages.
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
+    /// Let the commands Lifeboat runs for you (run --snapshot-before, --stdin-from-command,
+    /// --to-command) see this variable of Lifeboat's own (e.g. LIFEBOAT_PASSWORD), which
+    /// they are otherwise not given (repeatable).
+    #[arg(long = "pass-env", value_name = "NAME", global = true)]
+    pub pass_env: Vec<String>,
     /// More log output (repeat for more).
     #[arg(long, short = 'v', action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,

@@ -48,6 +48,7 @@ pub(crate) fn write_stdout_line(text: &str) {
 fn main() {
     tune_allocator();
     let cli = args::Cli::parse();
+    lifeboat_sources::child_env::pass_through(&cli.global.pass_env);
     let filter = match cli.global.verbose {
         0 => "warn",
         1 => "info",

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use lifeboat_repo::index::MasterIndex;
 use lifeboat_repo::session::{StoredContent, WriteSession};
@@ -31,7 +31,7 @@ pub fn backup_command(
             problem.trim_start_matches("tree is not valid: ")
         )));
     }
-    let mut child = Command::new("sh")
+    let mut child = crate::child_env::user_command("sh")
         .arg("-c")
         .arg(command)
         .stdin(Stdio::null())
@@ -127,7 +127,7 @@ pub fn restore_to_command(
     command: &str,
     progress: &dyn Progress,
 ) -> Result<()> {
-    let mut child = Command::new("sh")
+    let mut child = crate::child_env::user_command("sh")
         .arg("-c")
         .arg(command)
         .stdin(Stdio::piped())

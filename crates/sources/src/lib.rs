@@ -4,6 +4,7 @@
 //! and trees through a [`lifeboat_repo::session::WriteSession`], and turn a snapshot's
 //! trees back into that thing. They know nothing of packs, keys or storage.
 
+pub mod child_env;
 pub mod command;
 pub mod database_url;
 pub mod dump;

@@ -11,6 +11,7 @@
 //! Garage, MinIO, R2); extra service options can be given as a query string.
 
 mod location;
+mod modes;
 
 pub use location::Location;
 
@@ -189,6 +190,8 @@ pub struct Storage {
     location: Arc<str>,
     /// Set for local directories: their directory entries are fsynced after each write.
     local_root: Option<Arc<std::path::Path>>,
+    /// For local directories: the modes new directories and files get.
+    modes: Option<modes::Modes>,
 }
 
 impl std::fmt::Debug for Storage {
@@ -218,6 +221,21 @@ impl Storage {
                 url: url.to_string(),
                 reason: format!("cannot start the I/O runtime: {e}"),
             })?;
+        // OpenDAL would create a missing root and its temporary directory with the
+        // umask's modes: create them first, private.
+        let modes = match &location {
+            Location::Local(root) => Some(
+                modes::Modes::prepare(root, &location::local_tmp_dir(root)).map_err(|e| {
+                    StorageError::Failed {
+                        location: location.display(),
+                        op: "create",
+                        path: "the repository directory".into(),
+                        detail: e.to_string(),
+                    }
+                })?,
+            ),
+            Location::Service { .. } => None,
+        };
         let operator = {
             // OpenDAL's HTTP services need a runtime context while being built.
             let _guard = runtime.enter();
@@ -235,6 +253,7 @@ impl Storage {
             large,
             location: location.display().into(),
             local_root,
+            modes,
         })
     }
 
@@ -289,13 +308,18 @@ impl Storage {
         let failed = |e: std::io::Error| self.local_error("write", name, e);
         let target = local_path(root, name);
         let temp_dir = root.join(TEMP_DIR);
-        std::fs::create_dir_all(&temp_dir).map_err(failed)?;
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(failed)?;
-        }
+        let modes = self.modes.unwrap_or_else(|| modes::Modes::for_root_mode(0o700));
+        // Parents and `.tmp/` get the repository's modes, not the umask's (a prune may
+        // have removed an empty `.tmp/`).
+        modes
+            .make_parents(root, &format!("{TEMP_DIR}/x"))
+            .and_then(|()| modes.make_parents(root, name))
+            .map_err(|e| self.local_error("create the directory of", name, e))?;
         let (temp, mut file) = create_temp(&temp_dir).map_err(failed)?;
-        let written = file
-            .write_all(bytes)
+        // Private from its first byte: the mode is set before anything is written.
+        let written = modes
+            .set_file(&temp)
+            .and_then(|()| file.write_all(bytes))
             .and_then(|()| file.sync_all())
             .and_then(|()| {
                 drop(file);

@@ -92,7 +92,7 @@ impl Location {
                 let root_str = root.to_string_lossy();
                 let builder = opendal::services::Fs::default()
                     .root(&root_str)
-                    .atomic_write_dir(&root.join(".tmp").to_string_lossy());
+                    .atomic_write_dir(&local_tmp_dir(root).to_string_lossy());
                 Operator::new(builder)
             }
             Location::Service {
@@ -146,6 +146,11 @@ fn absolute(path: &Path) -> PathBuf {
             .map(|cwd| cwd.join(path))
             .unwrap_or_else(|_| path.to_path_buf())
     }
+}
+
+/// Where OpenDAL writes a local repository's objects before renaming them into place.
+pub(crate) fn local_tmp_dir(root: &Path) -> PathBuf {
+    root.join(".tmp")
 }
 
 #[cfg(test)]

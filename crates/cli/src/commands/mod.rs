@@ -11,6 +11,7 @@ mod init;
 mod key;
 mod ls;
 mod pg;
+mod pg_access;
 mod plan;
 mod prune;
 mod repair;

@@ -174,6 +174,22 @@ fn wal_fetch(ctx: &Context, args: &PgWalFetchArgs) -> Result<()> {
 /// passphrase file if one was given (the passphrase itself never goes into a file).
 pub(crate) fn lifeboat_command(ctx: &Context, tail: &str) -> Result<String> {
     let exe = std::env::current_exe().context("cannot find the lifeboat executable")?;
+    // The command goes into postgresql.conf and every archiver's command line (`ps`).
+    if let Ok(lifeboat_storage::Location::Service { options, .. }) =
+        lifeboat_storage::Location::parse(ctx.repo_url()?)
+    {
+        let secret = ["secret", "key", "token", "password", "credential", "sas"];
+        if let Some((name, _)) = options.iter().find(|(name, _)| {
+            let name = name.to_ascii_lowercase();
+            secret.iter().any(|word| name.contains(word))
+        }) {
+            bail!(
+                "the repository URL holds a credential ({name}), which PostgreSQL's command \
+                 would show to every user: give it to the server through its environment \
+                 (e.g. AWS_SECRET_ACCESS_KEY) instead"
+            );
+        }
+    }
     let quote = crate::commands::shell_word;
     let mut command = format!(
         "{} --repo {}",
@@ -264,10 +280,33 @@ fn restore(ctx: &Context, args: &PgRestoreArgs) -> Result<()> {
     Ok(())
 }
 
+/// Whether the server's user lacks access to a local repository (see [`pg_access`]).
+fn access_problem(ctx: &Context, psql: &Psql) -> Option<String> {
+    let Ok(lifeboat_storage::Location::Local(root)) =
+        lifeboat_storage::Location::parse(ctx.repo_url().ok()?)
+    else {
+        return None;
+    };
+    // Reading it needs a superuser or pg_read_all_settings, as --apply does anyway.
+    let data_directory = psql
+        .query(None, "SELECT current_setting('data_directory')")
+        .ok()?;
+    let password_file = ctx
+        .global
+        .password_file
+        .as_ref()
+        .map(|f| std::path::absolute(f).unwrap_or(f.clone()));
+    crate::commands::pg_access::problem(&data_directory, &root, password_file.as_deref())
+}
+
 fn setup(ctx: &Context, args: &PgSetupArgs) -> Result<()> {
     let url = server_url(&args.url)?;
     let psql = Psql::new(&url)?;
     let archive_command = lifeboat_command(ctx, "pg wal-push %p")?;
+    let access = access_problem(ctx, &psql);
+    if let (Some(problem), true) = (&access, args.apply) {
+        bail!("{problem}; nothing was changed");
+    }
     let current = psql.query(
         None,
         "SELECT current_setting('wal_level'), current_setting('archive_mode'), \
@@ -308,6 +347,9 @@ fn setup(ctx: &Context, args: &PgSetupArgs) -> Result<()> {
         if ctx.global.password_file.is_none() {
             ctx.say("# the server needs the passphrase: give --password-file (readable by the postgres user) so archive_command names it");
         }
+        if let Some(problem) = &access {
+            ctx.say(format!("# warning: {problem}"));
+        }
         ctx.say("# or run again with --apply (ALTER SYSTEM; needs a superuser)");
         if current_command != archive_command || restart {
             return Ok(());
@@ -346,7 +388,8 @@ fn setup(ctx: &Context, args: &PgSetupArgs) -> Result<()> {
             )?;
             bail!(
                 "WAL file {file} did not reach the repository within 30s (last archive failure: {why}); \
-                 see the server log for archive_command's error"
+                 see the server log for archive_command's error (it runs as the server's user, \
+                 which must be able to read the passphrase file and the keys and write the repository)"
             );
         }
         std::thread::sleep(Duration::from_millis(250));

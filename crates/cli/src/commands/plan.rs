@@ -296,7 +296,7 @@ fn runbook(ctx: &Context, config: &Config, origin: &str) -> String {
             let _ = writeln!(out, "**A bad migration** (stop the app first):\n\n```sh\nlifeboat timeline {name}                             # restore points, to the transaction\nlifeboat restore --source {url} --at TIME_BEFORE_MIGRATION --target ./restored.db\n# check ./restored.db, then move it over the live file (and delete its -wal/-shm)\n```\n");
             let _ = writeln!(out, "**The database host is lost** (on a new host with lifeboat and the passphrase):\n\n```sh\nlifeboat restore --source {url} --at latest --target /path/to/app.db   # from {first_target}, or --repo the off-site target\nlifeboat drill {name} --target {offsite}                                   # prove the off-site copy first if in doubt\n```\n");
         } else if database {
-            let _ = writeln!(out, "**A dropped table or a bad migration:** restore the newest good dump into a new database, check it, then switch the app over:\n\n```sh\nlifeboat snapshots --tag source:{name}\nlifeboat restore SNAPSHOT --into {}_restored   # a new database; row counts are checked\n```\nPostgreSQL clusters with WAL archiving recover to any second: `lifeboat pg restore --help`.\n", redact(url));
+            let _ = writeln!(out, "**A dropped table or a bad migration:** restore the newest good dump into a new database, check it, then switch the app over:\n\n```sh\nlifeboat snapshots --tag source:{name}\nlifeboat restore SNAPSHOT --into {}   # a new database; row counts are checked\n```\nPostgreSQL clusters with WAL archiving recover to any second: `lifeboat pg restore --help`.\n", restored_copy(url));
             let _ = writeln!(out, "**The database host is lost:** on the new server, `lifeboat restore SNAPSHOT --into postgres://…/NAME` (or `mysql://…`) from `{first_target}`, or `{offsite}` if the host's disks went with it.\n");
         } else {
             let _ = writeln!(out, "**Files deleted or overwritten:**\n\n```sh\nlifeboat snapshots --tag source:{name}\nlifeboat restore SNAPSHOT --target /tmp/restore --include PATH   # then copy back what is needed\n```\n");
@@ -329,11 +329,18 @@ fn runbook(ctx: &Context, config: &Config, origin: &str) -> String {
     out
 }
 
-fn redact(url: &str) -> String {
-    lifeboat_sources::database_url::DatabaseUrl::parse(url)
-        .and_then(|u| u.ok())
-        .map(|u| u.redacted())
-        .unwrap_or_else(|| url.to_string())
+/// Where the runbook restores a database to check it: the same server, the database
+/// name with `_restored` appended (through the URL parser, so a query string stays a
+/// query string), without secrets and quoted for the shell.
+fn restored_copy(url: &str) -> String {
+    let copy = match lifeboat_sources::database_url::DatabaseUrl::parse(url) {
+        Some(Ok(parsed)) => {
+            let name = parsed.database().unwrap_or_else(|| "NAME".into());
+            parsed.with_database(&format!("{name}_restored")).redacted()
+        }
+        _ => lifeboat_sources::database_url::redact_text(url),
+    };
+    crate::commands::shell_word(&copy)
 }
 
 fn human(age: Duration) -> String {

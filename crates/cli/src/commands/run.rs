@@ -38,7 +38,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<()> {
         rollbacks.push(rollback_command(&location, &id.short(), source, &paths)?);
     }
     let (program, rest) = args.command.split_first().expect("clap requires a command");
-    let status = std::process::Command::new(program)
+    let status = lifeboat_sources::child_env::user_command(program)
         .args(rest)
         .status()
         .with_context(|| format!("cannot run {program:?}"))?;

@@ -95,11 +95,9 @@ impl Psql {
         })
     }
 
-    /// A client tool's command with the connection's password in its environment.
+    /// A client tool's command with the connection's secrets in its environment.
     pub fn with_password(url: &DatabaseUrl, mut command: Command) -> Command {
-        if let Some(password) = url.password() {
-            command.env("PGPASSWORD", password);
-        }
+        command.envs(url.libpq_env());
         if std::env::var_os("PGCONNECT_TIMEOUT").is_none() {
             command.env("PGCONNECT_TIMEOUT", "10");
         }
