@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::ObjectKind;
-use crate::error::Result;
+use crate::error::{RepoError, Result};
 use crate::id::Id;
 use crate::repository::Repository;
 
@@ -162,8 +162,16 @@ pub fn live_records(repo: &Repository) -> Result<Vec<LiveLock>> {
     let now = chrono::Utc::now();
     let mut live = Vec::new();
     for object in repo.storage().list("locks")? {
-        let Ok(record) = repo.load_json_listed::<LockRecord>(ObjectKind::Lock, &object) else {
-            continue;
+        // A lock that cannot be read (another user's private file, a flaky store) may
+        // be a live backup's: stop rather than act as if it were not there. One that
+        // reads but does not decode is damage, and cannot protect anything.
+        let record = match repo.load_json_listed::<LockRecord>(ObjectKind::Lock, &object) {
+            Ok(record) => record,
+            Err(RepoError::Storage(e)) if !e.is_damage() => return Err(RepoError::Storage(e)),
+            Err(e) => {
+                tracing::warn!("skipping lock {}: {e}", object.name);
+                continue;
+            }
         };
         if record.expires > now && !holder_has_exited(&record) {
             live.push(LiveLock {
