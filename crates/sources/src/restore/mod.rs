@@ -169,10 +169,11 @@ fn plan(
                 NodeType::Symlink => plan.links.push(node),
             }
         }
+        let ends = (plan.dirs.len(), plan.files.len(), plan.links.len());
         let dir = &mut plan.dirs[next];
-        dir.dirs = dirs..plan.dirs.len();
-        dir.files = files..plan.files.len();
-        dir.links = links..plan.links.len();
+        dir.dirs = dirs..ends.0;
+        dir.files = files..ends.1;
+        dir.links = links..ends.2;
         next += 1;
     }
     Ok(plan)
