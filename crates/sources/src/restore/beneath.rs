@@ -464,7 +464,8 @@ mod tests {
         let target = Beneath::open(dir.path()).unwrap();
         let root = target.open_at(Path::new(""), OFlags::RDONLY).unwrap();
         let id = create_file(root.as_fd(), OsStr::new("f"), 0).unwrap();
-        std::fs::remove_file(dir.path().join("f")).unwrap();
+        // Moved aside, not deleted: a freed inode number could be handed out again.
+        std::fs::rename(dir.path().join("f"), dir.path().join("g")).unwrap();
         std::fs::write(dir.path().join("f"), b"planted").unwrap();
         let err = target.open_file(Path::new("f"), true, id).unwrap_err();
         assert!(err.to_string().contains("replaced"), "{err}");
