@@ -126,17 +126,35 @@ fn a_prune_by_another_user_waits_for_a_running_root_backup() {
     chmod_tree(&cache, 0o777, 0o666);
 
     let backup = PausedBackup::start(&repo, "session-started", &data, "b1");
-    let mut prune = Command::new("/usr/bin/setpriv");
-    prune
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&bin)
-        .args(["prune", "--json"])
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("LIFEBOAT_REPO", &repo.url)
-        .env("LIFEBOAT_PASSWORD", PASSWORD)
-        .env("LIFEBOAT_CACHE_DIR", &cache);
-    let out = run_guarded(prune, Duration::from_secs(120));
+    let prune = || {
+        let mut prune = Command::new("/usr/bin/setpriv");
+        prune
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
+            .args(["prune", "--json"])
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("LIFEBOAT_REPO", &repo.url)
+            .env("LIFEBOAT_PASSWORD", PASSWORD)
+            .env("LIFEBOAT_CACHE_DIR", &cache);
+        run_guarded(prune, Duration::from_secs(120))
+    };
+    // The backup's lock is private to root: a prune that cannot read it stops, naming
+    // it, rather than act as if no backup were running.
+    let out = prune();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("permission denied for locks/"), "{stderr}");
+    // Shared on purpose with nobody's group (FORMAT: a group-writable root shares new
+    // files with its group), the prune reads the lock and finds its holder alive.
+    let shared = Command::new("sh")
+        .arg("-c")
+        .arg("chown -R :65534 \"$0\" && chmod -R g+rwX \"$0\" && find \"$0\" -type d -exec chmod g+s {} +")
+        .arg(repo.repo_dir())
+        .status()
+        .unwrap();
+    assert!(shared.success());
+    let out = prune();
     let report: serde_json::Value = serde_json::from_str(&common::succeeded(&out)).unwrap();
     assert_eq!(report["deleted_packs"], 0, "{report}");
     assert!(report["pending_packs"].as_u64().unwrap() >= 1, "{report}");

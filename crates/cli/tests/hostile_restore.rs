@@ -293,9 +293,9 @@ fn unsorted_and_unsafe_names_are_refused_by_restore_and_verify() {
         (
             vec![
                 node("\u{1b}[31mred", NodeType::File, 0o644),
-                node("..", NodeType::File, 0o644),
+                node("\u{1}x", NodeType::File, 0o644),
             ],
-            "names are not sorted (\"\\x1b[31mred\" before \"..\")",
+            "names are not sorted (\"\\x1b[31mred\" before \"\\x01x\")",
         ),
     ] {
         let target = repo.path("t");

@@ -462,7 +462,7 @@ fn modes(root: &Path) -> Vec<(PathBuf, u32, bool)> {
 }
 
 fn pg_setup_dry_run(repo: &TestRepo) -> String {
-    repo.ok(&["pg", "setup", "--url", &format!("postgres://postgres@{PG}")])
+    repo.ok(&["pg", "setup", &format!("postgres://postgres@{PG}")])
 }
 
 #[test]

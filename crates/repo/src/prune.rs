@@ -195,6 +195,8 @@ pub fn prune(repo: &Repository, options: &PruneOptions) -> Result<PruneReport> {
         &unreadable_index_files,
         &mut report,
     )?;
+    // Trees are read from intact copies where a damaged pack holds one too.
+    let index = crate::check::damaged::prefer_intact_copies(repo, index)?;
     let mut reachable = Reachable::default();
     reachable.walk(repo, &index, &snapshots)?;
     report.snapshots = snapshots.len();

@@ -308,7 +308,9 @@ impl Storage {
         let failed = |e: std::io::Error| self.local_error("write", name, e);
         let target = local_path(root, name);
         let temp_dir = root.join(TEMP_DIR);
-        let modes = self.modes.unwrap_or_else(|| modes::Modes::for_root_mode(0o700));
+        let modes = self
+            .modes
+            .unwrap_or_else(|| modes::Modes::for_root_mode(0o700));
         // Parents and `.tmp/` get the repository's modes, not the umask's (a prune may
         // have removed an empty `.tmp/`).
         modes
