@@ -255,9 +255,9 @@ fn junk_and_giant_objects_are_reported_and_skipped() {
     write(&data.join("b"), 100_000, 22);
     let first = repo.backup(&[&data]);
     let root = repo.repo_dir();
-    let junk_index = format!("{}", "1".repeat(64));
-    let junk_snapshot = format!("{}", "2".repeat(64));
-    let giant_snapshot = format!("{}", "3".repeat(64));
+    let junk_index = "1".repeat(64);
+    let junk_snapshot = "2".repeat(64);
+    let giant_snapshot = "3".repeat(64);
     std::fs::write(root.join("index").join(&junk_index), b"not an index").unwrap();
     std::fs::write(
         root.join("snapshots").join(&junk_snapshot),

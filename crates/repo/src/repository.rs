@@ -38,6 +38,9 @@ pub struct KeySlot {
     pub current: bool,
 }
 
+/// A pack whose header cannot be read: its id and its listing.
+pub type UnreadablePack = (Id, ObjectInfo);
+
 impl Repository {
     /// Creates a repository. The config is written last: its presence is what makes a
     /// location a repository, so an interrupted `init` can simply be run again.
@@ -226,7 +229,7 @@ impl Repository {
         &self,
         index: &mut MasterIndex,
         skip: &std::collections::HashSet<Id>,
-    ) -> Result<(Vec<crate::index::IndexedPack>, Vec<(Id, ObjectInfo)>)> {
+    ) -> Result<(Vec<crate::index::IndexedPack>, Vec<UnreadablePack>)> {
         let unlisted: Vec<(Id, ObjectInfo)> = self
             .storage()
             .list("data")?
