@@ -437,7 +437,7 @@ pub struct DrillArgs {
     pub subject: SubjectArgs,
     /// Which restore point: latest, random, or a time (RFC 3339 or -10m); for a physical
     /// drill also an LSN or a named restore point.
-    #[arg(long, default_value = "latest")]
+    #[arg(long, default_value = "latest", allow_hyphen_values = true)]
     pub at: String,
     /// PostgreSQL: drill a base backup and the archived WAL in a throwaway cluster (the
     /// default when the repository holds base backups of the server but no dumps).
@@ -462,10 +462,10 @@ pub struct DiffArgs {
     #[command(flatten)]
     pub subject: SubjectArgs,
     /// The older restore point (RFC 3339 or relative like -1h).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub from: String,
     /// The newer restore point (default: latest).
-    #[arg(long, default_value = "latest")]
+    #[arg(long, default_value = "latest", allow_hyphen_values = true)]
     pub to: String,
     /// Only this table.
     #[arg(long)]
@@ -478,7 +478,7 @@ pub struct RestoreRowsArgs {
     #[command(flatten)]
     pub subject: SubjectArgs,
     /// The restore point holding the rows (RFC 3339 or relative like -1h).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub at: String,
     #[arg(long)]
     pub table: String,
@@ -588,4 +588,30 @@ fn duration(text: &str) -> Result<std::time::Duration, String> {
             Ok(d)
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Cli;
+
+    /// Every option that takes a time accepts a relative time with a leading `-`, written
+    /// as the README and the runbook write it (`--at -1h`, not only `--at=-1h`).
+    #[test]
+    fn time_options_take_relative_times_after_a_space() {
+        for line in [
+            "lifeboat diff app --from -1h",
+            "lifeboat diff app --from -2h --to -1h",
+            "lifeboat restore-rows app --at -1h --table customers --where id=1",
+            "lifeboat drill app --at -10m",
+            "lifeboat restore --source app --at -10m --target ./restored.db",
+            "lifeboat pg restore --at -10m --target-dir /tmp/x",
+        ] {
+            let argv = line.split_whitespace();
+            if let Err(e) = Cli::try_parse_from(argv) {
+                panic!("{line}: {e}");
+            }
+        }
+    }
 }

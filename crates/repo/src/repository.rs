@@ -650,6 +650,7 @@ mod tests {
         };
         let repo = Repository::init(storage, b"pw", fast).unwrap();
         let name = format!("snapshots/{}", "4".repeat(64));
+        std::fs::create_dir_all(dir.path().join("snapshots")).unwrap();
         let file = std::fs::File::create(dir.path().join(&name)).unwrap();
         file.set_len(max_stored_size(ObjectKind::Snapshot) + 1)
             .unwrap();

@@ -121,7 +121,8 @@ pub fn backup_paths(
             (Some(dir), Some(entry)) => (dir, entry),
             _ => (path.as_path(), OsStr::new(".")),
         };
-        let dir = open::open_dir(dir_path).map_err(|e| SourceError::io(dir_path, e))?;
+        // Named as given: a missing parent means the path itself is missing.
+        let dir = open::open_dir(dir_path).map_err(|e| SourceError::io(path, e))?;
         let previous = parent_root
             .as_ref()
             .and_then(|t| t.get(name.as_bytes()).cloned());
