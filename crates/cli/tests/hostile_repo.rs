@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::paused::PausedBackup;
 use common::{digest, pseudo_random, TestRepo, PASSWORD};
 
 fn write(path: &Path, len: usize, seed: u64) {
@@ -42,42 +43,6 @@ fn run_guarded(mut command: Command, limit: Duration) -> Output {
         std::thread::sleep(Duration::from_millis(50));
     }
     child.wait_with_output().unwrap()
-}
-
-/// A backup started in the background that waits at `point` until released.
-struct PausedBackup {
-    child: std::process::Child,
-    signal: PathBuf,
-}
-
-impl PausedBackup {
-    fn start(repo: &TestRepo, point: &str, path: &Path, name: &str) -> PausedBackup {
-        let signal = repo.path(name);
-        let child = repo
-            .command()
-            .args(["backup", path.to_str().unwrap(), "--json"])
-            .env("LIFEBOAT_PAUSE_AT", format!("{point}:{}", signal.display()))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let reached = PathBuf::from(format!("{}.reached", signal.display()));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !reached.exists() {
-            assert!(
-                Instant::now() < deadline,
-                "the backup never reached {point}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        PausedBackup { child, signal }
-    }
-
-    fn finish(self) -> serde_json::Value {
-        std::fs::write(format!("{}.go", self.signal.display()), b"").unwrap();
-        let out = self.child.wait_with_output().unwrap();
-        serde_json::from_str(&common::succeeded(&out)).unwrap()
-    }
 }
 
 fn chmod_tree(path: &Path, dirs: u32, files: u32) {

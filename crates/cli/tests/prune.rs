@@ -4,9 +4,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Child;
 use std::time::{Duration, Instant};
 
+use common::paused::PausedBackup;
 use common::{digest, dir_size, pseudo_random, TestRepo};
 
 fn write(path: &Path, len: usize, seed: u64) {
@@ -29,43 +29,6 @@ fn wait_reached(signal: &Path) {
             reached.display()
         );
         std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A backup started in the background that stops at `point` until released.
-struct PausedBackup {
-    child: Child,
-    signal: PathBuf,
-}
-
-impl PausedBackup {
-    fn start(repo: &TestRepo, point: &str, path: &Path, name: &str) -> PausedBackup {
-        let signal = repo.path(name);
-        let child = repo
-            .command()
-            .args(["backup", path.to_str().unwrap(), "--json"])
-            .env("LIFEBOAT_PAUSE_AT", format!("{point}:{}", signal.display()))
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let reached = PathBuf::from(format!("{}.reached", signal.display()));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !reached.exists() {
-            assert!(
-                Instant::now() < deadline,
-                "the backup never reached {point}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        PausedBackup { child, signal }
-    }
-
-    /// Lets it finish; returns its JSON report.
-    fn finish(self) -> serde_json::Value {
-        std::fs::write(format!("{}.go", self.signal.display()), b"").unwrap();
-        let out = self.child.wait_with_output().unwrap();
-        serde_json::from_str(&common::succeeded(&out)).unwrap()
     }
 }
 
