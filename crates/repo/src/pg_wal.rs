@@ -100,7 +100,8 @@ impl Repository {
     pub fn fetch_wal(&self, cluster: &str, file: &str) -> Result<Option<Vec<u8>>> {
         check_names(cluster, file)?;
         let name = wal_object_name(cluster, file);
-        let sealed = match self.storage().read(&name) {
+        let limit = crate::repository::max_stored_size(ObjectKind::PgWal);
+        let sealed = match self.storage().read_limited(&name, limit) {
             Ok(sealed) => sealed,
             Err(lifeboat_storage::StorageError::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(e.into()),

@@ -453,7 +453,10 @@ pub fn max_stored_size(kind: ObjectKind) -> u64 {
         ObjectKind::Snapshot => 64 * MIB,
         ObjectKind::PruneNotice => 256 * MIB,
         ObjectKind::Index => 512 * MIB,
-        // Blobs, pack headers, segments and WAL files are read by length or range.
+        // PostgreSQL's WAL files are at most 1 GiB (`--wal-segsize`); sealing adds little.
+        ObjectKind::PgWal => 1024 * MIB + MIB,
+        // Blobs and pack headers are read by length or range; a stream segment holds
+        // what one tick shipped, which a bulk load can make large.
         _ => 4 * 1024 * MIB,
     }
 }
@@ -663,5 +666,30 @@ mod tests {
             "{err}"
         );
         assert!(repo.list_snapshots().unwrap().is_empty());
+
+        // Stream segments and WAL files are read whole too: a sparse giant is refused
+        // before it is read, not read until memory runs out.
+        let segment = format!("streams/s/g/1-1767268800000-t1_1-{}", "5".repeat(64));
+        let wal = crate::pg_wal::wal_object_name("c", "000000010000000000000001");
+        for (object, max) in [
+            (&segment, max_stored_size(ObjectKind::Segment)),
+            (&wal, max_stored_size(ObjectKind::PgWal)),
+        ] {
+            let path = dir.path().join(object);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::File::create(&path)
+                .unwrap()
+                .set_len(max + 1)
+                .unwrap();
+        }
+        // Refused by size, not after reading it all (then it failed authentication).
+        let refused_by_size = |err: &RepoError| {
+            matches!(err, RepoError::Storage(e) if e.is_damage())
+                && err.to_string().contains("an object of its kind may have")
+        };
+        let err = repo.load_segment(&segment).unwrap_err();
+        assert!(refused_by_size(&err), "{err}");
+        let err = repo.fetch_wal("c", "000000010000000000000001").unwrap_err();
+        assert!(refused_by_size(&err), "{err}");
     }
 }

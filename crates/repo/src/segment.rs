@@ -264,7 +264,8 @@ impl Repository {
 
     /// Reads, authenticates and decodes one segment.
     pub fn load_segment(&self, name: &str) -> Result<Segment> {
-        let sealed = self.storage().read(name)?;
+        let limit = crate::repository::max_stored_size(ObjectKind::Segment);
+        let sealed = self.storage().read_limited(name, limit)?;
         let hash = name.rsplit('-').next().unwrap_or_default();
         if Id::of_stored(&sealed).to_hex() != hash {
             return Err(RepoError::damaged(
