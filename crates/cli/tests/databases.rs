@@ -195,6 +195,41 @@ fn postgres_dump_restores_every_row_into_a_new_database_and_deduplicates_the_nex
     assert!(dir.join("globals.sql").exists());
 }
 
+/// A database named `globals` dumps to `globals.sql`, where the server's globals went
+/// too: the snapshot held two entries of one name, a tree restore now refuses. The
+/// globals take another name then, and both restore.
+#[test]
+fn a_database_named_globals_and_the_servers_globals_both_restore() {
+    let repo = TestRepo::local();
+    let dbs = Databases {
+        engine: "pg",
+        names: vec!["globals".to_string()],
+    };
+    dbs.drop_all();
+    psql("postgres", "CREATE DATABASE globals");
+    psql(
+        "globals",
+        "CREATE TABLE t (id int); INSERT INTO t VALUES (7)",
+    );
+    let backup = repo.json(&["--json", "backup", &format!("{PG}/globals")]);
+    let snapshots = repo.json(&["--json", "snapshots"]);
+    let recorded = &snapshots[0]["source"];
+    assert_eq!(recorded["databases"][0]["file"], "globals.sql");
+    assert_eq!(recorded["globals"], "globals");
+    let dir = repo.path("files");
+    repo.ok(&[
+        "restore",
+        backup["id"].as_str().unwrap(),
+        "--target",
+        dir.to_str().unwrap(),
+    ]);
+    let dump = std::fs::read_to_string(dir.join("globals.sql")).unwrap();
+    assert!(dump.contains("CREATE TABLE public.t"), "{dump}");
+    let globals = std::fs::read_to_string(dir.join("globals")).unwrap();
+    assert!(globals.contains("CREATE ROLE"), "{globals}");
+    dbs.drop_all();
+}
+
 #[test]
 fn several_postgres_databases_in_one_snapshot_are_listed_and_chosen_by_name() {
     let repo = TestRepo::local();

@@ -55,6 +55,7 @@ pub fn backup(
 
 /// The file in a dump's snapshot tree that holds the server's roles or users.
 pub const GLOBALS_FILE: &str = "globals.sql";
+const GLOBALS_FILE_BESIDE_A_GLOBALS_DATABASE: &str = "globals";
 
 /// One server's dumps on their way into a snapshot tree.
 #[derive(Default)]
@@ -62,7 +63,8 @@ pub struct DumpTree {
     nodes: Vec<Node>,
     databases: Vec<DumpedDatabase>,
     bytes: u64,
-    globals: bool,
+    /// The file name the globals were stored under, when they were.
+    globals: Option<&'static str>,
 }
 
 impl DumpTree {
@@ -105,9 +107,16 @@ impl DumpTree {
         let mut no_rows = NoRows;
         match store_tool_output(session, command, what, &mut no_rows, &NoProgress) {
             Ok(stored) => {
-                self.nodes
-                    .push(crate::command::file_node(GLOBALS_FILE, stored));
-                self.globals = true;
+                // Every dump is `<database>.sql`, so a database named `globals` takes
+                // `globals.sql`; the globals then go without the suffix, which no dump
+                // has (the snapshot records the name, so restore finds either).
+                let name = if self.nodes.iter().any(|n| n.name == GLOBALS_FILE) {
+                    GLOBALS_FILE_BESIDE_A_GLOBALS_DATABASE
+                } else {
+                    GLOBALS_FILE
+                };
+                self.nodes.push(crate::command::file_node(name, stored));
+                self.globals = Some(name);
                 Ok(None)
             }
             Err(SourceError::Invalid(reason)) => Ok(Some(reason)),
@@ -131,7 +140,7 @@ impl DumpTree {
                 server_version,
                 tool,
                 databases: self.databases,
-                globals: self.globals.then(|| GLOBALS_FILE.to_string()),
+                globals: self.globals.map(str::to_string),
             },
             bytes: self.bytes,
         })
