@@ -10,17 +10,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::paused::PausedBackup;
-use common::{digest, pseudo_random, TestRepo, PASSWORD};
-
-fn write(path: &Path, len: usize, seed: u64) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, pseudo_random(len, seed)).unwrap();
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
+use common::{digest, is_root, pseudo_random, write_pseudo_random as write, TestRepo, PASSWORD};
 
 /// Runs `command` to the end, killing it if it is still running after `limit`: a guard
 /// against a hang (what the old code did), not a measurement.

@@ -13,18 +13,13 @@ use std::os::unix::fs::{chown, symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{succeeded, TestRepo, PASSWORD};
+use common::{is_root, succeeded, TestRepo, PASSWORD};
 use lifeboat_repo::pack::BlobKind;
 use lifeboat_repo::session::WriteSession;
 use lifeboat_repo::tree::{Node, NodeType, Tree};
 use lifeboat_repo::{Id, Repository};
 
 const NOBODY: u32 = 65534;
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
 
 /// These tests need root (to restore ownership and to act as another user).
 macro_rules! require_root {

@@ -7,12 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::paused::PausedBackup;
-use common::{digest, dir_size, pseudo_random, TestRepo};
-
-fn write(path: &Path, len: usize, seed: u64) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, pseudo_random(len, seed)).unwrap();
-}
+use common::{digest, dir_size, write_pseudo_random as write, TestRepo};
 
 fn data_size(repo: &TestRepo) -> u64 {
     dir_size(&repo.repo_dir().join("data"))

@@ -260,3 +260,15 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     files.sort();
     files
 }
+
+/// Whether the tests run as root (ownership, other users, mounts need it).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Writes `len` pseudo-random bytes (from `seed`) to `path`, creating its directory.
+pub fn write_pseudo_random(path: &Path, len: usize, seed: u64) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, pseudo_random(len, seed)).unwrap();
+}

@@ -7,12 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-pub const BIN: &str = "/usr/lib/postgresql/15/bin";
+use super::is_root;
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
+pub const BIN: &str = "/usr/lib/postgresql/15/bin";
 
 /// `program args...`, as the postgres user when we are root.
 pub fn as_owner(program: &str) -> Command {
