@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use lifeboat_alerts::{Event, Notifier};
 use lifeboat_config::{AlertKind, Config};
 
+use crate::replicators::ReplicatorStatus;
 use crate::state::State;
 use crate::status::{AgentStatus, ChannelStatus};
 
@@ -172,6 +173,42 @@ impl Alerting {
                 };
                 self.deliver(&self.pings, &event);
                 self.incident(&key, &reason, &event);
+            }
+        }
+    }
+
+    /// A continuous replicator: down for longer than the plan's RPO (at most a minute)
+    /// is an incident (a replicator that restarts in a loop protects nothing), over once
+    /// it stays up again.
+    pub fn replicator(&self, replicator: &ReplicatorStatus, now: DateTime<Utc>) {
+        let ReplicatorStatus {
+            plan,
+            source,
+            target,
+            ..
+        } = replicator;
+        let key = format!("replicator/{plan}/{source}/{target}");
+        if replicator.up {
+            self.resolved(&key, plan, target, || {
+                format!("replication of {source} to {target} runs again")
+            });
+        } else if let (true, Some(since)) = (replicator.down_too_long(now), replicator.down_since) {
+            let error = replicator
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "it keeps stopping".into());
+            let event = Event::ReplicatorDown {
+                plan: plan.clone(),
+                source: source.clone(),
+                target: target.clone(),
+                since,
+                error: error.clone(),
+            };
+            // Once per incident on every channel: a replicator restarting in a loop would
+            // otherwise ping /fail every minute.
+            if self.open(&key, &format!("replication of {source} is down: {error}")) {
+                self.deliver(&self.others, &event);
+                self.deliver(&self.pings, &event);
             }
         }
     }

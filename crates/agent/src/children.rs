@@ -57,6 +57,7 @@ impl Children {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for_target(&mut command, target);
+        die_with_the_agent(&mut command);
         let mut child = command.spawn()?;
         let key = self.next.fetch_add(1, Ordering::SeqCst);
         self.running
@@ -104,6 +105,30 @@ impl Children {
 
     pub fn unregister(&self, key: u64) {
         self.running.lock().expect("children").remove(&key);
+    }
+}
+
+/// Makes the child receive SIGTERM when the agent dies, however it dies: a `kill -9`d
+/// agent must not leave a replicator holding its stream's lease (the restarted agent's
+/// replicator would find the stream taken) or a backup running unsupervised. Every
+/// child is spawned by a thread that waits for it, so the thread-bound parent-death
+/// signal fires only when the agent itself is gone.
+pub fn die_with_the_agent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let agent = std::process::id() as libc::pid_t;
+    // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) run between fork and
+    // exec.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The agent died before the signal was armed: do not outlive it.
+            if libc::getppid() != agent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
     }
 }
 

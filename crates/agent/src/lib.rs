@@ -44,6 +44,10 @@ pub struct AgentOptions {
     pub check_every: Duration,
 }
 
+/// The tag of the snapshots of `lifeboat.toml` the agent keeps in every target, so that
+/// `lifeboat recover --repo URL` on a new host finds what the lost one protected.
+pub const CONFIG_TAG: &str = "lifeboat:config";
+
 static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn request_stop(_signal: libc::c_int) {
@@ -119,15 +123,17 @@ pub fn run(config: Config, options: AgentOptions) -> Result<()> {
 
 impl Agent {
     fn run(&self) -> Result<()> {
-        let replicators =
-            {
-                let status = self.status.clone();
-                replicators::start(
-                    &self.options.exe,
-                    &self.config,
-                    &self.children,
-                    &self.stop,
-                    move |r| {
+        let storing_config = self.store_config();
+        let replicators = {
+            let status = self.status.clone();
+            let alerting = self.alerting.clone();
+            replicators::start(
+                &self.options.exe,
+                &self.config,
+                &self.children,
+                &self.stop,
+                move |r| {
+                    {
                         let mut status = status.lock().expect("status");
                         match status.replicators.iter_mut().find(|s| {
                             s.plan == r.plan && s.source == r.source && s.target == r.target
@@ -135,9 +141,11 @@ impl Agent {
                             Some(slot) => *slot = r.clone(),
                             None => status.replicators.push(r.clone()),
                         }
-                    },
-                )
-            };
+                    }
+                    alerting.replicator(r, Utc::now());
+                },
+            )
+        };
         let now = Utc::now();
         let mut due: HashMap<String, Option<chrono::DateTime<Utc>>> = HashMap::new();
         for plan in &self.config.plans {
@@ -231,8 +239,48 @@ impl Agent {
         if let Some(handle) = checker {
             let _ = handle.join();
         }
+        for handle in storing_config {
+            let _ = handle.join();
+        }
         eprintln!("lifeboat agent: stopped");
         Ok(())
+    }
+
+    /// Keeps the configuration itself in every target (a snapshot tagged [`CONFIG_TAG`],
+    /// only when it changed): secrets in it stay `${VAR}` references, as written.
+    fn store_config(&self) -> Vec<JoinHandle<()>> {
+        let config_path = std::path::absolute(&self.options.config_path)
+            .unwrap_or_else(|_| self.options.config_path.clone());
+        self.config
+            .targets
+            .iter()
+            .cloned()
+            .map(|target| {
+                let (children, exe) = (self.children.clone(), self.options.exe.clone());
+                let args: Vec<String> = vec![
+                    "backup".into(),
+                    config_path.display().to_string(),
+                    "--tag".into(),
+                    CONFIG_TAG.into(),
+                    "--skip-if-unchanged".into(),
+                    "--quiet".into(),
+                ];
+                std::thread::spawn(move || match children.run(&exe, &target, &args) {
+                    Ok(done) if done.success => {
+                        tracing::info!("configuration stored in {}", target.name)
+                    }
+                    Ok(done) => tracing::warn!(
+                        "cannot store the configuration in {}: {}",
+                        target.name,
+                        done.error
+                    ),
+                    Err(e) => tracing::warn!(
+                        "cannot store the configuration in {}: cannot start lifeboat: {e}",
+                        target.name
+                    ),
+                })
+            })
+            .collect()
     }
 
     /// Runs `plan` on each of its targets at once; returns when all are done.
@@ -283,9 +331,25 @@ impl Agent {
                 if let Err(e) = state.finish_run(run_id, &recorded, elapsed) {
                     tracing::error!("cannot record a run of {}: {e}", plan.name);
                 }
+                let seconds = elapsed as f64 / 1000.0;
                 match &result {
-                    Ok(_) => tracing::info!("plan {} on {}: done", plan.name, target.name),
-                    Err(e) => tracing::warn!("plan {} on {}: {e}", plan.name, target.name),
+                    Ok(o) => tracing::info!(
+                        "backup of plan {} to {}: succeeded in {seconds:.1}s, {} snapshot(s), {} stored{}",
+                        plan.name,
+                        target.name,
+                        o.snapshots.len(),
+                        human_bytes(o.stored_bytes),
+                        if o.warnings.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", {} warning(s)", o.warnings.len())
+                        }
+                    ),
+                    Err(e) => tracing::warn!(
+                        "backup of plan {} to {}: failed after {seconds:.1}s: {e}",
+                        plan.name,
+                        target.name
+                    ),
                 }
                 if let Ok(outcome) = &result {
                     alerting.job_warnings(&plan.name, &target.name, &outcome.warnings);
@@ -390,6 +454,20 @@ impl Agent {
                         (false, _) => Some(drill.reason.clone().unwrap_or_else(|| "failed".into())),
                         (true, over) => over,
                     };
+                    match &failure {
+                        None => tracing::info!(
+                            "drill of {source} from {}: passed, RTO {:.1}s{}",
+                            target.name,
+                            drill.rto_seconds.unwrap_or_default(),
+                            drill
+                                .rpo_seconds
+                                .map(|s| format!(", RPO {s:.0}s"))
+                                .unwrap_or_default()
+                        ),
+                        Some(reason) => {
+                            tracing::warn!("drill of {source} from {}: {reason}", target.name)
+                        }
+                    }
                     alerting.drill(&plan.name, source, &target.name, failure);
                 }
             }
@@ -405,11 +483,13 @@ impl Agent {
             self.alerting.clone(),
         );
         std::thread::spawn(move || {
-            let out = std::process::Command::new(&exe)
+            let mut command = std::process::Command::new(&exe);
+            command
                 .args(["status", "--json", "--config"])
                 .arg(&config_path)
-                .stdin(std::process::Stdio::null())
-                .output();
+                .stdin(std::process::Stdio::null());
+            children::die_with_the_agent(&mut command);
+            let out = command.output();
             let report: serde_json::Value = match out {
                 Ok(out) => serde_json::from_slice(&out.stdout).unwrap_or_default(),
                 Err(e) => {
@@ -474,5 +554,21 @@ impl Agent {
         status.drills = drills;
         status.plans = plans;
         status.open_incidents = incidents;
+    }
+}
+
+/// Sizes in the log: a person reads "12.3 MiB" faster than a byte count.
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use lifeboat_config::{Config, SourceLocation, Target};
 use serde::Serialize;
 
-use crate::children::{error_line, for_target, Children};
+use crate::children::{die_with_the_agent, error_line, for_target, Children};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ReplicatorStatus {
@@ -19,7 +19,31 @@ pub struct ReplicatorStatus {
     pub target: String,
     pub up: bool,
     pub restarts: u64,
+    /// Cleared once a restarted replicator has stayed up for [`HEALTHY_AFTER`].
     pub last_error: Option<String>,
+    /// Since when it has not been running (a failing replicator keeps restarting: it is
+    /// down from its first failure until one run lasts [`HEALTHY_AFTER`]).
+    pub down_since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Down for this long is an incident: the plan's RPO, at most
+    /// [`DOWN_IS_AN_INCIDENT_AFTER`].
+    #[serde(skip)]
+    pub incident_after: Duration,
+}
+
+/// How long a replicator must keep running to count as up: one that exits at once on
+/// every start (another replicator holds the stream, the database is gone) is down.
+pub const HEALTHY_AFTER: Duration = Duration::from_secs(5);
+
+/// How long a replicator may stay down before it is an incident when the plan's RPO
+/// does not say sooner (a restart after a transient error takes a second or two).
+pub const DOWN_IS_AN_INCIDENT_AFTER: Duration = Duration::from_secs(60);
+
+impl ReplicatorStatus {
+    /// Whether it has been down long enough to tell someone.
+    pub fn down_too_long(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+        self.down_since
+            .is_some_and(|since| (now - since).to_std().unwrap_or_default() >= self.incident_after)
+    }
 }
 
 /// The SQLite database a source names, if it is one (a `sqlite:`/`file:` URL, or a path
@@ -55,6 +79,10 @@ pub fn start(
                     up: false,
                     restarts: 0,
                     last_error: None,
+                    down_since: Some(chrono::Utc::now()),
+                    incident_after: plan.rpo.map_or(DOWN_IS_AN_INCIDENT_AFTER, |rpo| {
+                        rpo.min(DOWN_IS_AN_INCIDENT_AFTER)
+                    }),
                 }));
                 let handle = {
                     let (exe, path, target) = (exe.to_path_buf(), path.clone(), target.clone());
@@ -91,6 +119,7 @@ fn supervise(
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for_target(&mut command, target);
+        die_with_the_agent(&mut command);
         let started = Instant::now();
         let child = match command.spawn() {
             Ok(child) => child,
@@ -98,19 +127,21 @@ fn supervise(
                 record(
                     status,
                     on_change,
-                    false,
-                    Some(format!("cannot start lifeboat: {e}")),
+                    Health::Down(format!("cannot start lifeboat: {e}")),
                 );
                 wait_or_stop(stop, pause);
                 continue;
             }
         };
         let key = children.register(child.id());
-        record(status, on_change, true, None);
+        let (child, survived) = wait_while_running(child, HEALTHY_AFTER, stop);
+        if survived {
+            record(status, on_change, Health::Up);
+        }
         let out = child.wait_with_output();
         children.unregister(key);
         if stop.load(Ordering::SeqCst) {
-            record(status, on_change, false, None);
+            record(status, on_change, Health::Stopped);
             return;
         }
         let error = match out {
@@ -122,7 +153,7 @@ fn supervise(
             let mut s = status.lock().expect("status");
             s.restarts += 1;
         }
-        record(status, on_change, false, Some(error));
+        record(status, on_change, Health::Down(error));
         // A replicator that ran a while earned a quick restart; one that keeps failing
         // at once backs off up to a minute.
         if started.elapsed() > Duration::from_secs(60) {
@@ -133,21 +164,50 @@ fn supervise(
     }
 }
 
-fn record(
-    status: &Mutex<ReplicatorStatus>,
-    on_change: &dyn Fn(&ReplicatorStatus),
-    up: bool,
-    error: Option<String>,
-) {
+enum Health {
+    /// Running for [`HEALTHY_AFTER`]: the last error is over.
+    Up,
+    Down(String),
+    /// Stopped by the agent: neither up nor failing.
+    Stopped,
+}
+
+fn record(status: &Mutex<ReplicatorStatus>, on_change: &dyn Fn(&ReplicatorStatus), health: Health) {
     let snapshot = {
         let mut s = status.lock().expect("status");
-        s.up = up;
-        if error.is_some() {
-            s.last_error = error;
+        match health {
+            Health::Up => {
+                s.up = true;
+                s.last_error = None;
+                s.down_since = None;
+            }
+            Health::Down(error) => {
+                s.up = false;
+                s.last_error = Some(error);
+                s.down_since.get_or_insert_with(chrono::Utc::now);
+            }
+            Health::Stopped => s.up = false,
         }
         s.clone()
     };
     on_change(&snapshot);
+}
+
+/// Waits up to `limit` for `child` to exit; `true` when it is still running then.
+fn wait_while_running(
+    mut child: std::process::Child,
+    limit: Duration,
+    stop: &AtomicBool,
+) -> (std::process::Child, bool) {
+    let until = Instant::now() + limit;
+    while Instant::now() < until && !stop.load(Ordering::SeqCst) {
+        match child.try_wait() {
+            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            _ => return (child, false),
+        }
+    }
+    let running = matches!(child.try_wait(), Ok(None));
+    (child, running && !stop.load(Ordering::SeqCst))
 }
 
 fn wait_or_stop(stop: &AtomicBool, pause: Duration) {

@@ -58,6 +58,15 @@ pub enum Event {
         target: String,
         reason: String,
     },
+    /// The continuous replication of `source` to `target` has not run since `since`: its
+    /// replicator keeps stopping (`error` is why), so new commits are not protected.
+    ReplicatorDown {
+        plan: String,
+        source: String,
+        target: String,
+        since: DateTime<Utc>,
+        error: String,
+    },
 }
 
 /// How bad an event is; receivers route or colour by it.
@@ -98,6 +107,7 @@ impl Event {
             Event::RpoMissed { .. } => "rpo_missed",
             Event::Recovered { .. } => "recovered",
             Event::DrillFailed { .. } => "drill_failed",
+            Event::ReplicatorDown { .. } => "replicator_down",
         }
     }
 
@@ -109,7 +119,9 @@ impl Event {
             Event::RpoMissed { .. } => Severity::Warning,
             // The snapshot is there; what it lacks needs a person, not a pager at night.
             Event::JobWarnings { .. } => Severity::Warning,
-            Event::JobFailed { .. } | Event::DrillFailed { .. } => Severity::Failure,
+            Event::JobFailed { .. } | Event::DrillFailed { .. } | Event::ReplicatorDown { .. } => {
+                Severity::Failure
+            }
         }
     }
 
@@ -121,7 +133,8 @@ impl Event {
             | Event::JobWarnings { plan, .. }
             | Event::RpoMissed { plan, .. }
             | Event::Recovered { plan, .. }
-            | Event::DrillFailed { plan, .. } => plan,
+            | Event::DrillFailed { plan, .. }
+            | Event::ReplicatorDown { plan, .. } => plan,
         }
     }
 
@@ -133,14 +146,17 @@ impl Event {
             | Event::JobWarnings { target, .. }
             | Event::RpoMissed { target, .. }
             | Event::Recovered { target, .. }
-            | Event::DrillFailed { target, .. } => target,
+            | Event::DrillFailed { target, .. }
+            | Event::ReplicatorDown { target, .. } => target,
         }
     }
 
     /// The source, for the events that concern one.
     pub fn source(&self) -> Option<&str> {
         match self {
-            Event::RpoMissed { source, .. } | Event::DrillFailed { source, .. } => Some(source),
+            Event::RpoMissed { source, .. }
+            | Event::DrillFailed { source, .. }
+            | Event::ReplicatorDown { source, .. } => Some(source),
             _ => None,
         }
     }
@@ -148,7 +164,7 @@ impl Event {
     /// The error or reason, for the events that are failures.
     pub fn error(&self) -> Option<&str> {
         match self {
-            Event::JobFailed { error, .. } => Some(error),
+            Event::JobFailed { error, .. } | Event::ReplicatorDown { error, .. } => Some(error),
             Event::DrillFailed { reason, .. } => Some(reason),
             _ => None,
         }
@@ -195,6 +211,14 @@ impl Event {
             } => format!(
                 "lifeboat: restore drill of source {source} from target {target} failed (plan {plan})"
             ),
+            Event::ReplicatorDown {
+                plan,
+                source,
+                target,
+                ..
+            } => format!(
+                "lifeboat: replication of source {source} to target {target} is down (plan {plan})"
+            ),
         }
     }
 
@@ -219,6 +243,12 @@ impl Event {
                 target,
                 ..
             } => format!("drill/{plan}/{source}/{target}"),
+            Event::ReplicatorDown {
+                plan,
+                source,
+                target,
+                ..
+            } => format!("replicator/{plan}/{source}/{target}"),
         }
     }
 
@@ -271,6 +301,13 @@ impl Event {
                 );
             }
             Event::DrillFailed { reason, .. } => line("reason", reason),
+            Event::ReplicatorDown { since, error, .. } => {
+                line(
+                    "down since",
+                    &format!("{} ({})", format_time(*since), ago(*since, now)),
+                );
+                line("error", error);
+            }
         }
         out.truncate(out.trim_end().len());
         out

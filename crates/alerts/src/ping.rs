@@ -22,9 +22,10 @@ fn suffix(event: &Event) -> Option<&'static str> {
     match event {
         Event::JobStarted { .. } => Some("/start"),
         Event::JobSucceeded { .. } => Some(""),
-        Event::JobFailed { .. } | Event::RpoMissed { .. } | Event::DrillFailed { .. } => {
-            Some("/fail")
-        }
+        Event::JobFailed { .. }
+        | Event::RpoMissed { .. }
+        | Event::DrillFailed { .. }
+        | Event::ReplicatorDown { .. } => Some("/fail"),
         // The run's success ping already went out: the snapshot was saved.
         Event::Recovered { .. } | Event::JobWarnings { .. } => None,
     }

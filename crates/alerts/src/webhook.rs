@@ -70,6 +70,12 @@ pub(crate) fn body(event: &Event, ctx: &Context<'_>) -> Value {
         Event::DrillFailed { reason, .. } => {
             [("reason".into(), json!(reason))].into_iter().collect()
         }
+        Event::ReplicatorDown { since, error, .. } => [
+            ("since".into(), json!(rfc3339(*since))),
+            ("error".into(), json!(error)),
+        ]
+        .into_iter()
+        .collect(),
     };
     if let Value::Object(fields) = &mut doc {
         fields.extend(extra);

@@ -79,6 +79,10 @@ pub enum Command {
     /// Restore drill: restore a restore point into a scratch place, check it (integrity,
     /// row counts, the source's checks), measure RTO and RPO, record the result.
     Drill(DrillArgs),
+    /// Rebuild a lost host: list what the repository protects (the configuration the
+    /// agent stored in it, or lifeboat.toml) and, with --apply, restore every source to
+    /// its place (or under --root), check each, and say what to start next.
+    Recover(RecoverArgs),
     /// Rows inserted, updated and deleted (by primary key) in a SQLite or PostgreSQL
     /// database between two restore points.
     Diff(DiffArgs),
@@ -97,7 +101,7 @@ pub enum Command {
     Config(ConfigArgs),
     /// For each plan's sources and targets in lifeboat.toml: the newest restore point and
     /// whether the recovery point objective is met (exit 1 if one is not).
-    Status(ConfigFileArgs),
+    Status(StatusArgs),
     /// Run the plans of lifeboat.toml: schedules, continuous replication, retention, RPO
     /// checks and alerts; serves /metrics, /livez, /readyz and /api/v1/status on loopback.
     Agent(AgentArgs),
@@ -121,9 +125,49 @@ pub struct ConfigArgs {
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Report every problem in the file (with line and column), or summarize the plans.
-    Check(ConfigFileArgs),
+    Check(ConfigCheckArgs),
     /// Print the JSON Schema of lifeboat.toml (for editors).
     Schema,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigCheckArgs {
+    #[command(flatten)]
+    pub file: ConfigFileArgs,
+    /// Also contact every remote target (S3, ...) to check that it holds a repository;
+    /// local targets are always checked.
+    #[arg(long)]
+    pub probe: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// Restore under this directory instead of the paths the configuration names.
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    /// Only this plan's sources (default: every plan).
+    #[arg(long)]
+    pub plan: Option<String>,
+    /// With a lifeboat.toml and no --repo: read from this target of it (default: the
+    /// first target of each plan that opens).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// The restore point: latest, RFC 3339 or relative (-10m, -2h).
+    #[arg(long, default_value = "latest", allow_hyphen_values = true, value_parser = restore_time)]
+    pub at: String,
+    /// Restore; without it, only list what would be restored and where.
+    #[arg(long)]
+    pub apply: bool,
+    #[command(flatten)]
+    pub file: ConfigFileArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only these sources (names of lifeboat.toml); all of them when none is given.
+    pub sources: Vec<String>,
+    #[command(flatten)]
+    pub file: ConfigFileArgs,
 }
 
 #[derive(Debug, Args)]
@@ -176,6 +220,10 @@ pub struct BackupArgs {
     /// Read every file again instead of trusting an unchanged size, mtime and inode.
     #[arg(long)]
     pub force: bool,
+    /// Save no snapshot when nothing changed since the newest snapshot of the same paths
+    /// and tags from this host (the agent stores lifeboat.toml this way).
+    #[arg(long, conflicts_with = "stdin_from_command")]
+    pub skip_if_unchanged: bool,
 }
 
 #[derive(Debug, Args)]
@@ -201,8 +249,16 @@ pub struct RestoreArgs {
     pub snapshot: Option<String>,
     /// Restore one database (or file) as it was at --at, from whichever restore point
     /// holds it: its path as backed up, or a sqlite:/file: URL.
+    /// A source name of lifeboat.toml (read from the repository its plan writes to) is
+    /// accepted too.
     #[arg(long, conflicts_with_all = ["snapshot", "include", "to_command"])]
     pub source: Option<String>,
+    /// With --source naming a source of lifeboat.toml: read from this target of the file
+    /// instead of its plan's first.
+    #[arg(long, requires = "source")]
+    pub from: Option<String>,
+    #[command(flatten)]
+    pub file: ConfigFileArgs,
     /// With --source: RFC 3339 (2026-11-26T09:30:00Z), relative (-10m, -2h, -1d), latest,
     /// or tx:N (right after the replicated transaction N, as `timeline` lists them).
     #[arg(long, requires = "source", default_value = "latest", allow_hyphen_values = true, value_parser = restore_time)]
@@ -245,9 +301,10 @@ pub struct ReplicateArgs {
 
 #[derive(Debug, Args)]
 pub struct TimelineArgs {
-    /// The database's path as backed up, a sqlite:/file: URL, or a postgres:// or
-    /// mysql:// server (with or without a database).
-    pub source: String,
+    /// A source name of lifeboat.toml, or the database's path as backed up, a sqlite:/file:
+    /// URL, or a postgres:// or mysql:// server (with or without a database).
+    #[command(flatten)]
+    pub subject: SubjectArgs,
 }
 
 #[derive(Debug, Args)]
@@ -349,6 +406,11 @@ pub struct PgSetupArgs {
     /// Change the settings with ALTER SYSTEM (needs a superuser) instead of printing them.
     #[arg(long)]
     pub apply: bool,
+    /// The recovery point objective (e.g. 5m, the plan's `rpo`): a quiet server then
+    /// archives its WAL at least twice that often (archive_timeout), so point-in-time
+    /// recovery reaches within it.
+    #[arg(long, default_value = "5m", value_parser = duration)]
+    pub rpo: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

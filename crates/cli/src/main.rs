@@ -49,20 +49,27 @@ fn main() {
     tune_allocator();
     let cli = args::Cli::parse();
     lifeboat_sources::child_env::pass_through(&cli.global.pass_env);
-    let filter = match cli.global.verbose {
-        0 => "warn",
-        1 => "info",
+    // The agent is a service: its log says what each job did (one line per job) and
+    // when; one-shot commands print only problems unless asked.
+    let is_agent = matches!(cli.command, args::Command::Agent(_));
+    let filter = match (cli.global.verbose, is_agent) {
+        (0, true) => "warn,lifeboat_agent=info",
+        (0, false) => "warn",
+        (1, _) => "info",
         _ => "debug",
     };
-    tracing_subscriber::fmt()
+    let subscriber = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LIFEBOAT_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
         )
         .with_writer(std::io::stderr)
-        .without_time()
-        .with_target(false)
-        .init();
+        .with_target(false);
+    if is_agent {
+        subscriber.init();
+    } else {
+        subscriber.without_time().init();
+    }
     let result = commands::run(cli);
     if let Err(error) = result {
         let code = exit::code_for(&error);

@@ -17,6 +17,9 @@ const TOKEN: &str = "agent-test-token";
 struct Agent {
     child: Child,
     addr: SocketAddr,
+    /// Its log, read as it is written (the agent logs every job; a full pipe would
+    /// block it).
+    stderr: Option<std::thread::JoinHandle<String>>,
 }
 
 impl Agent {
@@ -34,7 +37,18 @@ impl Agent {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let agent = Agent { child, addr };
+        let mut child = child;
+        let mut pipe = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut pipe, &mut text);
+            text
+        });
+        let agent = Agent {
+            child,
+            addr,
+            stderr: Some(stderr),
+        };
         agent.wait_for("readiness", Duration::from_secs(30), |_| {
             get(addr, "/readyz", None).is_some_and(|(code, _)| code == 200)
         });
@@ -82,9 +96,7 @@ impl Agent {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                let mut stderr = String::new();
-                std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut stderr)
-                    .unwrap();
+                let stderr = self.stderr.take().unwrap().join().unwrap();
                 assert!(status.success(), "agent exited with {status}: {stderr}");
                 return stderr;
             }
@@ -299,6 +311,15 @@ url = "http://127.0.0.1:{dead}/nobody-listens"
     });
     let stderr = agent.stop();
     assert!(stderr.contains("stopped"), "{stderr}");
+    // One line per job, successes included, with duration and size.
+    assert!(
+        stderr.contains("backup of plan app to good: succeeded in "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("backup of plan app to late: failed after "),
+        "{stderr}"
+    );
     assert!(
         !stderr.contains(PASSWORD) && !stderr.contains(TOKEN),
         "{stderr}"
@@ -405,6 +426,9 @@ state = "./agent.db"
     agent.stop();
     assert_eq!(snapshots_tagged(&repo, "plan:hourly"), 2);
     assert_eq!(snapshots_tagged(&repo, "plan:slow"), 1);
+    // The configuration is kept in the target once: a restart with the same file adds
+    // no second copy.
+    assert_eq!(snapshots_tagged(&repo, "lifeboat:config"), 1);
 }
 
 #[test]
@@ -500,4 +524,150 @@ url = "{hook}"
             .count(),
         2
     );
+}
+
+/// The `lifeboat replicate` children of process `parent`.
+fn replicators_of(parent: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            ppid == Some(parent) && String::from_utf8_lossy(&cmdline).contains("replicate")
+        })
+        .collect()
+}
+
+/// Whether `pid` still runs (a zombie waiting for its new parent does not).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z")
+    })
+}
+
+fn replicator(agent: &Agent) -> serde_json::Value {
+    agent.status()["replicators"][0].clone()
+}
+
+#[test]
+fn a_killed_agent_takes_its_replicator_along_and_one_that_stays_down_is_an_incident() {
+    let repo = TestRepo::local();
+    let dir = repo.dir.path();
+    let db = rusqlite::Connection::open(dir.join("app.db")).unwrap();
+    db.execute_batch("PRAGMA journal_mode=wal; CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+        .unwrap();
+    drop(db);
+    let hook = WebhookReceiver::start();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let config = write_config(
+        dir,
+        &format!(
+            r#"
+[[source]]
+name = "app"
+url = "sqlite:./app.db"
+[[target]]
+name = "local"
+url = "{url}"
+[[plan]]
+name = "app"
+sources = ["app"]
+targets = ["local"]
+continuous = true
+rpo = "5s"
+[agent]
+listen = "{addr}"
+token = "${{AGENT_TOKEN}}"
+state = "./agent.db"
+[[alert]]
+kind = "webhook"
+url = "{hook}"
+"#,
+            url = repo.url,
+            hook = hook.url
+        ),
+    );
+    let up = |a: &Agent| replicator(a)["up"] == true;
+
+    // kill -9: the replicator goes with the agent instead of keeping its stream's lease.
+    let mut agent = Agent::start(dir, &config, addr);
+    agent.wait_for("the replicator", Duration::from_secs(60), up);
+    let children = replicators_of(agent.child.id());
+    assert_eq!(children.len(), 1, "{children:?}");
+    agent.child.kill().unwrap();
+    agent.child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while children.iter().any(|&pid| running(pid)) {
+        assert!(
+            Instant::now() < deadline,
+            "the replicator outlived its agent"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(agent);
+
+    // The restarted agent replicates again: no "another replicator" loop.
+    let agent = Agent::start(dir, &config, addr);
+    agent.wait_for("the replicator again", Duration::from_secs(60), up);
+    assert_eq!(replicator(&agent)["last_error"], serde_json::Value::Null);
+    agent.stop();
+
+    // A replicator that cannot run (another process holds the stream) is an incident
+    // once it has been down longer than the RPO, and over when it runs again.
+    let mut holder = repo
+        .command()
+        .args(["replicate", dir.join("app.db").to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let agent = Agent::start(dir, &config, addr);
+    hook.wait_for("a replicator_down alert", Duration::from_secs(60), |e| {
+        e.iter().any(|e| e["event"] == "replicator_down")
+    });
+    let down = replicator(&agent);
+    assert_eq!(down["up"], false, "{down}");
+    assert!(
+        down["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("another replicator")),
+        "{down}"
+    );
+    assert!(down["down_since"].is_string(), "{down}");
+    // SAFETY: kill(2) on the replicator this test started.
+    unsafe {
+        libc::kill(holder.id() as i32, libc::SIGTERM);
+    }
+    holder.wait().unwrap();
+    agent.wait_for(
+        "the replicator after the holder left",
+        Duration::from_secs(90),
+        up,
+    );
+    hook.wait_for("the recovery notice", Duration::from_secs(30), |e| {
+        e.iter().any(|e| {
+            e["event"] == "recovered"
+                && e["what"]
+                    .as_str()
+                    .is_some_and(|w| w.contains("replication"))
+        })
+    });
+    let recovered = replicator(&agent);
+    assert_eq!(
+        recovered["last_error"],
+        serde_json::Value::Null,
+        "{recovered}"
+    );
+    assert_eq!(hook.of_kind("replicator_down").len(), 1);
+    agent.stop();
 }

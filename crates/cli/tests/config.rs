@@ -47,13 +47,32 @@ url = "${ALERT_WEBHOOK_URL}"
 
 #[test]
 fn the_issue_example_checks_and_mistakes_are_named_with_line_and_column() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("lifeboat.toml"), README_EXAMPLE).unwrap();
+    let repo = common::TestRepo::at("", Vec::new());
+    let dir = repo.dir.path();
+    let local = dir.join("backups");
+    let example = README_EXAMPLE.replace("/var/backups/lifeboat", &local.display().to_string());
+    std::fs::write(dir.join("lifeboat.toml"), &example).unwrap();
 
-    let out = check(
-        dir.path(),
-        &[("ALERT_WEBHOOK_URL", "https://hooks.example/abc")],
+    // A local target that holds no repository is not "ok": it is named, with the fix.
+    let out = check(dir, &[("ALERT_WEBHOOK_URL", "https://hooks.example/abc")]);
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "target local: {} does not exist; create it with `lifeboat init --repo {}`",
+            local.display(),
+            local.display()
+        )),
+        "{stderr}"
     );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("NOT READY"));
+    std::fs::create_dir(&local).unwrap();
+    let out = check(dir, &[("ALERT_WEBHOOK_URL", "https://hooks.example/abc")]);
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds no repository"));
+    common::TestRepo::at(&local.display().to_string(), Vec::new()).init();
+
+    let out = check(dir, &[("ALERT_WEBHOOK_URL", "https://hooks.example/abc")]);
     let stdout = common::succeeded(&out);
     assert!(
         stdout.contains("ok (2 source(s), 2 target(s), 1 plan(s)"),
@@ -69,7 +88,7 @@ fn the_issue_example_checks_and_mistakes_are_named_with_line_and_column() {
     );
 
     // A missing variable is named, with where it is used; exit code 2.
-    let out = check(dir.path(), &[]);
+    let out = check(dir, &[]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -78,17 +97,14 @@ fn the_issue_example_checks_and_mistakes_are_named_with_line_and_column() {
     );
 
     // A plan naming a target that does not exist, and an impossible schedule.
-    let broken = README_EXAMPLE
+    let broken = example
         .replace(
             r#"targets = ["local", "offsite"]"#,
             r#"targets = ["local", "ofsite"]"#,
         )
         .replace(r#"schedule = "every 15m""#, r#"schedule = "0 0 31 2 *""#);
-    std::fs::write(dir.path().join("lifeboat.toml"), broken).unwrap();
-    let out = check(
-        dir.path(),
-        &[("ALERT_WEBHOOK_URL", "https://hooks.example/abc")],
-    );
+    std::fs::write(dir.join("lifeboat.toml"), broken).unwrap();
+    let out = check(dir, &[("ALERT_WEBHOOK_URL", "https://hooks.example/abc")]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("lifeboat.toml:17:21:"), "{stderr}");

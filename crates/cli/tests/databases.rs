@@ -231,6 +231,55 @@ fn a_database_named_globals_and_the_servers_globals_both_restore() {
 }
 
 #[test]
+fn a_dump_is_labelled_with_the_moment_its_snapshot_was_taken() {
+    let repo = TestRepo::local();
+    let dbs = Databases::new("pg", "dumptime", 1);
+    let db = &dbs.names[0];
+    psql("postgres", &format!("CREATE DATABASE \"{db}\""));
+    psql(db, "CREATE TABLE t (id int); INSERT INTO t VALUES (1)");
+    // Between the command's start and the dump's snapshot, a write commits: the dump
+    // holds it, so its label must not be earlier than that commit.
+    let paused = common::paused::PausedBackup::start(
+        &repo,
+        "dump-snapshot",
+        std::path::Path::new(&format!("{PG}/{db}")),
+        "dump",
+    );
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let committed: chrono::DateTime<chrono::Utc> = psql(
+        db,
+        "INSERT INTO t VALUES (2); SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+    )
+    .parse()
+    .unwrap();
+    let report = paused.finish();
+    let labelled: chrono::DateTime<chrono::Utc> = report["time"].as_str().unwrap().parse().unwrap();
+    assert!(
+        labelled >= committed,
+        "labelled {labelled}, but holds a row committed at {committed}"
+    );
+    psql(db, "INSERT INTO t VALUES (3)");
+    let restored = format!("{db}_r");
+    let _cleanup = Databases {
+        engine: "pg",
+        names: vec![restored.clone()],
+    };
+    repo.ok(&[
+        "restore",
+        report["id"].as_str().unwrap(),
+        "--into",
+        &format!("{PG}/{restored}"),
+    ]);
+    assert_eq!(
+        psql(
+            &restored,
+            "SELECT string_agg(id::text, ',' ORDER BY id) FROM t"
+        ),
+        "1,2"
+    );
+}
+
+#[test]
 fn several_postgres_databases_in_one_snapshot_are_listed_and_chosen_by_name() {
     let repo = TestRepo::local();
     let dbs = Databases::new("pg", "multi", 3);

@@ -111,6 +111,28 @@ fn point_in_time_recovery_brings_back_a_dropped_table_with_pgbench_invariants_in
         1,
     );
     assert!(err.contains("no base backup ends before"), "{err}");
+    // A target after the archive's last commit is refused before anything is restored,
+    // with the newest reachable moment and how to reach further.
+    let future = (chrono::Utc::now() + chrono::Duration::minutes(5)).to_rfc3339();
+    let late = lab.path("late");
+    let err = lab.fails(
+        &[
+            "pg",
+            "restore",
+            "--at",
+            &future,
+            "--target-dir",
+            late.to_str().unwrap(),
+        ],
+        1,
+    );
+    assert!(
+        err.contains("past what the archive reaches")
+            && err.contains("its last transaction committed at")
+            && err.contains("pg_switch_wal()"),
+        "{err}"
+    );
+    assert!(!late.exists(), "a refused restore wrote {}", late.display());
 
     // The timeline shows the window; a WAL file lost from the archive shows as a gap.
     for _ in 0..2 {
@@ -122,6 +144,16 @@ fn point_in_time_recovery_brings_back_a_dropped_table_with_pgbench_invariants_in
     let timeline: serde_json::Value =
         serde_json::from_str(&lab.ok(&["--json", "timeline", &primary.url()])).unwrap();
     let cluster = &timeline["clusters"][0];
+    // The archive's end is a time (its last commit), not only a file name.
+    let end: chrono::DateTime<chrono::Utc> = cluster["to"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{timeline}"))
+        .parse()
+        .unwrap();
+    assert!(
+        end > chrono::Utc::now() - chrono::Duration::minutes(5),
+        "{timeline}"
+    );
     let base = &cluster["base_backups"][0];
     assert!(base["wal_gap"].is_null(), "{timeline}");
     let first = base["start_wal"].as_str().unwrap().to_string();

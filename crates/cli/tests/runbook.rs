@@ -69,7 +69,11 @@ rto = "10m"
         "{before}"
     );
     assert!(before.contains("lifeboat restore-rows app"), "{before}");
-    assert!(before.contains("lifeboat repair --from"), "{before}");
+    // One target: nothing to repair from, and no off-site copy to point at.
+    assert!(before.contains("lifeboat repair --to local"), "{before}");
+    assert!(!before.contains("repair --from"), "{before}");
+    assert!(!before.contains("off-site target (`local`)"), "{before}");
+    assert!(before.contains("lifeboat recover --repo"), "{before}");
     assert!(!before.contains(PASSWORD), "the runbook shows a passphrase");
 
     // Back up (tagged as the agent does) and drill: the runbook shows what was measured.

@@ -6,6 +6,8 @@ pub(crate) struct InterpolateError {
     /// Byte offset of the offending `${` in the string.
     pub offset: usize,
     pub message: String,
+    /// The reference was well formed but its variable is not set.
+    pub unset: bool,
 }
 
 /// Replaces each `${NAME}` with `env(NAME)`; `$${` stands for a literal `${`, and a `$`
@@ -28,6 +30,7 @@ pub(crate) fn interpolate(
                 return Err(InterpolateError {
                     offset,
                     message: "unterminated ${ (write $${ for a literal ${)".to_string(),
+                    unset: false,
                 });
             };
             let name = &tail[..end];
@@ -37,12 +40,14 @@ pub(crate) fn interpolate(
                     message: format!(
                         "${{{name}}} is not a variable name (letters, digits and _, not starting with a digit)"
                     ),
+                    unset: false,
                 });
             }
             let Some(value) = env(name) else {
                 return Err(InterpolateError {
                     offset,
                     message: format!("environment variable {name} is not set"),
+                    unset: true,
                 });
             };
             out.push_str(&value);
@@ -99,12 +104,14 @@ mod tests {
         let err = interpolate("https://${HOST}/${MISSING}", &env).unwrap_err();
         assert_eq!(err.offset, 16);
         assert_eq!(err.message, "environment variable MISSING is not set");
+        assert!(err.unset);
         assert!(!err.message.contains("db.example"));
     }
 
     #[test]
     fn malformed_references_are_errors() {
         assert_eq!(interpolate("x${HOST", &env).unwrap_err().offset, 1);
+        assert!(!interpolate("x${HOST", &env).unwrap_err().unset);
         assert!(interpolate("${}", &env)
             .unwrap_err()
             .message

@@ -25,7 +25,8 @@
 //! schedules that fire, objectives that can be met, alerts that can be delivered.
 //!
 //! `${VAR}` in url, command, password, token and alert url/from/to is replaced from the
-//! environment (`$${` is a literal `${`); a missing variable is an error that names it.
+//! environment (`$${` is a literal `${`); a missing variable is an error that names it
+//! (except, with [`Needs::Repositories`], in the agent's token and alert channels).
 //! Passwords, tokens and alert URLs are [`Secret`]s, which never print.
 //!
 //! The agent's `listen` must be a loopback address unless `[agent]` sets both
@@ -58,6 +59,17 @@ mod secret;
 mod spanned;
 
 pub use duration::{format_duration, parse_duration, DurationError};
+
+/// How much of the file a command needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// The agent, and `config check`: every `${VAR}` must be set.
+    Everything,
+    /// Commands that read sources, targets and plans (`status`, `plan`, `restore`, ...):
+    /// an `[agent]` token or `[[alert]]` channel whose variable is unset is left out, so
+    /// that a recovery host without the agent's secrets can still use the file.
+    Repositories,
+}
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
     AgentSettings, Alert, AlertKind, Config, Keep, Plan, Source, SourceLocation, Target,

@@ -11,15 +11,30 @@ use crate::keys::unknown_keys;
 use crate::model::Config;
 use crate::paths::resolve_relative;
 use crate::raw::RawConfig;
+use crate::Needs;
 
 impl Config {
     /// Reads and validates the file at `path`, filling `${VAR}`s from the process
     /// environment and resolving relative paths against the file's directory.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        Config::load_for(path, Needs::Everything)
+    }
+
+    /// [`Config::load`] for a command that needs only part of the file (see [`Needs`]).
+    pub fn load_for(path: &Path, needs: Needs) -> Result<Config, ConfigErrors> {
         let origin = path.display().to_string();
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigErrors::whole_file(&origin, format!("cannot read: {e}")))?;
-        let mut config = Config::parse(&text, &origin, &|name| std::env::var(name).ok())?;
+        Config::load_text(&text, path, needs)
+    }
+
+    /// [`Config::load_for`] for the text of a file that lived at `path` (which need not
+    /// exist now: a configuration read back from a repository): relative paths are
+    /// resolved against `path`'s directory, as they were on the host that wrote it.
+    pub fn load_text(text: &str, path: &Path, needs: Needs) -> Result<Config, ConfigErrors> {
+        let origin = path.display().to_string();
+        let env = |name: &str| std::env::var(name).ok();
+        let mut config = Config::parse_for(text, &origin, &env, needs)?;
         let absolute = std::path::absolute(path).map_err(|e| {
             ConfigErrors::whole_file(&origin, format!("cannot resolve its directory: {e}"))
         })?;
@@ -35,6 +50,16 @@ impl Config {
         origin: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigErrors> {
+        Config::parse_for(text, origin, env, Needs::Everything)
+    }
+
+    /// [`Config::parse`] for a command that needs only part of the file.
+    pub fn parse_for(
+        text: &str,
+        origin: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+        needs: Needs,
+    ) -> Result<Config, ConfigErrors> {
         let index = LineIndex::new(text);
         let fail = |errors: Vec<ConfigError>| ConfigErrors::new(origin, errors);
         let root = DeTable::parse(text).map_err(|e| fail(vec![toml_error(&index, &e)]))?;
@@ -44,7 +69,7 @@ impl Config {
         }
         let raw = RawConfig::deserialize(toml::de::Deserializer::from(root))
             .map_err(|e| fail(vec![toml_error(&index, &e)]))?;
-        check(raw, &index, env).map_err(fail)
+        check(raw, &index, env, needs).map_err(fail)
     }
 }
 

@@ -14,8 +14,14 @@ static PAUSE: OnceLock<Option<(String, String)>> = OnceLock::new();
 
 /// Names a point in the write path: `pack-stored`, `index-stored`, `snapshot-write`,
 /// `session-started`, and prune's `prune-condemned`, `prune-armed`,
-/// `prune-index-rewritten`, `prune-pack-deleted`.
+/// `prune-index-rewritten`, `prune-pack-deleted`; `dump-snapshot` (a PostgreSQL dump,
+/// just before its snapshot is taken) and restore's `restore-filled`.
 pub fn point(name: &str) {
+    // Release builds ignore both variables: whoever can set a service's environment must
+    // not be able to crash it at a chosen point of its write order.
+    if !cfg!(debug_assertions) {
+        return;
+    }
     pause(name);
     let target = TARGET.get_or_init(|| {
         let value = std::env::var("LIFEBOAT_CRASH_AT").ok()?;

@@ -90,6 +90,8 @@ pub struct SegmentName {
     pub time_ms: i64,
     /// The stream numbers of its first and last transactions (none in version 1).
     pub transactions: Option<(u64, u64)>,
+    /// Its stored size (sealed), as listed.
+    pub stored_bytes: u64,
 }
 
 /// The stream of the database at `source` (an absolute path): keyed, so names reveal no
@@ -256,6 +258,7 @@ impl Repository {
                 seq,
                 time_ms,
                 transactions,
+                stored_bytes: object.size,
             });
         }
         names.sort_by(|a, b| (&a.generation, a.seq).cmp(&(&b.generation, b.seq)));

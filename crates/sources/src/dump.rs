@@ -21,6 +21,9 @@ pub struct Dumped {
     pub root: Id,
     pub dump: DatabaseDump,
     pub bytes: u64,
+    /// When the state the dump shows was current (the server's clock when its snapshot
+    /// was taken), when the engine can tell; the snapshot's time then.
+    pub consistent_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Dumps every database named by `urls` (all on one server) into one snapshot tree.
@@ -143,6 +146,7 @@ impl DumpTree {
                 globals: self.globals.map(str::to_string),
             },
             bytes: self.bytes,
+            consistent_at: None,
         })
     }
 }

@@ -49,7 +49,7 @@ pub fn take(ctx: &Context, args: &BackupArgs) -> Result<(lifeboat_repo::Id, Vec<
 pub fn take_snapshot(ctx: &Context, args: &BackupArgs) -> Result<Taken> {
     let repo = ctx.open()?;
     let started = Instant::now();
-    let time = chrono::Utc::now();
+    let mut time = chrono::Utc::now();
     let given = given_paths(args)?;
     let databases = database_urls(&given)?;
     let session = WriteSession::start(&repo, "backup")?;
@@ -75,6 +75,9 @@ pub fn take_snapshot(ctx: &Context, args: &BackupArgs) -> Result<Taken> {
             let bar = Bar::bytes(ctx.progress_enabled(), None, "dumping");
             let dumped = dump::backup(&session, &databases, &bar)?;
             bar.finish();
+            // A dump shows the database as it was when its snapshot was taken, which is
+            // what `--at` times are compared with.
+            time = dumped.consistent_at.unwrap_or(time);
             if !ctx.global.json {
                 for db in &dumped.dump.databases {
                     let rows: u64 = db.tables.iter().map(|t| t.rows).sum();
@@ -158,6 +161,30 @@ pub fn take_snapshot(ctx: &Context, args: &BackupArgs) -> Result<Taken> {
             )
         }
     };
+    if args.skip_if_unchanged {
+        if let Some(same) = unchanged_snapshot(&repo, &paths, &args.tags, tree)? {
+            // Every blob of the tree is stored already: nothing new to index.
+            session.finish()?;
+            if ctx.global.json {
+                ctx.print_json(&json!({
+                    "id": same,
+                    "short_id": same.short(),
+                    "skipped": true,
+                    "warnings": [],
+                }));
+            } else {
+                ctx.say(format!(
+                    "nothing changed since snapshot {}; no snapshot saved",
+                    same.short()
+                ));
+            }
+            return Ok(Taken {
+                id: same,
+                paths,
+                warnings: Vec::new(),
+            });
+        }
+    }
     let finished = session.finish()?;
     let stats = finished.stats;
     summary.new_blobs = stats.new_blobs;
@@ -284,6 +311,28 @@ fn absolute_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
             Ok(absolute.components().collect())
         })
         .collect()
+}
+
+/// The newest snapshot of `paths` with `tags` from this host, if its tree is `tree`.
+fn unchanged_snapshot(
+    repo: &Repository,
+    paths: &[String],
+    tags: &[String],
+    tree: lifeboat_repo::Id,
+) -> Result<Option<lifeboat_repo::Id>> {
+    let host = lifeboat_repo::hostname();
+    Ok(repo
+        .list_snapshots()?
+        .into_iter()
+        .rev()
+        .find(|s| {
+            s.snapshot.host == host
+                && s.snapshot.paths == paths
+                && s.snapshot.tags == tags
+                && s.snapshot.source == SnapshotSource::Files
+        })
+        .filter(|s| s.snapshot.tree == tree)
+        .map(|s| s.id))
 }
 
 /// The newest snapshot of the same paths from this host: its unchanged files are reused.

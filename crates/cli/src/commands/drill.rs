@@ -21,6 +21,7 @@ use lifeboat_sources::timeline;
 use serde::Serialize;
 
 use crate::args::{DrillArgs, SubjectArgs};
+pub(crate) use crate::commands::subject::Subject;
 use crate::context::Context;
 
 /// A drill's result, as stored in the repository (`drills/<id>`) and printed.
@@ -48,16 +49,13 @@ pub struct CheckResult {
     pub detail: Option<String>,
 }
 
-/// What is drilled, resolved from the configuration or the command line.
-pub(crate) struct Subject {
-    pub name: String,
-    pub location: String,
-    pub checks: Vec<String>,
-    pub repo: Repository,
+/// The source of `drill`, `diff` and `restore-rows`.
+pub(crate) fn resolve_subject(ctx: &Context, args: &SubjectArgs) -> Result<Subject> {
+    crate::commands::subject::resolve(ctx, &args.source, args.target.as_deref(), &args.file.config)
 }
 
 pub fn run(ctx: &Context, args: &DrillArgs) -> Result<()> {
-    let subject = resolve(ctx, &args.subject)?;
+    let subject = resolve_subject(ctx, &args.subject)?;
     let started = Instant::now();
     let began = Utc::now();
     let scratch = tempfile::Builder::new()
@@ -139,46 +137,6 @@ pub fn run(ctx: &Context, args: &DrillArgs) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// A source by its name in the configuration (repository: `target`, else the first
-/// target of a plan that has it), or a path/URL with the repository of `--repo`.
-pub(crate) fn resolve(ctx: &Context, args: &SubjectArgs) -> Result<Subject> {
-    let (name, target) = (args.source.as_str(), args.target.as_deref());
-    if let Ok(config) = lifeboat_config::Config::load(&args.file.config) {
-        if let Some(source) = config.source(name) {
-            let lifeboat_config::SourceLocation::Url(url) = &source.location else {
-                bail!(
-                    "source {} is a command; drills restore databases and files",
-                    source.name
-                );
-            };
-            let target = match target {
-                Some(name) => config
-                    .target(name)
-                    .with_context(|| format!("no target {name} in the configuration"))?,
-                None => config
-                    .plans
-                    .iter()
-                    .find(|p| p.sources.contains(&source.name))
-                    .and_then(|p| p.targets.first())
-                    .and_then(|t| config.target(t))
-                    .with_context(|| format!("no plan writes {} anywhere", source.name))?,
-            };
-            return Ok(Subject {
-                name: source.name.clone(),
-                location: url.clone(),
-                checks: source.checks.clone(),
-                repo: ctx.open_target(target)?,
-            });
-        }
-    }
-    Ok(Subject {
-        name: name.to_string(),
-        location: name.to_string(),
-        checks: Vec::new(),
-        repo: ctx.open()?,
-    })
 }
 
 fn drill(
@@ -465,7 +423,7 @@ pub(crate) fn verdict(check: &str, result: std::result::Result<bool, String>) ->
     }
 }
 
-fn truthy_sqlite(value: &rusqlite::types::Value) -> bool {
+pub(crate) fn truthy_sqlite(value: &rusqlite::types::Value) -> bool {
     use rusqlite::types::Value;
     match value {
         Value::Integer(n) => *n != 0,

@@ -14,6 +14,7 @@ mod pg;
 mod pg_access;
 mod plan;
 mod prune;
+mod recover;
 mod repair;
 mod replicate;
 mod restore;
@@ -21,6 +22,7 @@ mod rows;
 mod run;
 mod snapshots;
 mod status;
+mod subject;
 mod timeline;
 mod timeline_db;
 mod verify;
@@ -65,6 +67,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Config(args) => config::run(&ctx, args),
         Command::Copy(args) => copy::run(&ctx, args),
         Command::Drill(args) => drill::run(&ctx, args),
+        Command::Recover(args) => recover::run(&ctx, args),
         Command::Plan(args) => plan::run(&ctx, args),
         Command::Diff(args) => rows::diff(&ctx, args),
         Command::RestoreRows(args) => rows::restore_rows(&ctx, args),

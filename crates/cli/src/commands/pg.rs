@@ -215,6 +215,9 @@ fn restore(ctx: &Context, args: &PgRestoreArgs) -> Result<()> {
     let snapshots = repo.list_snapshots()?;
     let bases = recovery::base_backups(&snapshots, args.cluster.as_deref());
     let (base, meta) = recovery::choose_base(&bases, &target)?;
+    if let RecoveryTarget::Time(time) = &target {
+        check_time_is_archived(&repo, meta, *time)?;
+    }
     let index = repo.load_index()?;
     let settings = RecoverySettings {
         target: target.clone(),
@@ -235,7 +238,9 @@ fn restore(ctx: &Context, args: &PgRestoreArgs) -> Result<()> {
     let restored_in = started.elapsed().as_secs_f64();
     if args.start {
         let port = args.port.expect("clap requires --port with --start");
-        recovery::start(&args.target_dir, port, args.wait)?;
+        if let Err(e) = recovery::start(&args.target_dir, port, args.wait) {
+            return Err(clean_up_failed_start(&args.target_dir, e));
+        }
     }
     let seconds = started.elapsed().as_secs_f64();
     if ctx.global.json {
@@ -280,6 +285,76 @@ fn restore(ctx: &Context, args: &PgRestoreArgs) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a target time the archived WAL cannot reach, before anything is restored:
+/// PostgreSQL would replay everything and only then fail.
+fn check_time_is_archived(
+    repo: &lifeboat_repo::Repository,
+    meta: &lifeboat_repo::snapshot::PgBaseBackup,
+    time: chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
+    let archived = repo.list_wal(&meta.cluster)?;
+    let Some(reach) = wal::archive_reach(&archived, &meta.start_wal, meta.wal_segment_size) else {
+        bail!(
+            "the archive does not hold {}, the first WAL file base backup of {} needs; no point in time after it can be recovered",
+            meta.start_wal,
+            meta.finished.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+    };
+    let end = lifeboat_sources::postgres::archive_end::archive_end(repo, meta, &reach)?;
+    let how_to_reach_further = "to archive what the server has written since, run `SELECT pg_switch_wal()` on it;          set archive_timeout (`lifeboat pg setup --rpo 5m`) so a quiet server archives at least that often";
+    let millis =
+        |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    match end {
+        Some(end) if time < end.last_commit => Ok(()),
+        Some(end) => bail!(
+            "{} is past what the archive reaches: its last transaction committed at {} (WAL file {}{});              recover to a time before that, or everything archived with --at latest; {how_to_reach_further}",
+            millis(&time),
+            millis(&end.last_commit),
+            end.wal_file,
+            reach
+                .gap
+                .as_ref()
+                .map(|g| format!(", the archive stops before the missing {g}"))
+                .unwrap_or_default()
+        ),
+        None => bail!(
+            "{} is past what the archive reaches: no transaction committed after base backup of {} is archived (WAL up to {});              recover with --at latest; {how_to_reach_further}",
+            millis(&time),
+            millis(&meta.finished),
+            reach.last
+        ),
+    }
+}
+
+/// After a recovered server failed to come up: stop it if it runs, keep its log, and
+/// remove the directory `pg restore` filled (it was empty or missing), so that a second
+/// attempt can start over.
+fn clean_up_failed_start(
+    dir: &std::path::Path,
+    error: lifeboat_sources::SourceError,
+) -> anyhow::Error {
+    let _ = recovery::stop(dir);
+    let log = dir.join("lifeboat-recovery.log");
+    let kept = std::env::temp_dir().join(format!(
+        "lifeboat-recovery-{}-{}.log",
+        std::process::id(),
+        chrono::Utc::now().format("%Y%m%dT%H%M%S")
+    ));
+    let kept = std::fs::copy(&log, &kept).ok().map(|_| kept);
+    let removed = std::fs::remove_dir_all(dir).is_ok();
+    anyhow::anyhow!(
+        "{}{}{}",
+        one_line(&error.into()).replace(&format!(" (log: {})", log.display()), ""),
+        kept.map(|k| format!(" (log kept as {})", k.display()))
+            .unwrap_or_default(),
+        if removed {
+            format!("; {} was removed", dir.display())
+        } else {
+            String::new()
+        }
+    )
+}
+
 /// Whether the server's user lacks access to a local repository (see [`pg_access`]).
 fn access_problem(ctx: &Context, psql: &Psql) -> Option<String> {
     let Ok(lifeboat_storage::Location::Local(root)) =
@@ -310,11 +385,22 @@ fn setup(ctx: &Context, args: &PgSetupArgs) -> Result<()> {
     let current = psql.query(
         None,
         "SELECT current_setting('wal_level'), current_setting('archive_mode'), \
-         current_setting('archive_command'), system_identifier FROM pg_control_system()",
+         current_setting('archive_command'), system_identifier, \
+         (SELECT setting FROM pg_settings WHERE name = 'archive_timeout') FROM pg_control_system()",
     )?;
     let fields: Vec<&str> = current.split('|').collect();
-    let [wal_level, archive_mode, current_command, cluster] = fields[..] else {
+    let [wal_level, archive_mode, current_command, cluster, archive_timeout] = fields[..] else {
         bail!("unexpected answer from {}: {current:?}", url.server());
+    };
+    // A WAL file is archived when it fills or after archive_timeout: on a quiet server
+    // the last minutes of commits would otherwise wait in an unfilled file, out of reach
+    // of point-in-time recovery.
+    let wanted_timeout = (args.rpo.as_secs() / 2).max(30);
+    let current_timeout: u64 = archive_timeout.trim().parse().unwrap_or(0);
+    let timeout = if current_timeout == 0 || current_timeout > wanted_timeout {
+        format!("{wanted_timeout}s")
+    } else {
+        format!("{current_timeout}s")
     };
     let settings = [
         (
@@ -334,6 +420,7 @@ fn setup(ctx: &Context, args: &PgSetupArgs) -> Result<()> {
             },
         ),
         ("archive_command", archive_command.as_str()),
+        ("archive_timeout", timeout.as_str()),
     ];
     let restart = wal_level == "minimal" || archive_mode == "off";
     if !args.apply {

@@ -10,6 +10,10 @@ use lifeboat_config::{format_duration, Config, SourceLocation, Target};
 use lifeboat_repo::crypto::ObjectKind;
 use lifeboat_storage::Location;
 
+mod recovery_steps;
+
+use recovery_steps::write_recovery_steps;
+
 use crate::args::RunbookArgs;
 use crate::commands::drill::DrillRecord;
 use crate::context::Context;
@@ -104,7 +108,7 @@ fn observe(ctx: &Context, target: &Target) -> Observed {
 }
 
 pub fn run(ctx: &Context, args: &RunbookArgs) -> Result<()> {
-    let config = super::config::load(&args.file.config)?;
+    let config = super::config::load_repositories(&args.file.config)?;
     let markdown = runbook(ctx, &config, &args.file.config.display().to_string());
     let text = match args.format.as_str() {
         "md" | "markdown" => markdown,
@@ -124,6 +128,12 @@ pub fn run(ctx: &Context, args: &RunbookArgs) -> Result<()> {
 }
 
 fn runbook(ctx: &Context, config: &Config, origin: &str) -> String {
+    // Commands name the file by its absolute path: `recover` puts it back there on a new
+    // host, so they run as printed from any directory.
+    let absolute = std::path::absolute(origin)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| origin.to_string());
+    let origin = absolute.as_str();
     let now = Utc::now();
     let observed: Vec<(&Target, Observed)> = config
         .targets
@@ -272,39 +282,7 @@ fn runbook(ctx: &Context, config: &Config, origin: &str) -> String {
     }
 
     let _ = writeln!(out, "\n## What to do when\n");
-    let first_target = config
-        .targets
-        .first()
-        .map(|t| t.name.as_str())
-        .unwrap_or("TARGET");
-    let offsite = config
-        .targets
-        .iter()
-        .find(|t| medium(t).offsite)
-        .map(|t| t.name.as_str())
-        .unwrap_or(first_target);
-    for source in &config.sources {
-        let SourceLocation::Url(url) = &source.location else {
-            continue;
-        };
-        let _ = writeln!(out, "### {}\n", source.name);
-        let name = &source.name;
-        let sqlite = url.starts_with("sqlite:") || url.starts_with("file:") || url.ends_with(".db");
-        let database = url.starts_with("postgres") || url.starts_with("mysql");
-        if sqlite {
-            let _ = writeln!(out, "**Rows deleted or changed by mistake** (keep the app running):\n\n```sh\nlifeboat diff {name} --from -1h                      # what changed, by primary key\nlifeboat restore-rows {name} --at -1h --table TABLE --where \"id IN (...)\"            # preview\nlifeboat restore-rows {name} --at -1h --table TABLE --where \"id IN (...)\" --apply    # put back, one transaction\n```\n");
-            let _ = writeln!(out, "**A bad migration** (stop the app first):\n\n```sh\nlifeboat timeline {name}                             # restore points, to the transaction\nlifeboat restore --source {url} --at TIME_BEFORE_MIGRATION --target ./restored.db\n# check ./restored.db, then move it over the live file (and delete its -wal/-shm)\n```\n");
-            let _ = writeln!(out, "**The database host is lost** (on a new host with lifeboat and the passphrase):\n\n```sh\nlifeboat restore --source {url} --at latest --target /path/to/app.db   # from {first_target}, or --repo the off-site target\nlifeboat drill {name} --target {offsite}                                   # prove the off-site copy first if in doubt\n```\n");
-        } else if database {
-            let _ = writeln!(out, "**A dropped table or a bad migration:** restore the newest good dump into a new database, check it, then switch the app over:\n\n```sh\nlifeboat snapshots --tag source:{name}\nlifeboat restore SNAPSHOT --into {}   # a new database; row counts are checked\n```\nPostgreSQL clusters with WAL archiving recover to any second: `lifeboat pg restore --help`.\n", restored_copy(url));
-            let _ = writeln!(out, "**The database host is lost:** on the new server, `lifeboat restore SNAPSHOT --into postgres://…/NAME` (or `mysql://…`) from `{first_target}`, or `{offsite}` if the host's disks went with it.\n");
-        } else {
-            let _ = writeln!(out, "**Files deleted or overwritten:**\n\n```sh\nlifeboat snapshots --tag source:{name}\nlifeboat restore SNAPSHOT --target /tmp/restore --include PATH   # then copy back what is needed\n```\n");
-        }
-    }
-    let _ = writeln!(out, "### A storage target is lost or damaged\n\n```sh\nlifeboat verify --config lifeboat.toml            # which target, which snapshots\nlifeboat repair --from {offsite} --to {first_target}   # put damaged data back from the other copy (or the other way round)\nlifeboat copy --from {offsite} --to NEW_TARGET     # rebuild a lost target from a surviving one\n```\n");
-    let _ = writeln!(out, "### Ransomware on the app host\n\nAssume the host and everything on it is hostile, including its copy of the passphrases and storage credentials. From a clean machine: restore from the off-site target (`{offsite}`) with credentials kept off the host, drill it (`lifeboat drill SOURCE --target {offsite}`), rotate every passphrase (`lifeboat key passwd`) and storage key, and only then point a rebuilt app at the restored data.\n");
-
+    write_recovery_steps(&mut out, config, origin);
     let _ = writeln!(out, "## Keys and credentials someone will need\n\nKeep copies of each away from the app host (a password manager, a sealed envelope); a repository cannot be opened without its passphrase.\n");
     let _ = writeln!(
         out,

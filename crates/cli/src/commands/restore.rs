@@ -151,7 +151,23 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> Result<()> {
 
 /// `restore --source DB --at TIME --target FILE`: the newest restore point at or before TIME.
 fn restore_source(ctx: &Context, args: &RestoreArgs, source: &str) -> Result<()> {
-    let source = timeline::source_path(source)?;
+    let subject =
+        crate::commands::subject::resolve(ctx, source, args.from.as_deref(), &args.file.config)?;
+    if let Some(url) = DatabaseUrl::parse(&subject.location) {
+        let url = url?;
+        bail!(
+            "{} is a database server ({}): restore a dump with `lifeboat restore SNAPSHOT --into URL` (`lifeboat timeline {}` lists them){}",
+            subject.name,
+            url.redacted(),
+            subject.name,
+            if url.engine == Engine::Postgres {
+                ", or a point in time with `lifeboat pg restore --at TIME`"
+            } else {
+                ""
+            }
+        );
+    }
+    let source = timeline::source_path(&subject.location)?;
     // `tx:N` (checked when the command line was read): right after the stream's
     // transaction N, as `timeline` lists them; else a time.
     let transaction: Option<u64> = args.at.strip_prefix("tx:").and_then(|n| n.parse().ok());
@@ -159,7 +175,7 @@ fn restore_source(ctx: &Context, args: &RestoreArgs, source: &str) -> Result<()>
         Some(_) => chrono::Utc::now(),
         None => timeline::parse_time(&args.at, chrono::Utc::now())?,
     };
-    let repo = ctx.open()?;
+    let repo = subject.repo;
     let started = Instant::now();
     let index = repo.load_index()?;
     let points = timeline::restore_points(&repo, &index, &source)?;

@@ -17,7 +17,7 @@ use lifeboat_sources::timeline;
 use serde_json::json;
 
 use crate::args::{DiffArgs, RestoreRowsArgs};
-use crate::commands::drill::{dump_at, resolve, ScratchDatabase, Subject};
+use crate::commands::drill::{dump_at, resolve_subject, ScratchDatabase, Subject};
 use crate::context::Context;
 
 /// The dump of PostgreSQL source `url` at `at`, restored into a scratch database.
@@ -73,7 +73,7 @@ fn scratch() -> Result<tempfile::TempDir> {
 }
 
 pub fn diff(ctx: &Context, args: &DiffArgs) -> Result<()> {
-    let subject = resolve(ctx, &args.subject)?;
+    let subject = resolve_subject(ctx, &args.subject)?;
     let (from, to, tables) = match DatabaseUrl::parse(&subject.location) {
         Some(url) => {
             let url = url?;
@@ -143,7 +143,7 @@ fn print_diff(
 }
 
 pub fn restore_rows(ctx: &Context, args: &RestoreRowsArgs) -> Result<()> {
-    let subject = resolve(ctx, &args.subject)?;
+    let subject = resolve_subject(ctx, &args.subject)?;
     let (at, result) = match DatabaseUrl::parse(&subject.location) {
         Some(url) => {
             let url = url?;

@@ -31,6 +31,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<()> {
             tags: vec!["before-run".to_string()],
             pin: true,
             force: false,
+            skip_if_unchanged: false,
         };
         let (id, paths) = crate::commands::backup::take(ctx, &backup).with_context(|| {
             format!("no snapshot of {source} could be taken; the command was not run")

@@ -10,7 +10,7 @@ use lifeboat_config::{Config, SourceLocation};
 use lifeboat_repo::Repository;
 use serde_json::json;
 
-use crate::args::ConfigFileArgs;
+use crate::args::StatusArgs;
 use crate::context::Context;
 
 /// The tag the agent puts on every snapshot of a source, so its restore points can be
@@ -19,8 +19,22 @@ pub fn source_tag(source: &str) -> String {
     format!("source:{source}")
 }
 
-pub fn run(ctx: &Context, args: &ConfigFileArgs) -> Result<()> {
-    let config = super::config::load(&args.config)?;
+pub fn run(ctx: &Context, args: &StatusArgs) -> Result<()> {
+    let config = super::config::load_repositories(&args.file.config)?;
+    if let Some(unknown) = args.sources.iter().find(|s| config.source(s).is_none()) {
+        return Err(crate::exit::Usage(format!(
+            "no source {unknown:?} in {} (its sources: {})",
+            args.file.config.display(),
+            config
+                .sources
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .into());
+    }
+    let wanted = |source: &String| args.sources.is_empty() || args.sources.contains(source);
     let now = Utc::now();
     let mut rows = Vec::new();
     for target in &config.targets {
@@ -39,7 +53,7 @@ pub fn run(ctx: &Context, args: &ConfigFileArgs) -> Result<()> {
             .iter()
             .filter(|p| p.targets.contains(&target.name))
         {
-            for source in &plan.sources {
+            for source in plan.sources.iter().filter(|s| wanted(s)) {
                 let newest = newest_of
                     .entry(source.clone())
                     .or_insert_with(|| match &mut view {
@@ -49,7 +63,14 @@ pub fn run(ctx: &Context, args: &ConfigFileArgs) -> Result<()> {
                         Err(e) => Err(e.clone()),
                     })
                     .clone();
-                let age = newest.as_ref().ok().copied().flatten().map(|t| now - t);
+                // A restore point stamped a moment after `now` (another host's clock, or a
+                // segment shipped while this ran) is as fresh as can be, not negative.
+                let age = newest
+                    .as_ref()
+                    .ok()
+                    .copied()
+                    .flatten()
+                    .map(|t| (now - t).max(chrono::TimeDelta::zero()));
                 let met = match (plan.rpo, &newest) {
                     (_, Err(_)) => Some(false),
                     (Some(rpo), Ok(_)) => {
@@ -108,7 +129,8 @@ pub fn run(ctx: &Context, args: &ConfigFileArgs) -> Result<()> {
 }
 
 fn human_age(seconds: f64) -> String {
-    match seconds {
+    match seconds.max(0.0) {
+        s if s < 10.0 => format!("{s:.1}s"),
         s if s < 120.0 => format!("{s:.0}s"),
         s if s < 7200.0 => format!("{:.0}m", s / 60.0),
         s if s < 172_800.0 => format!("{:.0}h", s / 3600.0),

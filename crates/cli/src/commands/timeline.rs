@@ -8,14 +8,25 @@ use crate::commands::backup::human;
 use crate::context::Context;
 
 pub fn run(ctx: &Context, args: &TimelineArgs) -> Result<()> {
-    if let Some(url) = lifeboat_sources::database_url::DatabaseUrl::parse(&args.source) {
-        return crate::commands::timeline_db::run(ctx, &url?);
+    let subject = crate::commands::drill::resolve_subject(ctx, &args.subject)?;
+    let repo = subject.repo;
+    if let Some(url) = lifeboat_sources::database_url::DatabaseUrl::parse(&subject.location) {
+        return crate::commands::timeline_db::run(ctx, &repo, &url?);
     }
-    let source = timeline::source_path(&args.source)?;
-    let repo = ctx.open()?;
+    let source = timeline::source_path(&subject.location)?;
     let index = repo.load_index()?;
     let points = timeline::restore_points(&repo, &index, &source)?;
-    let time = |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+    // Points closer than a second (replication ships every 0.5 s) need milliseconds to be
+    // told apart; whole seconds read better otherwise.
+    let close = points
+        .windows(2)
+        .any(|w| (w[1].time - w[0].time) < chrono::TimeDelta::seconds(1));
+    let precision = if close {
+        SecondsFormat::Millis
+    } else {
+        SecondsFormat::Secs
+    };
+    let time = |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(precision, true);
     // Scripts get milliseconds, so each point can be named exactly in `restore --at`.
     let exact = |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
     if ctx.global.json {
@@ -28,7 +39,8 @@ pub fn run(ctx: &Context, args: &TimelineArgs) -> Result<()> {
                 "snapshot": p.snapshot,
                 "segment": p.segment.as_ref().map(|s| s.seq),
                 "transactions": p.segment.as_ref().and_then(|s| s.transactions).map(|(first, last)| json!({"first": first, "last": last})),
-                "bytes": p.node.size,
+                // A segment's own stored size; a snapshot's, the file's size.
+                "bytes": p.segment.as_ref().map_or(p.node.size, |s| s.stored_bytes),
             })).collect::<Vec<_>>(),
         }));
         return Ok(());

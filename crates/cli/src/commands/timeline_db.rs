@@ -5,6 +5,7 @@
 use anyhow::Result;
 use chrono::SecondsFormat;
 use lifeboat_repo::snapshot::SnapshotSource;
+use lifeboat_repo::Repository;
 use lifeboat_sources::database_url::DatabaseUrl;
 use lifeboat_sources::postgres::recovery::base_backups;
 use lifeboat_sources::postgres::wal::archive_reach;
@@ -12,8 +13,7 @@ use serde_json::json;
 
 use crate::context::Context;
 
-pub fn run(ctx: &Context, url: &DatabaseUrl) -> Result<()> {
-    let repo = ctx.open()?;
+pub fn run(ctx: &Context, repo: &Repository, url: &DatabaseUrl) -> Result<()> {
     let snapshots = repo.list_snapshots()?;
     let server = url.server();
     let database = url.database();
@@ -53,11 +53,28 @@ pub fn run(ctx: &Context, url: &DatabaseUrl) -> Result<()> {
                 "wal_gap": reach.as_ref().and_then(|r| r.gap.clone()),
             }));
         }
+        // The archive's end as a time: the last archived commit after the newest base
+        // backup the archive reaches from (pg_waldump reads it; without it, only names).
+        let end = bases
+            .iter()
+            .rev()
+            .filter(|(_, m)| m.cluster == cluster)
+            .find_map(|(_, meta)| {
+                let reach = archive_reach(&archived, &meta.start_wal, meta.wal_segment_size)?;
+                match lifeboat_sources::postgres::archive_end::archive_end(repo, meta, &reach) {
+                    Ok(end) => end,
+                    Err(e) => {
+                        tracing::warn!("cannot read the archive's last commit time: {e}");
+                        None
+                    }
+                }
+            });
         clusters.push(json!({
             "cluster": cluster,
             "archived_files": archived.len(),
             "from": entries.first().map(|e| e["finished"].clone()),
             "to_wal": entries.iter().filter_map(|e| e["wal_reaches"].as_str()).max(),
+            "to": end.as_ref().map(|e| time(&e.last_commit)),
             "base_backups": entries,
         }));
     }
@@ -88,11 +105,20 @@ pub fn run(ctx: &Context, url: &DatabaseUrl) -> Result<()> {
         }
     }
     for cluster in &clusters {
+        let to = match cluster["to"].as_str() {
+            Some(last_commit) => format!(
+                "up to (not including) the last archived commit at {last_commit}, or all of it with --at latest; WAL up to {}",
+                cluster["to_wal"].as_str().unwrap_or("-")
+            ),
+            None => format!(
+                "to the end of WAL file {}",
+                cluster["to_wal"].as_str().unwrap_or("-")
+            ),
+        };
         ctx.say(format!(
-            "  cluster {}: point-in-time recovery from {} to the end of WAL file {} ({} files archived; `lifeboat pg restore --at TIME`)",
+            "  cluster {}: point-in-time recovery from {} {to} ({} files archived; `lifeboat pg restore --at TIME`)",
             cluster["cluster"].as_str().unwrap_or_default(),
             cluster["from"].as_str().unwrap_or("-"),
-            cluster["to_wal"].as_str().unwrap_or("-"),
             cluster["archived_files"]
         ));
         for base in cluster["base_backups"].as_array().into_iter().flatten() {

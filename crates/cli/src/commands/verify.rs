@@ -22,7 +22,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
 /// Verifies each target in turn; one unreachable or damaged target does not stop the
 /// others from being checked.
 fn every_target(ctx: &Context, args: &VerifyArgs, config: &std::path::Path) -> Result<()> {
-    let config = super::config::load(config)?;
+    let config = super::config::load_repositories(config)?;
     let mut failed = Vec::new();
     for target in &config.targets {
         ctx.say(format!("target {} ({}):", target.name, target.url));

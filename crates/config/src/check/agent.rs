@@ -46,10 +46,8 @@ pub(super) fn check(c: &mut Checker<'_>, raw: Option<&RawAgent>) -> Option<Agent
             Some(addr) => Some(addr),
         },
     };
-    let token = match token {
-        Some(secret) => Some(secret?),
-        None => None,
-    };
+    // `None` inside: refused (the error is recorded) or left out (see `Needs`).
+    let token = token.flatten();
     Some(AgentSettings {
         listen: listen?,
         token,

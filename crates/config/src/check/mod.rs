@@ -17,17 +17,21 @@ use crate::interpolate::interpolate;
 use crate::model::Config;
 use crate::raw::RawConfig;
 use crate::spanned::Spanned;
+use crate::Needs;
 
 /// Validates a parsed file and builds the model, or returns every problem found.
 pub(crate) fn check(
     raw: RawConfig,
     index: &LineIndex<'_>,
     env: &dyn Fn(&str) -> Option<String>,
+    needs: Needs,
 ) -> Result<Config, Vec<ConfigError>> {
     let mut checker = Checker {
         index,
         env,
         errors: Vec::new(),
+        needs,
+        in_agent_section: false,
     };
     let c = &mut checker;
     c.unique_names("source", raw.source.iter().map(|s| &s.name));
@@ -54,12 +58,14 @@ pub(crate) fn check(
         .iter()
         .filter_map(|p| plan::check(c, p, &source_names, &target_names))
         .collect();
+    c.in_agent_section = true;
     let agent = agent::check(c, raw.agent.as_ref());
     let alerts = raw
         .alert
         .iter()
         .filter_map(|a| alert::check(c, a))
         .collect();
+    c.in_agent_section = false;
 
     if checker.errors.is_empty() {
         Ok(Config {
@@ -79,6 +85,9 @@ struct Checker<'a> {
     index: &'a LineIndex<'a>,
     env: &'a dyn Fn(&str) -> Option<String>,
     errors: Vec<ConfigError>,
+    needs: Needs,
+    /// Set while `[agent]` and `[[alert]]` are checked: values only the agent uses.
+    in_agent_section: bool,
 }
 
 impl Checker<'_> {
@@ -88,9 +97,12 @@ impl Checker<'_> {
 
     /// Fills in `${VAR}`s, pointing an error at the reference itself when the string is
     /// written without escapes (so its bytes in the file are its bytes in memory).
+    /// A value only the agent uses, whose variable is unset while the command does not
+    /// need it, is left out (`None`) without an error: its section is then dropped.
     fn interpolate(&mut self, value: &Spanned<String>) -> Option<String> {
         match interpolate(&value.value, self.env) {
             Ok(text) => Some(text),
+            Err(e) if e.unset && self.in_agent_section && self.needs == Needs::Repositories => None,
             Err(e) => {
                 let start = self.offset_in_string(value, e.offset);
                 self.error(&(start..start), e.message);

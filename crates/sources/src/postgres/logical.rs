@@ -26,10 +26,18 @@ pub fn backup(
     let pg_dump = find_tool("pg_dump", major)?;
     let restrict_key_supported = supports_restrict_key(&pg_dump);
     let mut tree = DumpTree::default();
+    let mut consistent_at = None;
     for url in urls {
+        // pg_dump reads the snapshot exported here, so the moment it was taken is the
+        // moment the dump shows, not when this command or pg_dump started.
+        lifeboat_repo::fault::point("dump-snapshot");
+        let exported = ExportedSnapshot::take(&psql, url)?;
+        consistent_at = consistent_at.or(Some(exported.time));
         let mut command = Psql::with_password(url, pg_dump.command());
         command
-            .args(["--format=plain", "--no-password", "-d"])
+            .args(["--format=plain", "--no-password"])
+            .arg(format!("--snapshot={}", exported.id))
+            .arg("-d")
             .arg(url.libpq_uri());
         if restrict_key_supported {
             command.arg(format!("--restrict-key={}", restrict_key(session, url)));
@@ -42,15 +50,102 @@ pub fn backup(
             &mut CopyCounter::default(),
             progress,
         )?;
+        exported.release()?;
     }
     backup_globals(session, &mut tree, &urls[0], major)?;
-    tree.finish(
+    let mut dumped = tree.finish(
         session,
         Engine::Postgres,
         urls[0].server(),
         server_version,
         pg_dump.version,
-    )
+    )?;
+    dumped.consistent_at = consistent_at;
+    Ok(dumped)
+}
+
+/// A snapshot exported by a transaction that stays open while pg_dump imports it, and
+/// the server's clock when it was taken.
+struct ExportedSnapshot {
+    id: String,
+    time: chrono::DateTime<chrono::Utc>,
+    holder: std::process::Child,
+}
+
+impl ExportedSnapshot {
+    fn take(psql: &Psql, url: &DatabaseUrl) -> Result<ExportedSnapshot> {
+        use std::io::{BufRead, Write};
+        let what = format!("PostgreSQL at {}", url.redacted());
+        let failed = |detail: String| crate::SourceError::Invalid(format!("{what}: {detail}"));
+        let mut holder = psql
+            .command(url)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| failed(format!("cannot start psql: {e}")))?;
+        // The first statement takes the snapshot; clock_timestamp() is read just after.
+        let script = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n\
+             SELECT pg_export_snapshot() || ' ' || \
+             to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"');\n";
+        let stdin = holder.stdin.as_mut().expect("piped");
+        let line = stdin
+            .write_all(script.as_bytes())
+            .and_then(|()| stdin.flush())
+            .and_then(|()| {
+                let mut line = String::new();
+                std::io::BufReader::new(holder.stdout.as_mut().expect("piped"))
+                    .read_line(&mut line)?;
+                Ok(line)
+            });
+        let line = match line {
+            Ok(line) if !line.trim().is_empty() => line,
+            _ => {
+                let _ = holder.kill();
+                let out = holder.wait_with_output();
+                let stderr = out
+                    .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+                    .unwrap_or_default();
+                return Err(failed(format!(
+                    "cannot export a snapshot for pg_dump: {}",
+                    stderr
+                        .lines()
+                        .find(|l| !l.trim().is_empty())
+                        .unwrap_or("psql ended")
+                )));
+            }
+        };
+        let (id, time) = line
+            .trim()
+            .split_once(' ')
+            .ok_or_else(|| failed(format!("unexpected answer {line:?}")))?;
+        let time = chrono::DateTime::parse_from_rfc3339(time)
+            .map_err(|e| failed(format!("unexpected time {time:?}: {e}")))?
+            .with_timezone(&chrono::Utc);
+        Ok(ExportedSnapshot {
+            id: id.to_string(),
+            time,
+            holder,
+        })
+    }
+
+    /// Ends the transaction once pg_dump has imported the snapshot and finished.
+    fn release(mut self) -> Result<()> {
+        use std::io::Write;
+        if let Some(mut stdin) = self.holder.stdin.take() {
+            let _ = stdin.write_all(b"COMMIT;\n");
+        }
+        let _ = self.holder.wait();
+        Ok(())
+    }
+}
+
+impl Drop for ExportedSnapshot {
+    fn drop(&mut self) {
+        // A failed dump: closing stdin ends psql, and the server rolls back.
+        drop(self.holder.stdin.take());
+        let _ = self.holder.wait();
+    }
 }
 
 /// pg_dump since 13.22/14.19/15.14/16.10/17.6 writes `\restrict <random key>` at the top

@@ -3,6 +3,7 @@
 //! [`recovery`]). Every SQL statement goes through `psql`, the client the user already
 //! has, with the password in `PGPASSWORD` only.
 
+pub mod archive_end;
 pub mod logical;
 pub mod physical;
 pub mod recovery;
@@ -104,7 +105,7 @@ impl Psql {
         command
     }
 
-    fn command(&self, url: &DatabaseUrl) -> Command {
+    pub(crate) fn command(&self, url: &DatabaseUrl) -> Command {
         let mut command = self.tool.command();
         command
             .args([

@@ -196,7 +196,7 @@ pub fn prepare(
 }
 
 /// A server tool of exactly `major` (the server binary must match the data directory).
-fn server_tool(name: &str, major: u32) -> Result<Tool> {
+pub(crate) fn server_tool(name: &str, major: u32) -> Result<Tool> {
     let dirs = [
         std::env::var_os("LIFEBOAT_PG_BIN").map(PathBuf::from),
         Some(PathBuf::from(format!("/usr/lib/postgresql/{major}/bin"))),

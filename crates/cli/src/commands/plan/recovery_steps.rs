@@ -1,0 +1,118 @@
+//! The runbook's "What to do when": commands that run as printed on the host, or on a new
+//! one that has only lifeboat, the repository URL and its passphrase. Sources are named
+//! as lifeboat.toml names them; the file is named by its absolute path, which `recover`
+//! restores it to. A test runs these blocks as they are written (tests/runbook_recovery.rs).
+
+use std::fmt::Write as _;
+
+use lifeboat_config::{Config, SourceLocation, Target};
+use lifeboat_storage::Location;
+
+use super::{medium, restored_copy};
+use crate::commands::shell_word;
+
+pub(super) fn write_recovery_steps(out: &mut String, config: &Config, config_path: &str) {
+    let config_word = shell_word(config_path);
+    let offsite = config.targets.iter().find(|t| medium(t).offsite);
+    // Recovery reads the off-site copy when there is one: the host's own disks may have
+    // gone with it.
+    let survivor = offsite.or(config.targets.first());
+    let _ = writeln!(
+        out,
+        "Run these on the app host as they are (they read `{config_path}`). Each block is one shell session.\n"
+    );
+
+    if let Some(survivor) = survivor {
+        write_host_lost(out, config, survivor, offsite.is_some(), &config_word);
+    }
+
+    for source in &config.sources {
+        let SourceLocation::Url(url) = &source.location else {
+            continue;
+        };
+        let name = shell_word(&source.name);
+        let sqlite = url.starts_with("sqlite:") || url.starts_with("file:") || url.ends_with(".db");
+        let database = url.starts_with("postgres") || url.starts_with("mysql");
+        let _ = writeln!(out, "### {}\n", source.name);
+        if sqlite {
+            let live = lifeboat_sources::sqlite::path_from_url(url)
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| url.clone());
+            let restored = shell_word(&format!("{live}.restored"));
+            let _ = writeln!(out, "**Rows deleted or changed by mistake** (keep the app running):\n\n```sh\nexport LIFEBOAT_CONFIG={config_word}\nlifeboat diff {name} --from -1h                      # what changed, by primary key\nlifeboat restore-rows {name} --at -1h --table TABLE --where \"id IN (...)\"            # preview\nlifeboat restore-rows {name} --at -1h --table TABLE --where \"id IN (...)\" --apply    # put back, one transaction\n```\n");
+            let _ = writeln!(out, "**A bad migration** (stop the app first):\n\n```sh\nexport LIFEBOAT_CONFIG={config_word}\nlifeboat timeline {name}                             # restore points, to the transaction\nlifeboat restore --source {name} --at TIME_BEFORE_MIGRATION --target {restored}\n# check it, then move it over {live} (and delete the live file's -wal and -shm)\n```\n");
+        } else if database {
+            let _ = writeln!(out, "**A dropped table or a bad migration:** restore the newest good dump into a new database, check it, then switch the app over:\n\n```sh\nexport LIFEBOAT_CONFIG={config_word}\nlifeboat timeline {name}\nlifeboat snapshots --tag source:{}\nlifeboat restore SNAPSHOT --into {}   # a new database; row counts are checked\n```\nPostgreSQL clusters with WAL archiving recover to any second: `lifeboat pg restore --help`.\n", source.name, restored_copy(url));
+        } else {
+            let _ = writeln!(out, "**Files deleted or overwritten:**\n\n```sh\nexport LIFEBOAT_CONFIG={config_word}\nlifeboat snapshots --tag source:{}\nlifeboat restore SNAPSHOT --target /tmp/restore --include PATH   # then copy back what is needed\n```\n", source.name);
+        }
+    }
+
+    let names: Vec<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
+    let _ = writeln!(out, "### A storage target is lost or damaged\n");
+    match names.as_slice() {
+        [] => {}
+        [only] => {
+            let _ = writeln!(out, "There is no second copy to repair from: `repair` stores again what is intact and names what is lost. Add a second target.\n\n```sh\nexport LIFEBOAT_CONFIG={config_word}\nlifeboat verify                                   # which snapshots are damaged\nlifeboat repair --to {only}\n```\n");
+        }
+        [first, .., last] => {
+            let (good, other) = match offsite {
+                Some(t) => (
+                    t.name.as_str(),
+                    if t.name == *first { *last } else { *first },
+                ),
+                None => (*last, *first),
+            };
+            let _ = writeln!(out, "```sh\nexport LIFEBOAT_CONFIG={config_word}\nlifeboat verify                                   # which target, which snapshots\nlifeboat repair --from {good} --to {other}   # put damaged data back from the other copy (or the other way round)\nlifeboat copy --from {good} --to NEW_TARGET     # rebuild a lost target from a surviving one\n```\n");
+        }
+    }
+    let _ = writeln!(out, "### Ransomware on the app host\n");
+    match offsite {
+        Some(offsite) => {
+            let _ = writeln!(out, "Assume the host and everything on it is hostile, including its copy of the passphrases and storage credentials. From a clean machine: recover from the off-site target (`{}`) with credentials kept off the host (the steps of \"The host is lost\"), drill it (`lifeboat drill SOURCE --target {}`), rotate every passphrase (`lifeboat key passwd`) and storage key, and only then point a rebuilt app at the restored data.\n", offsite.name, offsite.name);
+        }
+        None => {
+            let _ = writeln!(out, "Every target is on this host's disks, so ransomware on the host can reach every copy: add an off-site target. Until then, from a clean machine that can read a target, follow \"The host is lost\" and rotate every passphrase (`lifeboat key passwd`).\n");
+        }
+    }
+}
+
+/// "The host is lost": `recover` from the surviving target, as the runbook's test runs it.
+fn write_host_lost(
+    out: &mut String,
+    config: &Config,
+    survivor: &Target,
+    offsite: bool,
+    config_word: &str,
+) {
+    let url = Location::parse(&survivor.url)
+        .map(|l| l.display())
+        .unwrap_or_else(|_| survivor.url.clone());
+    let repo = shell_word(&url);
+    let passphrase = match (&survivor.password_file, &survivor.password) {
+        (Some(file), _) => format!(
+            "export LIFEBOAT_PASSWORD_FILE={}   # the passphrase file, copied back from where it is kept\n",
+            shell_word(&file.display().to_string())
+        ),
+        _ => String::new(),
+    };
+    let _ = writeln!(out, "### The host is lost\n");
+    if !offsite {
+        let _ = writeln!(
+            out,
+            "No target is off-site: this works only if `{}` survived (another disk or a mount). ",
+            survivor.name
+        );
+    }
+    let credentials = match Location::parse(&survivor.url) {
+        Ok(Location::Service { .. }) => " and its storage credentials (see the table at the end)",
+        _ => "",
+    };
+    let continuous = if config.plans.iter().any(|p| p.continuous) {
+        " and replication"
+    } else {
+        ""
+    };
+    let _ = writeln!(out, "On a new host with lifeboat installed and the passphrase of `{}`{credentials} (typed at the prompt, or in `LIFEBOAT_PASSWORD_FILE`): the repository holds the configuration too, so this puts back {} and every source, checks each, and prints what to start next (the agent, which resumes the schedules{continuous}).\n", survivor.name, config_word);
+    let _ = writeln!(out, "```sh\n{passphrase}lifeboat recover --repo {repo}            # what it protects, and where each source goes\nlifeboat recover --repo {repo} --apply    # restore and check everything\n```\n");
+}
