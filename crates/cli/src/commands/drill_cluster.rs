@@ -20,7 +20,7 @@ use crate::context::Context;
 const RECOVERY_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// The base backups of `url`'s server among `snapshots`.
-fn base_backups_of<'a>(
+pub(crate) fn base_backups_of<'a>(
     snapshots: &'a [StoredSnapshot],
     url: &DatabaseUrl,
 ) -> Vec<(&'a StoredSnapshot, &'a PgBaseBackup)> {
@@ -36,9 +36,73 @@ pub fn has_base_backups(snapshots: &[StoredSnapshot], url: &DatabaseUrl) -> bool
     !base_backups_of(snapshots, url).is_empty()
 }
 
-/// A cluster started by the drill: stopped when dropped (its directory goes with the
-/// drill's scratch directory).
+/// A cluster started by a drill or a row-level command: stopped when dropped (its
+/// directory goes with the caller's scratch directory).
 struct RunningCluster(PathBuf);
+
+/// A base backup of `url`'s server recovered to a point in a throwaway cluster on a free
+/// loopback port: for drills, and for row-level diff and undo between dumps.
+pub(crate) struct RecoveredCluster {
+    _running: RunningCluster,
+    /// `url` pointed at the recovered copy.
+    pub url: DatabaseUrl,
+    /// The commit time of the last transaction replayed, if any was.
+    pub replayed: Option<chrono::DateTime<Utc>>,
+}
+
+/// Recovers the newest base backup in `bases` that ends before `target` into `dir` (new
+/// or empty), replays the archived WAL to `target` and starts the server.
+pub(crate) fn recover_cluster<'a>(
+    ctx: &Context,
+    repo: &lifeboat_repo::Repository,
+    url: &DatabaseUrl,
+    bases: &[(&'a StoredSnapshot, &'a PgBaseBackup)],
+    target: &RecoveryTarget,
+    dir: &Path,
+) -> Result<(RecoveredCluster, &'a StoredSnapshot, &'a PgBaseBackup)> {
+    let (base, meta) = recovery::choose_base(bases, target)?;
+    if let RecoveryTarget::Time(time) = target {
+        super::pg::check_time_is_archived(repo, meta, *time)?;
+    }
+    let settings = RecoverySettings {
+        target: target.clone(),
+        restore_command: super::pg::lifeboat_command(
+            ctx,
+            &format!("pg wal-fetch --cluster {} %f %p", meta.cluster),
+        )?,
+        timeline: None,
+        keep_archiving: false,
+    };
+    let index = repo.load_index()?;
+    recovery::prepare(
+        repo,
+        &index,
+        base,
+        meta,
+        dir,
+        &settings,
+        &lifeboat_sources::NoProgress,
+    )?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let running = RunningCluster(dir.to_path_buf());
+    recovery::start(dir, port, RECOVERY_TIMEOUT)?;
+    let copy = url.with_address("127.0.0.1", port);
+    let replayed = Psql::new(&copy)?.query(None, "SELECT pg_last_xact_replay_timestamp()")?;
+    let replayed = chrono::DateTime::parse_from_str(replayed.trim(), "%Y-%m-%d %H:%M:%S%.f%#z")
+        .ok()
+        .map(|t| t.with_timezone(&Utc));
+    Ok((
+        RecoveredCluster {
+            _running: running,
+            url: copy,
+            replayed,
+        },
+        base,
+        meta,
+    ))
+}
 
 impl Drop for RunningCluster {
     fn drop(&mut self) {
@@ -69,53 +133,41 @@ pub fn drill_physical(
         bail!("no base backup of {} in this repository", url.server());
     };
     let target = match args.at.as_str() {
-        // Any moment the archive can recover to: from the end of the oldest base backup.
+        // Any moment the archive can recover to: from the end of the oldest base backup
+        // to the last archived commit (a time after it cannot be reached).
         "random" => {
-            let span = (Utc::now() - oldest).num_milliseconds().max(1) as usize;
-            RecoveryTarget::Time(oldest + chrono::Duration::milliseconds(random_below(span) as i64))
+            let newest = bases.last().map(|(_, meta)| *meta).expect("not empty");
+            match super::pg::archive_last_commit(&subject.repo, newest)? {
+                Some(end) if end > oldest => {
+                    let span = (end - oldest).num_milliseconds().max(1) as usize;
+                    RecoveryTarget::Time(
+                        oldest + chrono::Duration::milliseconds(random_below(span) as i64),
+                    )
+                }
+                _ => RecoveryTarget::Latest,
+            }
         }
         at => RecoveryTarget::parse(at, Utc::now()),
     };
-    let (base, meta) = recovery::choose_base(&bases, &target)?;
+    let (cluster, base, meta) = recover_cluster(
+        ctx,
+        &subject.repo,
+        url,
+        &bases,
+        &target,
+        &scratch.join("cluster"),
+    )?;
     record.snapshot = Some(base.id.to_hex());
-    record.restore_point = Some(match &target {
-        RecoveryTarget::Time(time) => *time,
+    record.restore_point = Some(match (&target, cluster.replayed) {
+        (RecoveryTarget::Time(time), _) => *time,
+        // The newest transaction replayed is the recovered state's real age.
+        (RecoveryTarget::Latest, Some(replayed)) => replayed,
         _ => meta.finished,
     });
-    let settings = RecoverySettings {
-        target: target.clone(),
-        restore_command: super::pg::lifeboat_command(
-            ctx,
-            &format!("pg wal-fetch --cluster {} %f %p", meta.cluster),
-        )?,
-        timeline: None,
-        keep_archiving: false,
-    };
-    let dir = scratch.join("cluster");
-    let index = subject.repo.load_index()?;
-    recovery::prepare(
-        &subject.repo,
-        &index,
-        base,
-        meta,
-        &dir,
-        &settings,
-        &lifeboat_sources::NoProgress,
-    )?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let _cluster = RunningCluster(dir.clone());
-    recovery::start(&dir, port, RECOVERY_TIMEOUT)?;
-    let copy = url.with_address("127.0.0.1", port);
-    let psql = Psql::new(&copy)?;
-    // The newest transaction replayed is the recovered state's real age.
-    let replayed = psql.query(None, "SELECT pg_last_xact_replay_timestamp()")?;
-    if let Ok(time) = chrono::DateTime::parse_from_str(replayed.trim(), "%Y-%m-%d %H:%M:%S%.f%#z") {
-        if matches!(target, RecoveryTarget::Latest) {
-            record.restore_point = Some(time.with_timezone(&Utc));
-        }
-    }
+    let psql = Psql::new(&cluster.url)?;
+    let replayed = cluster
+        .replayed
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true));
     let databases = psql.query(None, "SELECT count(*) FROM pg_database WHERE datallowconn")?;
     record.checks.push(CheckResult {
         check: "base backup restored, archived WAL replayed, server promoted".into(),
@@ -126,7 +178,7 @@ pub fn drill_physical(
             meta.finished.to_rfc3339_opts(SecondsFormat::Secs, true),
             target.describe(),
             databases.trim(),
-            if replayed.trim().is_empty() { "none" } else { replayed.trim() }
+            replayed.as_deref().unwrap_or("none")
         )),
     });
     record.rto_seconds = started.elapsed().as_secs_f64();

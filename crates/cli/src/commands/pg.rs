@@ -285,9 +285,22 @@ fn restore(ctx: &Context, args: &PgRestoreArgs) -> Result<()> {
     Ok(())
 }
 
+/// The commit time of the last transaction archived after base backup `meta`, if any.
+pub(crate) fn archive_last_commit(
+    repo: &lifeboat_repo::Repository,
+    meta: &lifeboat_repo::snapshot::PgBaseBackup,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+    let archived = repo.list_wal(&meta.cluster)?;
+    let Some(reach) = wal::archive_reach(&archived, &meta.start_wal, meta.wal_segment_size) else {
+        return Ok(None);
+    };
+    let end = lifeboat_sources::postgres::archive_end::archive_end(repo, meta, &reach)?;
+    Ok(end.map(|e| e.last_commit))
+}
+
 /// Refuses a target time the archived WAL cannot reach, before anything is restored:
 /// PostgreSQL would replay everything and only then fail.
-fn check_time_is_archived(
+pub(crate) fn check_time_is_archived(
     repo: &lifeboat_repo::Repository,
     meta: &lifeboat_repo::snapshot::PgBaseBackup,
     time: chrono::DateTime<chrono::Utc>,

@@ -1,7 +1,9 @@
 //! `lifeboat diff` and `lifeboat restore-rows`: row-level answers to "what changed since
 //! this morning" and "bring back the customer deleted an hour ago", without rolling back
-//! anyone else's work. SQLite restore points are restored into scratch files; PostgreSQL
-//! dumps into scratch databases on the source's server, dropped afterwards.
+//! anyone else's work. SQLite restore points are restored into scratch files. PostgreSQL:
+//! with base backups and archived WAL, the server is recovered to the exact moment in a
+//! throwaway cluster (writes made after the last dump come back too); otherwise the dump
+//! is restored into a scratch database on the source's server. Either is removed after.
 
 use std::path::{Path, PathBuf};
 
@@ -18,15 +20,79 @@ use serde_json::json;
 
 use crate::args::{DiffArgs, RestoreRowsArgs};
 use crate::commands::drill::{dump_at, resolve_subject, ScratchDatabase, Subject};
+use crate::commands::drill_cluster::{base_backups_of, recover_cluster, RecoveredCluster};
 use crate::context::Context;
+use lifeboat_sources::postgres::recovery::RecoveryTarget;
 
-/// The dump of PostgreSQL source `url` at `at`, restored into a scratch database.
+/// A past state of a PostgreSQL database, kept while this lives.
+enum PastState {
+    /// A dump restored into a scratch database beside the live one.
+    Dump(ScratchDatabase, Psql),
+    /// The server recovered to a point in a throwaway cluster (its scratch directory
+    /// goes after the cluster has stopped).
+    Recovered {
+        psql: Psql,
+        database: String,
+        _cluster: RecoveredCluster,
+        _dir: tempfile::TempDir,
+    },
+}
+
+impl PastState {
+    fn side(&self) -> postgres::rows::Side<'_> {
+        match self {
+            PastState::Dump(scratch, psql) => postgres::rows::Side {
+                psql,
+                database: &scratch.name,
+            },
+            PastState::Recovered { psql, database, .. } => postgres::rows::Side { psql, database },
+        }
+    }
+}
+
+/// PostgreSQL source `url` as it was at `at`: recovered to that moment when the
+/// repository holds base backups of its server, else its newest dump at or before it.
 fn postgres_at(
+    ctx: &Context,
     subject: &Subject,
     url: &DatabaseUrl,
     at: &str,
     purpose: &str,
-) -> Result<(DateTime<Utc>, ScratchDatabase)> {
+) -> Result<(DateTime<Utc>, PastState)> {
+    let snapshots = subject.repo.list_snapshots()?;
+    let bases = base_backups_of(&snapshots, url);
+    if !bases.is_empty() {
+        let database = url
+            .database()
+            .with_context(|| format!("{}: name the database (…/appdb)", url.redacted()))?;
+        let target = RecoveryTarget::parse(at, Utc::now());
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("lifeboat-{purpose}-"))
+            .tempdir()?;
+        let (cluster, _, meta) = recover_cluster(
+            ctx,
+            &subject.repo,
+            url,
+            &bases,
+            &target,
+            &dir.path().join("cluster"),
+        )?;
+        let time = match (&target, cluster.replayed) {
+            (RecoveryTarget::Time(time), _) => *time,
+            (_, Some(replayed)) => replayed,
+            _ => meta.finished,
+        };
+        let psql = Psql::new(&cluster.url)?;
+        return Ok((
+            time,
+            PastState::Recovered {
+                psql,
+                database,
+                _cluster: cluster,
+                _dir: dir,
+            },
+        ));
+    }
     let snapshot = dump_at(subject, url, timeline::parse_time(at, Utc::now())?)?;
     let scratch = ScratchDatabase::restore(&subject.repo, &snapshot, url, purpose)?;
     if scratch.engine != Engine::Postgres {
@@ -35,7 +101,10 @@ fn postgres_at(
             url.redacted()
         );
     }
-    Ok((snapshot.snapshot.time, scratch))
+    Ok((
+        snapshot.snapshot.time,
+        PastState::Dump(scratch, Psql::new(url)?),
+    ))
 }
 
 /// Restores the restore point of `subject` at `at` into `file`; returns its time.
@@ -77,14 +146,9 @@ pub fn diff(ctx: &Context, args: &DiffArgs) -> Result<()> {
     let (from, to, tables) = match DatabaseUrl::parse(&subject.location) {
         Some(url) => {
             let url = url?;
-            let (from, old) = postgres_at(&subject, &url, &args.from, "diff")?;
-            let (to, new) = postgres_at(&subject, &url, &args.to, "diff")?;
-            let tables = postgres::rows::diff(
-                &Psql::new(&url)?,
-                &old.name,
-                &new.name,
-                args.table.as_deref(),
-            )?;
+            let (from, old) = postgres_at(ctx, &subject, &url, &args.from, "diff")?;
+            let (to, new) = postgres_at(ctx, &subject, &url, &args.to, "diff")?;
+            let tables = postgres::rows::diff(old.side(), new.side(), args.table.as_deref())?;
             (from, to, tables)
         }
         None => {
@@ -150,11 +214,14 @@ pub fn restore_rows(ctx: &Context, args: &RestoreRowsArgs) -> Result<()> {
             let live = url
                 .database()
                 .with_context(|| format!("{}: name the live database (…/appdb)", url.redacted()))?;
-            let (at, old) = postgres_at(&subject, &url, &args.at, "rows")?;
+            let (at, old) = postgres_at(ctx, &subject, &url, &args.at, "rows")?;
+            let live_psql = Psql::new(&url)?;
             let result = postgres::rows::restore_rows(
-                &Psql::new(&url)?,
-                &old.name,
-                &live,
+                old.side(),
+                postgres::rows::Side {
+                    psql: &live_psql,
+                    database: &live,
+                },
                 &args.table,
                 &args.condition,
                 args.apply,

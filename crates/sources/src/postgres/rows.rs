@@ -1,7 +1,8 @@
-//! Rows between two states of one PostgreSQL database, each restored from a dump into a
-//! scratch database on the same server: which rows were inserted, updated and deleted
-//! (by primary key), and putting chosen rows of an old state back into the live
-//! database in one transaction.
+//! Rows between two states of one PostgreSQL database, each a [`Side`]: a dump restored
+//! into a scratch database on the same server, a throwaway cluster recovered to a point
+//! in time, or the live database. Which rows were inserted, updated and deleted (by
+//! primary key), and putting chosen rows of an old state back into the live database in
+//! one transaction.
 //!
 //! Rows are listed by key with an md5 of their JSON form, so only the rows that differ
 //! are fetched whole. Tables without a primary key are compared as sets of rows. All SQL
@@ -14,6 +15,19 @@ use serde::Deserialize;
 use super::{quote_ident, quote_literal, Psql};
 use crate::rows::{RowsRestore, TableDiff};
 use crate::{Result, SourceError};
+
+/// One database on one server (the sides may be on different servers).
+#[derive(Clone, Copy)]
+pub struct Side<'a> {
+    pub psql: &'a Psql,
+    pub database: &'a str,
+}
+
+impl Side<'_> {
+    fn run(&self, sql: String) -> Result<String> {
+        self.psql.run_script(self.database, sql, false)
+    }
+}
 
 /// A user table as the catalog describes it.
 #[derive(Debug, Clone, Deserialize)]
@@ -42,10 +56,13 @@ const CATALOG: &str = r#"SELECT coalesce(json_agg(t ORDER BY t.name), '[]') FROM
      AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%'
 ) t;"#;
 
-fn catalog(psql: &Psql, database: &str) -> Result<BTreeMap<String, Table>> {
-    let out = psql.run_script(database, CATALOG.to_string(), false)?;
+fn catalog(side: Side<'_>) -> Result<BTreeMap<String, Table>> {
+    let out = side.run(CATALOG.to_string())?;
     let tables: Vec<Table> = serde_json::from_str(&out).map_err(|e| {
-        SourceError::Invalid(format!("database {database}: unreadable catalog: {e}"))
+        SourceError::Invalid(format!(
+            "database {}: unreadable catalog: {e}",
+            side.database
+        ))
     })?;
     Ok(tables.into_iter().map(|t| (t.name.clone(), t)).collect())
 }
@@ -83,13 +100,13 @@ fn keyed_lines(out: &str) -> impl Iterator<Item = (&str, &str)> {
 }
 
 /// Every row's identity and an md5 of its values.
-fn fingerprints(psql: &Psql, database: &str, table: &Table) -> Result<BTreeMap<String, String>> {
+fn fingerprints(side: Side<'_>, table: &Table) -> Result<BTreeMap<String, String>> {
     let sql = format!(
         "SELECT {} || E'\\t' || md5(to_jsonb(t)::text) FROM {} t;",
         table.identity(),
         table.qualified
     );
-    let out = psql.run_script(database, sql, false)?;
+    let out = side.run(sql)?;
     Ok(keyed_lines(&out)
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect())
@@ -97,8 +114,7 @@ fn fingerprints(psql: &Psql, database: &str, table: &Table) -> Result<BTreeMap<S
 
 /// The whole rows with these identities, as JSON objects.
 fn rows_by_identity(
-    psql: &Psql,
-    database: &str,
+    side: Side<'_>,
     table: &Table,
     identities: &[&String],
 ) -> Result<BTreeMap<String, serde_json::Value>> {
@@ -111,7 +127,7 @@ fn rows_by_identity(
             q = table.qualified,
             wanted = wanted.join(", ")
         );
-        let out = psql.run_script(database, sql, false)?;
+        let out = side.run(sql)?;
         for (identity, row) in keyed_lines(&out) {
             let value = serde_json::from_str(row).map_err(|e| {
                 SourceError::Invalid(format!("{}: unreadable row: {e}", table.name))
@@ -122,10 +138,9 @@ fn rows_by_identity(
     Ok(rows)
 }
 
-/// Compares database `old` with `new` (both restored copies on `psql`'s server), table
-/// by table (`only` limits it to one).
-pub fn diff(psql: &Psql, old: &str, new: &str, only: Option<&str>) -> Result<Vec<TableDiff>> {
-    let (before, after) = (catalog(psql, old)?, catalog(psql, new)?);
+/// Compares database `old` with `new`, table by table (`only` limits it to one).
+pub fn diff(old: Side<'_>, new: Side<'_>, only: Option<&str>) -> Result<Vec<TableDiff>> {
+    let (before, after) = (catalog(old)?, catalog(new)?);
     let names: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
     if let Some(only) = only {
         if !names.iter().any(|n| n.as_str() == only) {
@@ -152,18 +167,15 @@ pub fn diff(psql: &Psql, old: &str, new: &str, only: Option<&str>) -> Result<Vec
             ..Default::default()
         };
         if schema_changed.is_none() {
-            compare(psql, old, new, table, &mut diff)?;
+            compare(old, new, table, &mut diff)?;
         }
         diffs.push(diff);
     }
     Ok(diffs)
 }
 
-fn compare(psql: &Psql, old: &str, new: &str, table: &Table, diff: &mut TableDiff) -> Result<()> {
-    let (before, after) = (
-        fingerprints(psql, old, table)?,
-        fingerprints(psql, new, table)?,
-    );
+fn compare(old: Side<'_>, new: Side<'_>, table: &Table, diff: &mut TableDiff) -> Result<()> {
+    let (before, after) = (fingerprints(old, table)?, fingerprints(new, table)?);
     let inserted: Vec<&String> = after.keys().filter(|k| !before.contains_key(*k)).collect();
     let deleted: Vec<&String> = before.keys().filter(|k| !after.contains_key(*k)).collect();
     let updated: Vec<&String> = after
@@ -172,13 +184,11 @@ fn compare(psql: &Psql, old: &str, new: &str, table: &Table, diff: &mut TableDif
         .map(|(k, _)| k)
         .collect();
     let new_rows = rows_by_identity(
-        psql,
         new,
         table,
         &[inserted.as_slice(), updated.as_slice()].concat(),
     )?;
     let old_rows = rows_by_identity(
-        psql,
         old,
         table,
         &[deleted.as_slice(), updated.as_slice()].concat(),
@@ -202,24 +212,22 @@ fn compare(psql: &Psql, old: &str, new: &str, table: &Table, diff: &mut TableDif
     Ok(())
 }
 
-/// Puts the rows of `table` in database `snapshot` matching `condition` back into
-/// database `live` (both on `psql`'s server) in one transaction (`apply`), or only says
-/// what it would do. Refuses when the table's columns differ between the two, or when it
-/// has no primary key to match rows by.
+/// Puts the rows of `table` in `snapshot` matching `condition` back into `live` in one
+/// transaction (`apply`), or only says what it would do. Refuses when the table's columns
+/// differ between the two, or when it has no primary key to match rows by.
 pub fn restore_rows(
-    psql: &Psql,
-    snapshot: &str,
-    live: &str,
+    snapshot: Side<'_>,
+    live: Side<'_>,
     table: &str,
     condition: &str,
     apply: bool,
 ) -> Result<RowsRestore> {
-    let old = catalog(psql, snapshot)?.remove(table).ok_or_else(|| {
+    let old = catalog(snapshot)?.remove(table).ok_or_else(|| {
         SourceError::Invalid(format!(
             "table {table} does not exist at that restore point"
         ))
     })?;
-    let now = catalog(psql, live)?.remove(table).ok_or_else(|| {
+    let now = catalog(live)?.remove(table).ok_or_else(|| {
         SourceError::Invalid(format!(
             "table {table} does not exist in the live database: restore the whole database instead"
         ))
@@ -235,13 +243,9 @@ pub fn restore_rows(
         )));
     }
     let q = &now.qualified;
-    let chosen = psql.run_script(
-        snapshot,
-        format!(
-            "SELECT coalesce(jsonb_agg(to_jsonb(t)), '[]')::text FROM {q} t WHERE {condition};"
-        ),
-        false,
-    )?;
+    let chosen = snapshot.run(format!(
+        "SELECT coalesce(jsonb_agg(to_jsonb(t)), '[]')::text FROM {q} t WHERE {condition};"
+    ))?;
     let rows: Vec<serde_json::Value> = serde_json::from_str(&chosen)
         .map_err(|e| SourceError::Invalid(format!("{table}: unreadable rows: {e}")))?;
     let recordset = format!(
@@ -289,7 +293,7 @@ pub fn restore_rows(
         ));
     }
     // One transaction: what was counted is what was written.
-    let out = psql.run_script(live, script, true)?;
+    let out = live.psql.run_script(live.database, script, true)?;
     let (missing, different) = out
         .lines()
         .find_map(|l| l.split_once('|'))
