@@ -153,7 +153,7 @@ pub struct RecoverArgs {
     #[arg(long)]
     pub from: Option<String>,
     /// The restore point: latest, RFC 3339 or relative (-10m, -2h).
-    #[arg(long, default_value = "latest", allow_hyphen_values = true, value_parser = restore_time)]
+    #[arg(long, default_value = "latest", allow_hyphen_values = true, value_parser = point_in_time)]
     pub at: String,
     /// Restore; without it, only list what would be restored and where.
     #[arg(long)]
@@ -624,6 +624,13 @@ fn restore_time(text: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+/// Checks a time (no `tx:N`) when the command line is read.
+fn point_in_time(text: &str) -> Result<String, String> {
+    lifeboat_sources::timeline::parse_time(text, chrono::Utc::now())
+        .map(|_| text.to_string())
+        .map_err(|e| e.to_string())
+}
+
 /// `500ms`, `1s`, `15m`, `1h`, `1d`.
 fn duration(text: &str) -> Result<std::time::Duration, String> {
     let split = text
@@ -668,6 +675,7 @@ mod tests {
             "lifeboat restore-rows app --at -1h --table customers --where id=1",
             "lifeboat drill app --at -10m",
             "lifeboat restore --source app --at -10m --target ./restored.db",
+            "lifeboat recover --at -2h",
             "lifeboat pg restore --at -10m --target-dir /tmp/x",
         ] {
             let argv = line.split_whitespace();
