@@ -332,36 +332,35 @@ impl Agent {
                     tracing::error!("cannot record a run of {}: {e}", plan.name);
                 }
                 let seconds = elapsed as f64 / 1000.0;
-                match &result {
-                    Ok(o) => tracing::info!(
-                        "backup of plan {} to {}: succeeded in {seconds:.1}s, {} snapshot(s), {} stored{}",
-                        plan.name,
-                        target.name,
-                        o.snapshots.len(),
-                        human_bytes(o.stored_bytes),
-                        if o.warnings.is_empty() {
-                            String::new()
-                        } else {
-                            format!(", {} warning(s)", o.warnings.len())
-                        }
-                    ),
-                    Err(e) => tracing::warn!(
+                if let Err(e) = &result {
+                    tracing::warn!(
                         "backup of plan {} to {}: failed after {seconds:.1}s: {e}",
                         plan.name,
                         target.name
-                    ),
+                    );
                 }
                 if let Ok(outcome) = &result {
                     alerting.job_warnings(&plan.name, &target.name, &outcome.warnings);
                 }
+                let warnings = result.as_ref().map_or(0, |o| o.warnings.len());
                 let summary = result.map(|o| {
                     format!(
-                        "{} snapshot(s), {} bytes stored in {:.1}s",
+                        "{} snapshot(s), {} bytes stored in {seconds:.1}s",
                         o.snapshots.len(),
                         o.stored_bytes,
-                        elapsed as f64 / 1000.0
                     )
                 });
+                if let Ok(summary) = &summary {
+                    tracing::info!(
+                        "backup of plan {} to {}: succeeded, {summary}{}",
+                        plan.name,
+                        target.name,
+                        match warnings {
+                            0 => String::new(),
+                            n => format!(", {n} warning(s)"),
+                        }
+                    );
+                }
                 alerting.job_finished(&plan.name, &target.name, &summary);
             }));
         }
@@ -554,21 +553,5 @@ impl Agent {
         status.drills = drills;
         status.plans = plans;
         status.open_incidents = incidents;
-    }
-}
-
-/// Sizes in the log: a person reads "12.3 MiB" faster than a byte count.
-fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
     }
 }

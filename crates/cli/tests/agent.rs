@@ -313,7 +313,8 @@ url = "http://127.0.0.1:{dead}/nobody-listens"
     assert!(stderr.contains("stopped"), "{stderr}");
     // One line per job, successes included, with duration and size.
     assert!(
-        stderr.contains("backup of plan app to good: succeeded in "),
+        stderr.contains("backup of plan app to good: succeeded, 2 snapshot(s), ")
+            && stderr.contains(" bytes stored in "),
         "{stderr}"
     );
     assert!(

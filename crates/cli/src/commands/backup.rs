@@ -320,19 +320,24 @@ fn unchanged_snapshot(
     tags: &[String],
     tree: lifeboat_repo::Id,
 ) -> Result<Option<lifeboat_repo::Id>> {
-    let host = lifeboat_repo::hostname();
-    Ok(repo
-        .list_snapshots()?
-        .into_iter()
-        .rev()
-        .find(|s| {
-            s.snapshot.host == host
-                && s.snapshot.paths == paths
-                && s.snapshot.tags == tags
-                && s.snapshot.source == SnapshotSource::Files
-        })
+    Ok(newest_of_paths(repo, paths, Some(tags))?
         .filter(|s| s.snapshot.tree == tree)
         .map(|s| s.id))
+}
+
+/// The newest files snapshot of exactly `paths` (and `tags`, if given) from this host.
+fn newest_of_paths(
+    repo: &Repository,
+    paths: &[String],
+    tags: Option<&[String]>,
+) -> Result<Option<lifeboat_repo::snapshot::StoredSnapshot>> {
+    let host = lifeboat_repo::hostname();
+    Ok(repo.list_snapshots()?.into_iter().rev().find(|s| {
+        s.snapshot.host == host
+            && s.snapshot.paths == paths
+            && tags.is_none_or(|tags| s.snapshot.tags == tags)
+            && s.snapshot.source == SnapshotSource::Files
+    }))
 }
 
 /// The newest snapshot of the same paths from this host: its unchanged files are reused.
@@ -340,17 +345,7 @@ fn find_parent(
     repo: &Repository,
     paths: &[String],
 ) -> Result<Option<(lifeboat_repo::Id, lifeboat_repo::Id)>> {
-    let host = lifeboat_repo::hostname();
-    Ok(repo
-        .list_snapshots()?
-        .into_iter()
-        .rev()
-        .find(|s| {
-            s.snapshot.host == host
-                && s.snapshot.paths == paths
-                && s.snapshot.source == SnapshotSource::Files
-        })
-        .map(|s| (s.id, s.snapshot.tree)))
+    Ok(newest_of_paths(repo, paths, None)?.map(|s| (s.id, s.snapshot.tree)))
 }
 
 fn disk_usage(path: &std::path::Path) -> u64 {
