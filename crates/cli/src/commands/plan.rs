@@ -40,6 +40,13 @@ fn medium(target: &Target) -> Medium {
             },
             offsite: true,
         },
+        Ok(Location::Server { authority, .. }) => Medium {
+            kind: "Lifeboat server",
+            // On this very host it is no further away than a local disk.
+            offsite: !["localhost:", "127.", "[::1]:"]
+                .iter()
+                .any(|local| authority.starts_with(local)),
+        },
         Err(_) => Medium {
             kind: "unknown",
             offsite: false,
@@ -314,6 +321,7 @@ fn runbook(ctx: &Context, config: &Config, origin: &str) -> String {
         let creds = match Location::parse(&target.url) {
             Ok(Location::Service { scheme, .. }) if scheme == "s3" => "`AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (and `AWS_ENDPOINT_URL`, `AWS_REGION`) in the agent's environment",
             Ok(Location::Service { .. }) => "the OpenDAL credentials of the service in the agent's environment",
+            Ok(Location::Server { .. }) => "`LIFEBOAT_SERVER_TOKEN` (and `LIFEBOAT_SERVER_FINGERPRINT`) in the agent's environment; the tokens are managed on the server (`lifeboat serve token`)",
             _ => "file permissions on this host",
         };
         let _ = writeln!(
