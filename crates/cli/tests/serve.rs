@@ -245,3 +245,62 @@ fn an_admin_prune_beside_append_backups_loses_nothing() {
         server.log()
     );
 }
+
+/// Continuous replication from an append host: its stream lease (a lock it refreshes and
+/// releases), base snapshot and segments all go through the server.
+#[test]
+fn an_append_host_replicates_a_live_database() {
+    let server = TestServer::start();
+    let admin = server.client(&server.add_token("ops", "admin"));
+    let app = server.client(&server.add_token("app1", "append"));
+    admin.init();
+    let db_path = app.path("app.db");
+    let db = rusqlite::Connection::open(&db_path).unwrap();
+    db.execute_batch(
+        "PRAGMA journal_mode=WAL;
+         CREATE TABLE ledger(id INTEGER PRIMARY KEY, amount INTEGER NOT NULL);
+         CREATE TABLE counter(n INTEGER NOT NULL); INSERT INTO counter VALUES (0);",
+    )
+    .unwrap();
+    let mut replicator = app
+        .command()
+        .args([
+            "replicate",
+            db_path.to_str().unwrap(),
+            "--interval",
+            "200ms",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(2500);
+    while std::time::Instant::now() < until {
+        db.execute_batch(
+            "BEGIN; INSERT INTO ledger(amount) VALUES (5), (-5);
+             UPDATE counter SET n = n + 1; COMMIT;",
+        )
+        .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let committed = common::ledger_counter(&db_path);
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    unsafe { libc::kill(replicator.id() as i32, libc::SIGTERM) };
+    let status = replicator.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut replicator.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{stderr}");
+
+    let target = app.path("restored.db");
+    let args = [
+        "restore",
+        "--source",
+        db_path.to_str().unwrap(),
+        "--at",
+        "latest",
+    ];
+    app.ok(&[&args[..], &["--target", target.to_str().unwrap()]].concat());
+    assert_eq!(common::ledger_counter(&target), committed);
+    // The lease was released: no lock is left behind.
+    assert!(files_under(&server.repo_dir().join("locks")).is_empty());
+    assert!(!server.log().contains("refused"), "{}", server.log());
+}

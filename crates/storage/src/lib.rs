@@ -753,8 +753,14 @@ fn local_path(root: &std::path::Path, name: &str) -> std::path::PathBuf {
 
 /// OpenDAL's messages carry a lot of context over several lines; people need the cause.
 fn describe(e: &opendal::Error) -> String {
-    let mut text = format!("{} ({})", e.kind(), first_line(&e.to_string()));
-    let mut source = std::error::Error::source(e);
+    with_causes(
+        format!("{} ({})", e.kind(), first_line(&e.to_string())),
+        std::error::Error::source(e),
+    )
+}
+
+/// `text`, then the first line of each cause that it does not already hold (a few deep).
+fn with_causes(mut text: String, mut source: Option<&dyn std::error::Error>) -> String {
     let mut depth = 0;
     while let Some(inner) = source {
         let line = first_line(&inner.to_string());
@@ -764,7 +770,7 @@ fn describe(e: &opendal::Error) -> String {
         }
         source = inner.source();
         depth += 1;
-        if depth > 4 {
+        if depth > 6 {
             break;
         }
     }

@@ -403,22 +403,7 @@ fn body_line(body: &[u8]) -> String {
 /// An error and its causes on one line (reqwest's own message is only "error sending
 /// request"; the reason, e.g. the fingerprint mismatch, is further down).
 fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = first_line(&e.to_string());
-    let mut source = e.source();
-    let mut depth = 0;
-    while let Some(inner) = source {
-        let line = first_line(&inner.to_string());
-        if !line.is_empty() && !text.contains(&line) {
-            text.push_str(": ");
-            text.push_str(&line);
-        }
-        source = inner.source();
-        depth += 1;
-        if depth > 6 {
-            break;
-        }
-    }
-    text
+    crate::with_causes(first_line(&e.to_string()), e.source())
 }
 
 fn pinned_config(fingerprint: &str) -> std::result::Result<rustls::ClientConfig, String> {
