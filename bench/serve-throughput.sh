@@ -61,8 +61,8 @@ for _ in $(seq 100); do
 done
 ADDRESS="$(grep -o 'lifeboat+https://[^ ]*' "$WORK/serve.out")"
 export LIFEBOAT_SERVER_FINGERPRINT="$(grep -o 'sha256:[0-9a-f]*' "$WORK/serve.out")"
-ADMIN_TOKEN="$("$LIFEBOAT" serve token add bench-admin --role admin --state-dir "$WORK/state" 2>/dev/null)"
-APP_TOKEN="$("$LIFEBOAT" serve token add bench-app --role append --state-dir "$WORK/state" 2>/dev/null)"
+ADMIN_TOKEN="$("$LIFEBOAT" serve token add bench-admin --role admin --state-dir "$WORK/state" 2>/dev/null | head -1)"
+APP_TOKEN="$("$LIFEBOAT" serve token add bench-app --role append --state-dir "$WORK/state" 2>/dev/null | head -1)"
 
 # Each round: a fresh repository of each kind, then one backup of the data into each, the
 # order alternating, page cache warm for both (the data was just written and read).
@@ -81,7 +81,7 @@ clear_served() { # the served directory is emptied between rounds (the server ke
     find "$WORK/served" -mindepth 1 -delete
     rm -rf "$WORK/state/lock-owners"/*
 }
-tar -cf /dev/null "$WORK/data"   # warm the page cache for both
+tar -cf /dev/null -C "$WORK" data   # warm the page cache for both
 
 DIRECT=()
 SERVED=()

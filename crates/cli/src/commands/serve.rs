@@ -88,13 +88,16 @@ fn token(ctx: &Context, command: &TokenCommand, file: &std::path::Path) -> Resul
             if ctx.global.json {
                 ctx.print_json(&json!({"name": name, "role": role.as_str(), "token": token}));
             } else {
+                // Stdout holds the token alone, for `TOKEN=$(lifeboat serve token add ...)`.
                 out!("{token}");
-                ctx.say(format!(
-                    "token '{name}' ({}) added to {}; it is shown only this once: give it to the client as {}",
-                    role.as_str(),
-                    file.display(),
-                    lifeboat_storage::TOKEN_ENV
-                ));
+                if !ctx.global.quiet {
+                    eprintln!(
+                        "token '{name}' ({}) added to {}; it is shown only this once: give it to the client as {}",
+                        role.as_str(),
+                        file.display(),
+                        lifeboat_storage::TOKEN_ENV
+                    );
+                }
             }
         }
         TokenCommand::List => {
