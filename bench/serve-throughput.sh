@@ -116,7 +116,7 @@ mib = int(data_bytes) / 2**20
 ratio = s / d
 text = f"""# Backup through `lifeboat serve` vs direct ({size_mb} MiB database + {files} files)
 
-Lifeboat {rev}; {cores} cores; {mib:.0f} MiB of data (bench/datagen.py), {mib and int(stored) / 2**20:.0f} MiB stored;
+Lifeboat {rev}; {cores} cores; {mib:.0f} MiB of data (bench/datagen.py), {int(stored) / 2**20:.0f} MiB stored through the server;
 one backup into a fresh local-directory repository, directly and through `lifeboat serve`
 on loopback TLS (self-signed certificate, pinned; an append token). Median of {len(direct)} round(s).
 
