@@ -22,7 +22,8 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Repository: a path, file:///path, s3://bucket/prefix, gcs://..., azblob://...
+    /// Repository: a path, file:///path, s3://bucket/prefix, gcs://..., azblob://...,
+    /// or a Lifeboat server, lifeboat+https://host:port (token in LIFEBOAT_SERVER_TOKEN).
     #[arg(long, short = 'r', env = "LIFEBOAT_REPO", global = true)]
     pub repo: Option<String>,
     /// Read the passphrase from this file (else LIFEBOAT_PASSWORD, else a prompt).
@@ -105,6 +106,71 @@ pub enum Command {
     /// Run the plans of lifeboat.toml: schedules, continuous replication, retention, RPO
     /// checks and alerts; serves /metrics, /livez, /readyz and /api/v1/status on loopback.
     Agent(AgentArgs),
+    /// Serve the repository (--repo) to other Lifeboat hosts over HTTPS, each with its own
+    /// token: `append` (add backups, never delete or change them), `read`, `admin`.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ServeArgs {
+    #[command(subcommand)]
+    pub command: Option<ServeCommand>,
+    /// Address to listen on (HTTPS only; loopback unless you say otherwise).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    pub listen: std::net::SocketAddr,
+    /// Certificate chain (PEM). Without --cert and --key, a self-signed certificate is
+    /// made once and kept in the state directory; its fingerprint is printed at startup.
+    #[arg(long, requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, requires = "cert")]
+    pub key: Option<PathBuf>,
+    #[command(flatten)]
+    pub state: ServeStateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeStateArgs {
+    /// The server's own files: the token file, the self-signed certificate, lock owners
+    /// (default: $XDG_STATE_HOME/lifeboat/serve, else ~/.local/state/lifeboat/serve).
+    #[arg(long, env = "LIFEBOAT_SERVE_STATE_DIR", global = true)]
+    pub state_dir: Option<PathBuf>,
+    /// The token file (default: tokens.json in the state directory).
+    #[arg(long, global = true)]
+    pub tokens: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServeCommand {
+    /// Manage the server's tokens (stored hashed; a new token is printed once).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Add a token and print it (the only time it is shown).
+    Add {
+        /// A name for the client, shown in the server's log (e.g. the host name).
+        name: String,
+        #[arg(long, value_enum)]
+        role: TokenRole,
+    },
+    /// List the tokens: names, roles, when added.
+    List,
+    /// Remove a token; the server refuses it from the next request on.
+    Remove { name: String },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum TokenRole {
+    /// Restore, verify, drills.
+    Read,
+    /// Read, and add backups (new objects only): what an app host gets.
+    Append,
+    /// Everything: forget, prune, key changes.
+    Admin,
 }
 
 #[derive(Debug, Args)]

@@ -43,6 +43,23 @@ impl Context<'_> {
         Ok(Repository::open(storage, passphrase.as_bytes())?)
     }
 
+    /// For commands that delete or change stored objects (forget, prune, key changes,
+    /// repair): through a `lifeboat serve` server they need an admin token. Asked of the
+    /// server up front, so such a command is refused before it does anything, with the
+    /// reason, rather than halfway.
+    pub fn require_admin(&self, repo: &Repository, command: &str) -> Result<()> {
+        if let Some(access) = repo.storage().server_access()? {
+            if access.role != "admin" {
+                anyhow::bail!(
+                    "{command} needs an admin token: the server refused: token '{}' has role {}, which may not delete or change what is stored (run {command} where the admin token is)",
+                    access.token,
+                    access.role
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Opens a target of `lifeboat.toml` with its own passphrase (`password`,
     /// `password_file`), else the one every command uses.
     pub fn open_target(&self, target: &lifeboat_config::Target) -> Result<Repository> {

@@ -232,55 +232,5 @@ fn prune_killed_at_any_step_loses_nothing() {
 #[test]
 fn prune_running_alongside_backups_and_forgets_loses_nothing() {
     let repo = TestRepo::local();
-    let dirs: Vec<PathBuf> = (0..3).map(|i| repo.path(&format!("dir{i}"))).collect();
-    let mut expected = std::collections::HashMap::new();
-    for round in 0..4u64 {
-        for (i, dir) in dirs.iter().enumerate() {
-            // Part of each directory changes every round, part stays (dedup across rounds).
-            write(&dir.join("stable"), 300_000, 100 + i as u64);
-            write(&dir.join("changing"), 400_000, 1000 * round + i as u64);
-        }
-        let digests: Vec<_> = dirs.iter().map(|d| digest(d)).collect();
-        let backups: Vec<_> = dirs
-            .iter()
-            .map(|dir| {
-                repo.command()
-                    .args(["backup", dir.to_str().unwrap(), "--json"])
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        let forget = repo
-            .command()
-            .args(["forget", "--keep-last", "1"])
-            .output()
-            .unwrap();
-        common::succeeded(&forget);
-        let prune = repo.command().args(["prune"]).output().unwrap();
-        common::succeeded(&prune);
-        for (child, digest) in backups.into_iter().zip(digests) {
-            let out = child.wait_with_output().unwrap();
-            let report: serde_json::Value = serde_json::from_str(&common::succeeded(&out)).unwrap();
-            expected.insert(report["id"].as_str().unwrap().to_string(), digest);
-        }
-    }
-    // Two more prunes carry out whatever waited for the last backups.
-    repo.ok(&["prune"]);
-    let last = repo.json(&["prune"]);
-    assert_eq!(last["pending_packs"], 0, "{last}");
-    repo.ok(&["verify", "--read-data"]);
-    let left = repo.snapshot_ids();
-    assert!(left.len() >= 3, "{left:?}");
-    for id in left {
-        let restored = repo.restore(&id, &format!("r-{}", &id[..8]));
-        let dir = std::fs::read_dir(&restored)
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path();
-        assert_eq!(&digest(&dir), &expected[&id], "snapshot {id}");
-    }
+    common::concurrent::prune_beside_backups_loses_nothing(&repo, &repo);
 }

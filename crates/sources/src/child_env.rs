@@ -5,7 +5,8 @@
 //!
 //! The rule: a variable is Lifeboat's own secret when its name starts with `LIFEBOAT_`
 //! and contains `PASSWORD`, `TOKEN`, `SECRET` or `KEY` (the passphrase and its file, the
-//! new and `copy --from` passphrases, the agent's API token), and `LIFEBOAT_REPO` when it
+//! new and `copy --from` passphrases, the agent's API token, the `lifeboat serve` client's
+//! token `LIFEBOAT_SERVER_TOKEN`), and `LIFEBOAT_REPO` when it
 //! has a query string (storage options, which may hold credentials). Everything else is
 //! passed on, including `DATABASE_URL` and the standard `AWS_*` variables: the user's
 //! command may need its own database and storage credentials, and they came from the
@@ -70,6 +71,7 @@ mod tests {
             "LIFEBOAT_NEW_PASSWORD",
             "LIFEBOAT_FROM_PASSWORD_FILE",
             "LIFEBOAT_AGENT_TOKEN",
+            "LIFEBOAT_SERVER_TOKEN",
         ] {
             assert!(secret(name, "x"), "{name}");
         }

@@ -9,11 +9,16 @@
 //! `s3://bucket/prefix`, `gcs://bucket/prefix`, `azblob://container/prefix`. S3 credentials,
 //! region and endpoint come from the standard `AWS_*` variables (`AWS_ENDPOINT_URL` for
 //! Garage, MinIO, R2); extra service options can be given as a query string.
+//! `lifeboat+https://host:port` is a `lifeboat serve` server (`remote.rs`).
 
 mod location;
 mod modes;
+mod remote;
 
-pub use location::Location;
+pub use location::{parse_fingerprint, Location, SERVER_SCHEME};
+pub use remote::{
+    certificate_fingerprint, ServerAccess, FINGERPRINT_ENV, REASON_HEADER, SIZE_HEADER, TOKEN_ENV,
+};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -179,14 +184,23 @@ impl Default for StorageOptions {
     }
 }
 
+/// Where the objects go: an OpenDAL operator pair, or a `lifeboat serve` server.
+#[derive(Clone)]
+enum Backend {
+    Dal {
+        /// For metadata and small objects: short timeouts, so a dead store is noticed fast.
+        small: Operator,
+        /// For packs: each I/O step may take as long as a slow uplink needs.
+        large: Operator,
+    },
+    Server(Arc<remote::Remote>),
+}
+
 /// A repository's storage: cheap to clone, safe to share between threads.
 #[derive(Clone)]
 pub struct Storage {
     runtime: Arc<tokio::runtime::Runtime>,
-    /// For metadata and small objects: short timeouts, so a dead store is noticed fast.
-    small: Operator,
-    /// For packs: each I/O step may take as long as a slow uplink needs.
-    large: Operator,
+    backend: Backend,
     location: Arc<str>,
     /// Set for local directories: their directory entries are fsynced after each write.
     local_root: Option<Arc<std::path::Path>>,
@@ -234,43 +248,63 @@ impl Storage {
                     }
                 })?,
             ),
-            Location::Service { .. } => None,
+            Location::Service { .. } | Location::Server { .. } => None,
         };
-        let operator = {
-            // OpenDAL's HTTP services need a runtime context while being built.
-            let _guard = runtime.enter();
-            location.operator()?
+        let backend = if let Location::Server {
+            authority,
+            fingerprint,
+        } = &location
+        {
+            Backend::Server(Arc::new(remote::Remote::new(
+                authority,
+                fingerprint.as_deref(),
+                location.display(),
+                options,
+            )?))
+        } else {
+            let operator = {
+                // OpenDAL's HTTP services need a runtime context while being built.
+                let _guard = runtime.enter();
+                location.operator()?
+            };
+            Backend::Dal {
+                small: with_layers(operator.clone(), &options, options.io_timeout),
+                large: with_layers(operator, &options, options.large_io_timeout),
+            }
         };
-        let small = with_layers(operator.clone(), &options, options.io_timeout);
-        let large = with_layers(operator, &options, options.large_io_timeout);
         let local_root = match &location {
             Location::Local(root) => Some(Arc::from(root.as_path())),
-            Location::Service { .. } => None,
+            Location::Service { .. } | Location::Server { .. } => None,
         };
         Ok(Storage {
             runtime: Arc::new(runtime),
-            small,
-            large,
+            backend,
             location: location.display().into(),
             local_root,
             modes,
         })
     }
 
-    fn pick(&self, len: u64) -> &Operator {
+    fn pick(small: &Operator, large: &Operator, len: u64) -> Operator {
         if len <= SMALL_OBJECT {
-            &self.small
+            small.clone()
         } else {
-            &self.large
+            large.clone()
         }
     }
 
     /// Whole-object reads: packs (under `data/`) are large, everything else is small.
-    fn pick_by_name(&self, name: &str) -> &Operator {
-        if name.starts_with("data/") {
-            &self.large
-        } else {
-            &self.small
+    fn is_large_by_name(name: &str) -> bool {
+        name.starts_with("data/")
+    }
+
+    /// For a `lifeboat serve` server: the token's name and role, asked of the server (so
+    /// that work it would refuse halfway, like `prune` with an append token, is refused
+    /// before it starts). `None` for every other kind of storage.
+    pub fn server_access(&self) -> Result<Option<ServerAccess>> {
+        match &self.backend {
+            Backend::Server(remote) => self.runtime.block_on(remote.whoami()).map(Some),
+            Backend::Dal { .. } => Ok(None),
         }
     }
 
@@ -291,11 +325,14 @@ impl Storage {
         if let Some(root) = &self.local_root {
             return self.write_local(root, name, &bytes);
         }
-        self.runtime
-            .block_on(self.pick(bytes.len() as u64).write(name, bytes))
-            .map(|_| ())
-            .map_err(|e| self.error("write", name, e))?;
-        self.sync_directory(name)
+        match &self.backend {
+            Backend::Server(remote) => self.runtime.block_on(remote.write(name, bytes)),
+            Backend::Dal { small, large } => self
+                .runtime
+                .block_on(Self::pick(small, large, bytes.len() as u64).write(name, bytes))
+                .map(|_| ())
+                .map_err(|e| self.error("write", name, e)),
+        }
     }
 
     /// [`Storage::write`] to a local directory: a temporary file in `.tmp/`, fsynced and
@@ -488,10 +525,18 @@ impl Storage {
             return std::fs::read(local_path(root, name))
                 .map_err(|e| self.local_error("read", name, e));
         }
-        self.runtime
-            .block_on(self.pick_by_name(name).read(name))
-            .map(|b| b.to_vec())
-            .map_err(|e| self.error("read", name, e))
+        let large = Self::is_large_by_name(name);
+        match &self.backend {
+            Backend::Server(remote) => self.runtime.block_on(remote.read(name, large)),
+            Backend::Dal {
+                small,
+                large: large_op,
+            } => self
+                .runtime
+                .block_on((if large { large_op } else { small }).read(name))
+                .map(|b| b.to_vec())
+                .map_err(|e| self.error("read", name, e)),
+        }
     }
 
     /// Reads `len` bytes at `offset`. A short object is an error, not a short read.
@@ -514,16 +559,21 @@ impl Storage {
                 Err(e) => Err(self.local_error("read", name, e)),
             };
         }
-        let bytes = self
-            .runtime
-            .block_on(async {
-                self.pick(len)
-                    .read_with(name)
-                    .range(offset..offset + len)
-                    .await
-            })
-            .map(|b| b.to_vec())
-            .map_err(|e| self.error("read", name, e))?;
+        let bytes = match &self.backend {
+            Backend::Server(remote) => self
+                .runtime
+                .block_on(remote.read_range(name, offset, len))?,
+            Backend::Dal { small, large } => self
+                .runtime
+                .block_on(async {
+                    Self::pick(small, large, len)
+                        .read_with(name)
+                        .range(offset..offset + len)
+                        .await
+                })
+                .map(|b| b.to_vec())
+                .map_err(|e| self.error("read", name, e))?,
+        };
         if bytes.len() as u64 != len {
             return Err(truncated(bytes.len().to_string()));
         }
@@ -531,10 +581,14 @@ impl Storage {
     }
 
     pub fn size(&self, name: &str) -> Result<u64> {
-        self.runtime
-            .block_on(self.small.stat(name))
-            .map(|m| m.content_length())
-            .map_err(|e| self.error("stat", name, e))
+        match &self.backend {
+            Backend::Server(remote) => self.runtime.block_on(remote.size(name)),
+            Backend::Dal { small, .. } => self
+                .runtime
+                .block_on(small.stat(name))
+                .map(|m| m.content_length())
+                .map_err(|e| self.error("stat", name, e)),
+        }
     }
 
     pub fn exists(&self, name: &str) -> Result<bool> {
@@ -556,9 +610,13 @@ impl Storage {
         if let Some(root) = &self.local_root {
             return self.list_local(root, &prefix);
         }
+        let small = match &self.backend {
+            Backend::Server(remote) => return self.runtime.block_on(remote.list(&prefix)),
+            Backend::Dal { small, .. } => small,
+        };
         let entries = match self
             .runtime
-            .block_on(async { self.small.list_with(&prefix).recursive(true).await })
+            .block_on(async { small.list_with(&prefix).recursive(true).await })
         {
             Ok(entries) => entries,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
@@ -631,9 +689,13 @@ impl Storage {
 
     /// Deletes an object; deleting one that is already gone succeeds.
     pub fn delete(&self, name: &str) -> Result<()> {
-        self.runtime
-            .block_on(self.small.delete(name))
-            .map_err(|e| self.error("delete", name, e))
+        match &self.backend {
+            Backend::Server(remote) => self.runtime.block_on(remote.delete(name)),
+            Backend::Dal { small, .. } => self
+                .runtime
+                .block_on(small.delete(name))
+                .map_err(|e| self.error("delete", name, e)),
+        }
     }
 
     /// [`Storage::error`] for the reads that go straight to a local directory.
@@ -691,8 +753,14 @@ fn local_path(root: &std::path::Path, name: &str) -> std::path::PathBuf {
 
 /// OpenDAL's messages carry a lot of context over several lines; people need the cause.
 fn describe(e: &opendal::Error) -> String {
-    let mut text = format!("{} ({})", e.kind(), first_line(&e.to_string()));
-    let mut source = std::error::Error::source(e);
+    with_causes(
+        format!("{} ({})", e.kind(), first_line(&e.to_string())),
+        std::error::Error::source(e),
+    )
+}
+
+/// `text`, then the first line of each cause that it does not already hold (a few deep).
+fn with_causes(mut text: String, mut source: Option<&dyn std::error::Error>) -> String {
     let mut depth = 0;
     while let Some(inner) = source {
         let line = first_line(&inner.to_string());
@@ -702,7 +770,7 @@ fn describe(e: &opendal::Error) -> String {
         }
         source = inner.source();
         depth += 1;
-        if depth > 4 {
+        if depth > 6 {
             break;
         }
     }

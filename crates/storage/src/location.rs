@@ -18,7 +18,21 @@ pub enum Location {
         prefix: String,
         options: Vec<(String, String)>,
     },
+    /// A `lifeboat serve` server: `lifeboat+https://host:port`, one repository per server.
+    /// The token comes from `LIFEBOAT_SERVER_TOKEN`, never from the URL; the certificate is
+    /// checked against the system's roots, or against a pinned SHA-256 fingerprint
+    /// (`?fingerprint=sha256:...` or `LIFEBOAT_SERVER_FINGERPRINT`).
+    Server {
+        /// `host:port` (a bracketed IPv6 address stays bracketed).
+        authority: String,
+        /// The pinned fingerprint from the URL, normalised (`sha256:` and 64 lowercase hex).
+        fingerprint: Option<String>,
+    },
 }
+
+/// The scheme of a `lifeboat serve` repository.
+pub const SERVER_SCHEME: &str = "lifeboat+https";
+const SERVER_DEFAULT_PORT: u16 = 8443;
 
 const SERVICES: &[&str] = &["s3", "gcs", "azblob"];
 
@@ -43,6 +57,21 @@ impl Location {
         let Some((scheme, rest)) = url.split_once("://") else {
             return Ok(Location::Local(absolute(Path::new(url))));
         };
+        if scheme == SERVER_SCHEME {
+            // The URL is shown without user info and query: either may hold a token.
+            return parse_server(rest).map_err(|reason| StorageError::BadLocation {
+                url: format!(
+                    "{SERVER_SCHEME}://{}",
+                    rest.split(['?', '/'])
+                        .next()
+                        .unwrap_or("")
+                        .rsplit('@')
+                        .next()
+                        .unwrap_or("")
+                ),
+                reason,
+            });
+        }
         if !SERVICES.contains(&scheme) {
             return Err(bad(&format!(
                 "unknown scheme {scheme:?}; use a path, file://, {}",
@@ -83,6 +112,7 @@ impl Location {
                 prefix,
                 ..
             } => format!("{scheme}://{bucket}{prefix}"),
+            Location::Server { authority, .. } => format!("{SERVER_SCHEME}://{authority}"),
         }
     }
 
@@ -123,12 +153,86 @@ impl Location {
                     _ => unreachable!("scheme validated in parse"),
                 }
             }
+            Location::Server { .. } => {
+                return Err(StorageError::BadLocation {
+                    url: self.display(),
+                    reason: "a Lifeboat server is not an OpenDAL service".into(),
+                })
+            }
         };
         built.map_err(|e| StorageError::BadLocation {
             url: self.display(),
             reason: e.to_string().lines().next().unwrap_or("").to_string(),
         })
     }
+}
+
+/// `host[:port][/][?fingerprint=sha256:...]` after `lifeboat+https://`.
+fn parse_server(rest: &str) -> std::result::Result<Location, String> {
+    let (authority_path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (authority, path) = authority_path
+        .split_once('/')
+        .unwrap_or((authority_path, ""));
+    if authority.contains('@') {
+        return Err(
+            "a token in the URL is refused (URLs end up in logs and process lists): give it in LIFEBOAT_SERVER_TOKEN".into(),
+        );
+    }
+    if !path.trim_matches('/').is_empty() {
+        return Err("a server serves one repository: give no path after host:port".into());
+    }
+    if authority.is_empty() {
+        return Err("the host is missing".into());
+    }
+    let has_port = match authority.rfind(']') {
+        Some(end) => authority[end..].contains(':'),
+        None => authority.contains(':'),
+    };
+    let authority = if has_port {
+        let (host, port) = authority.rsplit_once(':').expect("has a colon");
+        if host.is_empty() || port.parse::<u16>().is_err() {
+            return Err(format!("{authority:?} is not host:port"));
+        }
+        authority.to_string()
+    } else {
+        format!("{authority}:{SERVER_DEFAULT_PORT}")
+    };
+    let mut fingerprint = None;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("fingerprint", value)) => fingerprint = Some(parse_fingerprint(value)?),
+            Some((key, _)) if key.to_ascii_lowercase().contains("token") => {
+                return Err(
+                    "a token in the URL is refused (URLs end up in logs and process lists): give it in LIFEBOAT_SERVER_TOKEN".into(),
+                )
+            }
+            _ => return Err(format!("unknown option {pair:?}; the only one is fingerprint=sha256:...")),
+        }
+    }
+    Ok(Location::Server {
+        authority,
+        fingerprint,
+    })
+}
+
+/// Normalises a certificate fingerprint: `sha256:` then 64 hex digits (colons between
+/// pairs, as some tools print them, and upper case are accepted).
+pub fn parse_fingerprint(text: &str) -> std::result::Result<String, String> {
+    let hex: String = text
+        .trim()
+        .strip_prefix("sha256:")
+        .or_else(|| text.trim().strip_prefix("SHA256:"))
+        .ok_or_else(|| format!("fingerprint {text:?} does not start with sha256:"))?
+        .chars()
+        .filter(|c| *c != ':')
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!(
+            "fingerprint {text:?} is not sha256: and 64 hex digits"
+        ));
+    }
+    Ok(format!("sha256:{hex}"))
 }
 
 fn bucket_key(scheme: &str) -> &'static str {
@@ -183,5 +287,38 @@ mod tests {
         assert!(Location::parse("s3:///prefix").is_err());
         assert!(Location::parse("file://relative").is_err());
         assert!(Location::parse("").is_err());
+    }
+
+    #[test]
+    fn parses_server_locations_and_refuses_tokens_in_them() {
+        let fp = format!("sha256:{}", "AB".repeat(32));
+        let server = Location::parse(&format!(
+            "lifeboat+https://backup.lan:9000/?fingerprint={fp}"
+        ))
+        .unwrap();
+        assert_eq!(
+            server,
+            Location::Server {
+                authority: "backup.lan:9000".into(),
+                fingerprint: Some(format!("sha256:{}", "ab".repeat(32))),
+            }
+        );
+        assert_eq!(server.display(), "lifeboat+https://backup.lan:9000");
+        assert_eq!(
+            Location::parse("lifeboat+https://[::1]").unwrap().display(),
+            "lifeboat+https://[::1]:8443"
+        );
+        for (url, reason) in [
+            ("lifeboat+https://app1:secret@host:1", "token in the URL"),
+            ("lifeboat+https://host:1/?token=x", "token in the URL"),
+            ("lifeboat+https://host:1/repo", "one repository"),
+            ("lifeboat+https://host:x", "host:port"),
+            ("lifeboat+https://host:1?fingerprint=md5:00", "sha256"),
+            ("lifeboat+https://host:1?colour=red", "unknown option"),
+        ] {
+            let err = Location::parse(url).unwrap_err().to_string();
+            assert!(err.contains(reason), "{url}: {err}");
+            assert!(!err.contains("secret"), "{err}");
+        }
     }
 }

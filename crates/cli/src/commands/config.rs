@@ -121,8 +121,8 @@ fn target_problem(target: &lifeboat_config::Target, probe: bool) -> Option<Strin
             target.name
         )),
         Location::Local(_) => None,
-        Location::Service { .. } if !probe => None,
-        Location::Service { .. } => {
+        Location::Service { .. } | Location::Server { .. } if !probe => None,
+        Location::Service { .. } | Location::Server { .. } => {
             match Storage::open(&target.url).and_then(|s| s.exists("config")) {
                 Ok(true) => None,
                 Ok(false) => Some(format!(

@@ -35,6 +35,9 @@ pub fn run(ctx: &Context, args: &ForgetArgs) -> Result<()> {
         .into());
     }
     let repo = ctx.open()?;
+    if !args.dry_run {
+        ctx.require_admin(&repo, "forget")?;
+    }
     let mut groups: BTreeMap<(String, Vec<String>), Vec<StoredSnapshot>> = BTreeMap::new();
     let all = repo.list_snapshots()?;
     for s in all.iter().filter(|s| {

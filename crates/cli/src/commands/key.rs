@@ -7,6 +7,9 @@ use crate::context::Context;
 
 pub fn run(ctx: &Context, args: &KeyArgs) -> Result<()> {
     let repo = ctx.open()?;
+    if !matches!(args.command, KeyCommand::List) {
+        ctx.require_admin(&repo, "key")?;
+    }
     match &args.command {
         KeyCommand::List => {
             let slots = repo.list_keys()?;

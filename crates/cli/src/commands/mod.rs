@@ -20,6 +20,7 @@ mod replicate;
 mod restore;
 mod rows;
 mod run;
+mod serve;
 mod snapshots;
 mod status;
 mod subject;
@@ -74,5 +75,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Repair(args) => repair::run(&ctx, args),
         Command::Status(args) => status::run(&ctx, args),
         Command::Agent(args) => agent::run(&ctx, args),
+        Command::Serve(args) => serve::run(&ctx, args),
     }
 }

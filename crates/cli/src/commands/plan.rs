@@ -44,6 +44,13 @@ fn medium(target: &Target) -> Medium {
             },
             offsite: true,
         },
+        Ok(Location::Server { authority, .. }) => Medium {
+            kind: "Lifeboat server",
+            // On this very host it is no further away than a local disk.
+            offsite: !["localhost:", "127.", "[::1]:"]
+                .iter()
+                .any(|local| authority.starts_with(local)),
+        },
         Err(_) => Medium {
             kind: "unknown",
             offsite: false,
@@ -67,6 +74,9 @@ fn password_place(target: &Target) -> String {
 #[derive(Default)]
 struct Observed {
     reachable: Option<String>,
+    /// Whether the credentials this host uses cannot delete or overwrite what is stored:
+    /// a `lifeboat serve` token of role append (the server said so).
+    append_only: bool,
     newest: std::collections::HashMap<String, DateTime<Utc>>,
     drills: Vec<DrillRecord>,
 }
@@ -81,7 +91,13 @@ fn observe(ctx: &Context, target: &Target) -> Observed {
             }
         }
     };
-    let mut observed = Observed::default();
+    let mut observed = Observed {
+        append_only: matches!(
+            repo.storage().server_access(),
+            Ok(Some(access)) if access.role == "append"
+        ),
+        ..Default::default()
+    };
     if let Ok(snapshots) = repo.list_snapshots() {
         for s in snapshots {
             for tag in &s.snapshot.tags {
@@ -182,14 +198,25 @@ fn runbook(ctx: &Context, config: &Config, origin: &str) -> String {
             SourceLocation::Url(_) => "files",
         };
         let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+        // Immutable only where it is: this host's credentials cannot delete that copy.
+        let immutable: Vec<&str> = targets
+            .iter()
+            .filter(|t| is_append_only(&observed, t))
+            .map(|t| t.name.as_str())
+            .collect();
         let _ = writeln!(
             out,
-            "| {} | {kind} | {} ({}) | {} | {} | no | {} |",
+            "| {} | {kind} | {} ({}) | {} | {} | {} | {} |",
             source.name,
             targets.len(),
             names.join(", "),
             media.join(", "),
             if offsite { "yes" } else { "**no**" },
+            if immutable.is_empty() {
+                "no".to_string()
+            } else {
+                format!("yes ({}: append-only token)", immutable.join(", "))
+            },
             if ok { "yes" } else { "**no**" }
         );
         if targets.is_empty() {
@@ -204,7 +231,16 @@ fn runbook(ctx: &Context, config: &Config, origin: &str) -> String {
             ));
         }
     }
-    let _ = writeln!(out, "\nNo target is immutable (object lock) yet: ransomware with the repository's credentials could delete backups.\n");
+    let append_only: Vec<&str> = observed
+        .iter()
+        .filter(|(_, seen)| seen.append_only)
+        .map(|(t, _)| t.name.as_str())
+        .collect();
+    if append_only.is_empty() {
+        let _ = writeln!(out, "\nNo target is immutable: ransomware with this host's repository credentials could delete backups. Put an off-site copy behind `lifeboat serve` with an append-only token for this host (README, \"Giving an app host append-only access\").\n");
+    } else {
+        let _ = writeln!(out, "\nImmutable from this host: {} (`lifeboat serve` with an append-only token: this host can add backups but not delete or change them). Other targets are not.\n", append_only.join(", "));
+    }
 
     let _ = writeln!(out, "## Objectives and what was measured\n");
     let _ = writeln!(out, "| plan | source | target | RPO objective | newest restore point | RTO objective | last drill | measured RTO |\n|---|---|---|---|---|---|---|---|");
@@ -292,6 +328,7 @@ fn runbook(ctx: &Context, config: &Config, origin: &str) -> String {
         let creds = match Location::parse(&target.url) {
             Ok(Location::Service { scheme, .. }) if scheme == "s3" => "`AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (and `AWS_ENDPOINT_URL`, `AWS_REGION`) in the agent's environment",
             Ok(Location::Service { .. }) => "the OpenDAL credentials of the service in the agent's environment",
+            Ok(Location::Server { .. }) => "`LIFEBOAT_SERVER_TOKEN` (and `LIFEBOAT_SERVER_FINGERPRINT`) in the agent's environment; the tokens are managed on the server (`lifeboat serve token`)",
             _ => "file permissions on this host",
         };
         let _ = writeln!(
@@ -416,4 +453,11 @@ fn html(markdown: &str) -> String {
     }
     out.push_str("</body></html>\n");
     out
+}
+
+/// Whether `target` is one this host can only append to (see [`Observed::append_only`]).
+fn is_append_only(observed: &[(&Target, Observed)], target: &Target) -> bool {
+    observed
+        .iter()
+        .any(|(t, seen)| t.name == target.name && seen.append_only)
 }

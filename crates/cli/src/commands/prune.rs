@@ -12,6 +12,7 @@ pub fn run(ctx: &Context, args: &PruneArgs) -> Result<()> {
         return Err(crate::exit::Usage("--max-unused is a percentage: 0 to 100".into()).into());
     }
     let repo = ctx.open()?;
+    ctx.require_admin(&repo, "prune")?;
     let options = PruneOptions {
         dry_run: args.dry_run,
         max_unused_percent: args.max_unused,

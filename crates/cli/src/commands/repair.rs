@@ -13,6 +13,7 @@ pub fn run(ctx: &Context, args: &RepairArgs) -> Result<()> {
         Some(to) => super::copy::open(ctx, &args.file.config, to, false)?,
         None => ctx.open()?,
     };
+    ctx.require_admin(&damaged, "repair")?;
     let report = match &args.from {
         Some(from) => {
             let from = super::copy::open(ctx, &args.file.config, from, true)?;

@@ -2,9 +2,11 @@
 //! repository (a local directory, or Garage S3 when the test sets one up).
 #![allow(dead_code)]
 
+pub mod concurrent;
 pub mod http;
 pub mod paused;
 pub mod postgres;
+pub mod server;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;

@@ -75,6 +75,15 @@ pub(super) fn write_recovery_steps(out: &mut String, config: &Config, config_pat
             let _ = writeln!(out, "Every target is on this host's disks, so ransomware on the host can reach every copy: add an off-site target. Until then, from a clean machine that can read a target, follow \"The host is lost\" and rotate every passphrase (`lifeboat key passwd`).\n");
         }
     }
+    let servers: Vec<&str> = config
+        .targets
+        .iter()
+        .filter(|t| matches!(Location::parse(&t.url), Ok(Location::Server { .. })))
+        .map(|t| t.name.as_str())
+        .collect();
+    if !servers.is_empty() {
+        let _ = writeln!(out, "For the holder of the admin token of `lifeboat serve` ({}): on the server, revoke the app host's token at once (`lifeboat serve token list`, then `lifeboat serve token remove NAME`); an append token could add junk snapshots but not delete or change any, so every earlier restore point is still there. Run no `forget` or `prune` until the recovery is done: list the snapshots and pick the last one from before the attack (`lifeboat snapshots`, with a read or admin token), verify it (`lifeboat verify --read-data`), recover from it (`lifeboat recover --at TIME`), then give the rebuilt host a new append token.\n", servers.join(", "));
+    }
 }
 
 /// "The host is lost": `recover` from the surviving target, as the runbook's test runs it.
@@ -106,6 +115,9 @@ fn write_host_lost(
     }
     let credentials = match Location::parse(&survivor.url) {
         Ok(Location::Service { .. }) => " and its storage credentials (see the table at the end)",
+        Ok(Location::Server { .. }) => {
+            " and a read or admin token of its server in `LIFEBOAT_SERVER_TOKEN` (see the table at the end)"
+        }
         _ => "",
     };
     let continuous = if config.plans.iter().any(|p| p.continuous) {
