@@ -590,7 +590,8 @@ url = "{hook}"
         hook.events()
     );
     // The run counted: its snapshot is kept, with the warning recorded.
-    let snapshots = repo.json(&["snapshots"]);
+    // (The agent also keeps its configuration there, tagged lifeboat:config.)
+    let snapshots = repo.json(&["snapshots", "--tag", "source:uploads"]);
     let first = &snapshots.as_array().unwrap()[0];
     assert!(
         first["warnings"].to_string().contains("odd-fifo"),
