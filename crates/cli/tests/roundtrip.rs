@@ -179,6 +179,35 @@ fn restore_include_picks_a_subtree() {
     assert_eq!(fs::read(target.join("uploads/2026/a.png")).unwrap(), b"a");
     assert!(!target.join("uploads/2026/b.png").exists());
     assert!(!target.join("uploads/2025").exists());
+    // The path as `ls` prints it (leading /) is the same path.
+    let listed = repo.path("out-listed");
+    repo.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        listed.to_str().unwrap(),
+        "--include",
+        "/uploads/2025/",
+    ]);
+    assert_eq!(fs::read(listed.join("uploads/2025/c.png")).unwrap(), b"c");
+    // An include that matches nothing is an error, not an empty success.
+    let nothing = repo.path("out-nothing");
+    let stderr = repo.fails(
+        &[
+            "restore",
+            "latest",
+            "--target",
+            nothing.to_str().unwrap(),
+            "--include",
+            "uploads/2024",
+        ],
+        1,
+    );
+    assert!(
+        stderr.contains("nothing in the snapshot is at uploads/2024"),
+        "{stderr}"
+    );
+    assert!(!nothing.exists(), "a failed restore created its target");
 
     // A non-empty target is refused (and left alone) unless --force.
     fs::write(target.join("uploads/2026/a.png"), b"edited since").unwrap();

@@ -131,6 +131,18 @@ fn plan(
         links: Vec::new(),
         segments: Vec::new(),
     };
+    // `/uploads/a.png` (as `ls` prints it), `./uploads/a.png/` and `uploads/a.png` are one
+    // path inside the snapshot.
+    let include: Vec<PathBuf> = options
+        .include
+        .iter()
+        .map(|i| {
+            i.components()
+                .filter(|c| matches!(c, std::path::Component::Normal(_)))
+                .collect::<PathBuf>()
+        })
+        .collect();
+    let mut matched = vec![false; include.len()];
     let mut next = 0;
     while next < plan.dirs.len() {
         let subtree = match &plan.dirs[next].node {
@@ -145,7 +157,10 @@ fn plan(
         let (dirs, files, links) = (plan.dirs.len(), plan.files.len(), plan.links.len());
         for node in tree.nodes {
             let rel = rel_dir.join(name_of(&node));
-            let included = inclusion(&rel, &options.include);
+            for (wanted, seen) in include.iter().zip(matched.iter_mut()) {
+                *seen |= *wanted == rel;
+            }
+            let included = inclusion(&rel, &include);
             match node.node_type {
                 _ if included == Inclusion::Skip => {}
                 NodeType::Dir => plan.dirs.push(PlannedDir {
@@ -175,6 +190,19 @@ fn plan(
         dir.files = files..ends.1;
         dir.links = links..ends.2;
         next += 1;
+    }
+    // An include that matches nothing would restore nothing and look like success.
+    let missing: Vec<String> = include
+        .iter()
+        .zip(&matched)
+        .filter(|(_, seen)| !**seen)
+        .map(|(wanted, _)| escape_path(wanted))
+        .collect();
+    if !missing.is_empty() {
+        return Err(SourceError::Invalid(format!(
+            "nothing in the snapshot is at {} (give paths as `lifeboat ls SNAPSHOT` shows them)",
+            missing.join(", ")
+        )));
     }
     Ok(plan)
 }
