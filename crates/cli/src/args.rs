@@ -262,6 +262,24 @@ pub struct KdfArgs {
 pub struct InitArgs {
     #[command(flatten)]
     pub kdf: KdfArgs,
+    /// Lock every object for this long with S3 Object Lock (`30d`, `12w`): nobody, not even
+    /// a host holding the repository's credentials, can delete it before; `prune` renews
+    /// what is still needed. The bucket must have been created with object lock enabled.
+    #[arg(long, value_name = "PERIOD", value_parser = lock_period)]
+    pub object_lock: Option<std::time::Duration>,
+    /// `compliance` (nobody can lift the lock, not even the account's root user) or
+    /// `governance` (users with s3:BypassGovernanceRetention can).
+    #[arg(long, requires = "object_lock", default_value = "compliance", value_parser = lock_mode)]
+    pub object_lock_mode: lifeboat_storage::LockMode,
+}
+
+fn lock_period(text: &str) -> Result<std::time::Duration, String> {
+    lifeboat_config::parse_duration(text).map_err(|e| e.to_string())
+}
+
+fn lock_mode(text: &str) -> Result<lifeboat_storage::LockMode, String> {
+    lifeboat_storage::LockMode::parse(text)
+        .ok_or_else(|| format!("{text:?} is not a lock mode; use compliance or governance"))
 }
 
 #[derive(Debug, Args)]

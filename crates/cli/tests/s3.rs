@@ -661,3 +661,30 @@ url = "{hook}"
     remote.ok(&["verify"]);
     local.ok(&["verify"]);
 }
+
+/// Garage has no S3 Object Lock: `init --object-lock` asks the store first and refuses with
+/// the reason, before anything is written.
+#[test]
+fn object_lock_is_refused_where_the_store_lacks_it() {
+    let repo = shared().repo("nolock");
+    let stderr = repo.fails(
+        &[
+            "init",
+            "--kdf-memory-mib",
+            "8",
+            "--kdf-iterations",
+            "1",
+            "--object-lock",
+            "30d",
+        ],
+        1,
+    );
+    assert!(
+        stderr.contains("cannot lock the objects of s3://"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Object Lock"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    // Nothing was written: a plain init works on the same prefix afterwards.
+    repo.init();
+}

@@ -41,6 +41,10 @@ pub struct RepoConfig {
     pub compression_level: i32,
     /// Packs are closed once they reach this many bytes.
     pub pack_size: u32,
+    /// S3 Object Lock: every writer locks what it stores for this long, and deletes wait for
+    /// the retention to expire (FORMAT §5, "Object lock"). Absent: objects are not locked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_lock: Option<lifeboat_storage::LockPolicy>,
 }
 
 impl RepoConfig {
@@ -52,6 +56,7 @@ impl RepoConfig {
             chunker: ChunkerParams::default(),
             compression_level: 3,
             pack_size: 8 * 1024 * 1024,
+            object_lock: None,
         }
     }
 }

@@ -29,6 +29,9 @@ pub enum RepoError {
     BlobMissing(Id),
     #[error("{0}")]
     Invalid(String),
+    /// Object lock was asked for where the store cannot give it.
+    #[error("cannot lock the objects of {location} (S3 Object Lock): {reason}")]
+    ObjectLockUnavailable { location: String, reason: String },
     #[error("{path}: {source}")]
     Io {
         path: String,

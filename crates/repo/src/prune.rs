@@ -104,6 +104,12 @@ pub struct PruneReport {
     /// Temporary files that interrupted writes left in a local repository's `.tmp/`.
     pub removed_temp_files: usize,
     pub removed_temp_bytes: u64,
+    /// Condemned packs that S3 Object Lock still holds (or an index file listing them):
+    /// they stay condemned and a prune after `locked_until` deletes them.
+    pub locked_packs: usize,
+    pub locked_until: Option<chrono::DateTime<chrono::Utc>>,
+    /// Objects still needed whose lock was renewed for another period.
+    pub renewed_locks: usize,
 }
 
 /// How long a temporary file must have been left untouched before prune removes it (on
@@ -253,6 +259,7 @@ pub fn prune(repo: &Repository, options: &PruneOptions) -> Result<PruneReport> {
     crate::fault::point("prune-armed");
 
     carry_out(repo, options, &own, &notices, &mut reachable, &mut report)?;
+    report.renewed_locks = renew_object_locks(repo)?;
     if let Some(lock) = lock {
         lock.release()?;
     }
@@ -319,7 +326,11 @@ fn adopt_unlisted_packs(
     }
     // Only after the new index files are stored: no readable pack is ever unlisted.
     for name in unreadable_index_files {
-        delete_if_present(repo, name)?;
+        match delete_if_present(repo, name) {
+            // Still under S3 Object Lock: it lists nothing usable, a later prune removes it.
+            Err(RepoError::Storage(lifeboat_storage::StorageError::Locked { .. })) => continue,
+            other => other?,
+        }
         report.removed_index_files.push(name.clone());
     }
     Ok(damaged)
@@ -449,6 +460,21 @@ fn carry_out(
         }
     }
 
+    let held = held_by_object_lock(repo, &doomed)?;
+    for (pack, until) in &held {
+        doomed.remove(pack);
+        report.freed_bytes = report
+            .freed_bytes
+            .saturating_sub(index.pack(pack).map_or(0, |b| expected_pack_size(b)));
+        report.locked_packs += 1;
+        report.locked_until = report.locked_until.max(Some(*until));
+    }
+    if !held.is_empty() {
+        // The condemnations stay until every pack they name is gone; the next prune
+        // finds them ripe and deletes what has expired by then.
+        ripe_notices.clear();
+    }
+
     drop_from_index(repo, &doomed)?;
     crate::fault::point("prune-index-rewritten");
     for pack in &doomed {
@@ -460,6 +486,94 @@ fn carry_out(
         delete_if_present(repo, &notice_name(notice))?;
     }
     Ok(())
+}
+
+/// Under S3 Object Lock: the doomed packs that cannot be deleted yet, with the time they
+/// can. A pack goes only together with every index file that lists it (an index must never
+/// list a pack that is gone), so a retained index file holds its doomed packs too.
+fn held_by_object_lock(
+    repo: &Repository,
+    doomed: &HashSet<Id>,
+) -> Result<HashMap<Id, chrono::DateTime<chrono::Utc>>> {
+    if repo.storage().object_lock().is_none() || doomed.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let names: Vec<String> = doomed.iter().map(pack::pack_name).collect();
+    let mut held: HashMap<Id, chrono::DateTime<chrono::Utc>> = repo
+        .storage()
+        .held_objects(&names)?
+        .into_iter()
+        .filter_map(|(name, until)| Some((Id::from_object_name(&name)?, until)))
+        .collect();
+    let listing = index_files_listing(repo, doomed)?;
+    let names: Vec<String> = listing.iter().map(|(name, _)| name.clone()).collect();
+    let index_held = repo.storage().held_objects(&names)?;
+    for (name, packs) in &listing {
+        if let Some(until) = index_held.get(name) {
+            for pack in packs {
+                let entry = held.entry(*pack).or_insert(*until);
+                *entry = (*entry).max(*until);
+            }
+        }
+    }
+    Ok(held)
+}
+
+/// Index files that list any of `packs`, with the ones they list. Unreadable index files
+/// list nothing anyone uses and are left out.
+fn index_files_listing(repo: &Repository, packs: &HashSet<Id>) -> Result<Vec<(String, Vec<Id>)>> {
+    let mut listing = Vec::new();
+    for object in repo.storage().list("index")? {
+        let file: IndexFile = match repo.load_json_listed(ObjectKind::Index, &object) {
+            Ok(file) => file,
+            Err(RepoError::Storage(e)) if !e.is_damage() => return Err(e.into()),
+            Err(_) => continue,
+        };
+        let listed: Vec<Id> = file
+            .packs
+            .iter()
+            .map(|p| p.id)
+            .filter(|id| packs.contains(id))
+            .collect();
+        if !listed.is_empty() {
+            listing.push((object.name, listed));
+        }
+    }
+    Ok(listing)
+}
+
+/// Under S3 Object Lock: renews the lock of everything still needed, so that data older
+/// than the period stays undeletable. Condemned packs, and index files that list them, are
+/// left to expire: they are on their way out (a live pack in such an index file is listed
+/// again by the rewrite that drops the condemned ones). Returns how many were renewed.
+fn renew_object_locks(repo: &Repository) -> Result<usize> {
+    if repo.storage().object_lock().is_none() {
+        return Ok(0);
+    }
+    let condemned = condemned_packs(repo)?;
+    let leaving: HashSet<String> = index_files_listing(repo, &condemned)?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    let mut names = vec!["config".to_string()];
+    for dir in [
+        "keys",
+        "snapshots",
+        "index",
+        "data",
+        "streams",
+        "wal",
+        "drills",
+    ] {
+        for object in repo.storage().list(dir)? {
+            let is_condemned = dir == "data"
+                && Id::from_object_name(&object.name).is_some_and(|id| condemned.contains(&id));
+            if !is_condemned && !leaving.contains(&object.name) {
+                names.push(object.name);
+            }
+        }
+    }
+    Ok(repo.storage().extend_object_locks(&names)?)
 }
 
 /// Rewrites every index file that lists a doomed pack without it: the new file is stored

@@ -45,6 +45,18 @@ impl Repository {
     /// Creates a repository. The config is written last: its presence is what makes a
     /// location a repository, so an interrupted `init` can simply be run again.
     pub fn init(storage: Storage, passphrase: &[u8], params: KdfParams) -> Result<Repository> {
+        Repository::init_with(storage, passphrase, params, None)
+    }
+
+    /// [`Repository::init`], with every object locked for a period when `object_lock` is
+    /// given. The store is asked first: a bucket without object lock is refused before
+    /// anything is written, with the reason.
+    pub fn init_with(
+        storage: Storage,
+        passphrase: &[u8],
+        params: KdfParams,
+        object_lock: Option<lifeboat_storage::LockPolicy>,
+    ) -> Result<Repository> {
         if storage.exists("config")? {
             return Err(RepoError::AlreadyExists(storage.location().to_string()));
         }
@@ -59,7 +71,25 @@ impl Repository {
             });
         }
         let key = MasterKey::generate();
-        let config = RepoConfig::new();
+        let mut config = RepoConfig::new();
+        let storage = match object_lock {
+            None => storage,
+            Some(policy) => {
+                let unavailable = |reason: String| RepoError::ObjectLockUnavailable {
+                    location: storage.location().to_string(),
+                    reason,
+                };
+                match storage.probe_object_lock()? {
+                    lifeboat_storage::LockSupport::Enabled { .. } => {}
+                    lifeboat_storage::LockSupport::NotEnabled => return Err(unavailable(
+                        "the bucket was created without object lock (on most stores it can only be turned on when a bucket is created: create a new bucket with object lock enabled)".into(),
+                    )),
+                    lifeboat_storage::LockSupport::Unsupported(reason) => return Err(unavailable(reason)),
+                }
+                config.object_lock = Some(policy);
+                storage.with_object_lock(policy)?
+            }
+        };
         let key_file = KeyFile::wrap(&key, passphrase, params)
             .map_err(|e| RepoError::Invalid(e.to_string()))?;
         let key_bytes = key_file.to_bytes();
@@ -114,6 +144,10 @@ impl Repository {
         }
         let config: RepoConfig =
             serde_json::from_slice(&config_json).map_err(|e| RepoError::damaged("config", e))?;
+        let storage = match config.object_lock {
+            Some(policy) => storage.with_object_lock(policy)?,
+            None => storage,
+        };
         Ok(Repository {
             inner: Arc::new(Inner {
                 storage,

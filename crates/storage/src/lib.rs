@@ -13,9 +13,11 @@
 
 mod location;
 mod modes;
+mod object_lock;
 mod remote;
 
 pub use location::{parse_fingerprint, Location, SERVER_SCHEME};
+pub use object_lock::{is_protected, LockMode, LockPolicy, LockState, LockSupport};
 pub use remote::{
     certificate_fingerprint, ServerAccess, FINGERPRINT_ENV, REASON_HEADER, SIZE_HEADER, TOKEN_ENV,
 };
@@ -53,6 +55,13 @@ pub enum StorageError {
         location: String,
         path: String,
         detail: String,
+    },
+    /// S3 Object Lock keeps the object until `until` (RFC 3339): nobody can delete it before.
+    #[error("object {path} in {location} is locked (S3 Object Lock) until {until}")]
+    Locked {
+        location: String,
+        path: String,
+        until: String,
     },
     #[error("storage {location} failed to {op} {path}: {detail}")]
     Failed {
@@ -206,6 +215,12 @@ pub struct Storage {
     local_root: Option<Arc<std::path::Path>>,
     /// For local directories: the modes new directories and files get.
     modes: Option<modes::Modes>,
+    /// For S3 locations: the client of the object-lock requests (nothing is sent until used).
+    s3_lock: Option<Arc<object_lock::S3Lock>>,
+    /// Set once the repository says its objects are locked ([`Storage::with_object_lock`]).
+    lock: Option<Arc<object_lock::ObjectLock>>,
+    /// What the operators were built from, to build them again for object lock.
+    spec: Arc<(Location, StorageOptions)>,
 }
 
 impl std::fmt::Debug for Storage {
@@ -259,7 +274,7 @@ impl Storage {
                 authority,
                 fingerprint.as_deref(),
                 location.display(),
-                options,
+                options.clone(),
             )?))
         } else {
             let operator = {
@@ -276,13 +291,219 @@ impl Storage {
             Location::Local(root) => Some(Arc::from(root.as_path())),
             Location::Service { .. } | Location::Server { .. } => None,
         };
+        let s3_lock = match &location {
+            Location::Service {
+                scheme,
+                bucket,
+                prefix,
+                options: service_options,
+            } if scheme == "s3" => Some(Arc::new(
+                object_lock::S3Lock::new(bucket, prefix, service_options, options.request_timeout)
+                    .map_err(|reason| StorageError::BadLocation {
+                        url: location.display(),
+                        reason,
+                    })?,
+            )),
+            _ => None,
+        };
         Ok(Storage {
             runtime: Arc::new(runtime),
             backend,
             location: location.display().into(),
             local_root,
             modes,
+            s3_lock,
+            lock: None,
+            spec: Arc::new((location, options)),
         })
+    }
+
+    /// Asks the store whether the bucket can lock objects (S3 Object Lock). Every other kind
+    /// of location answers [`LockSupport::Unsupported`] with the reason.
+    pub fn probe_object_lock(&self) -> Result<LockSupport> {
+        let Some(client) = &self.s3_lock else {
+            return Ok(LockSupport::Unsupported(match &self.backend {
+                Backend::Server(_) => "a `lifeboat serve` server protects its repository with append-only tokens, not with S3 Object Lock".into(),
+                Backend::Dal { .. } if self.is_local() => "a local directory cannot lock objects; S3 Object Lock needs an s3:// repository".into(),
+                Backend::Dal { .. } => "only S3 has object lock among the stores Lifeboat reaches".into(),
+            }));
+        };
+        self.runtime
+            .block_on(client.probe())
+            .map_err(|e| self.lock_error("ask about object lock on", "the bucket", e))
+    }
+
+    /// This storage with the repository's object-lock policy applied from now on: protected
+    /// objects are locked as they are written, and deletes respect their retention. On a
+    /// location that cannot lock objects (a local copy of an S3 repository, a `lifeboat serve`
+    /// server) nothing changes except a warning.
+    pub fn with_object_lock(mut self, policy: LockPolicy) -> Result<Storage> {
+        let Some(client) = &self.s3_lock else {
+            tracing::warn!(
+                "the repository asks for S3 Object Lock, which {} cannot apply: objects written here are not locked",
+                self.location
+            );
+            return Ok(self);
+        };
+        // S3 wants a checksum on every write into a bucket with object lock.
+        let (location, options) = &*self.spec;
+        if let Location::Service {
+            scheme,
+            bucket,
+            prefix,
+            options: service_options,
+        } = location
+        {
+            if !service_options
+                .iter()
+                .any(|(k, _)| k == "checksum_algorithm")
+            {
+                let mut service_options = service_options.clone();
+                service_options.push(("checksum_algorithm".into(), "md5".into()));
+                let with_checksum = Location::Service {
+                    scheme: scheme.clone(),
+                    bucket: bucket.clone(),
+                    prefix: prefix.clone(),
+                    options: service_options,
+                };
+                let operator = {
+                    let _guard = self.runtime.enter();
+                    with_checksum.operator()?
+                };
+                self.backend = Backend::Dal {
+                    small: with_layers(operator.clone(), options, options.io_timeout),
+                    large: with_layers(operator, options, options.large_io_timeout),
+                };
+            }
+        }
+        self.lock = Some(Arc::new(object_lock::ObjectLock {
+            client: client.clone(),
+            policy,
+        }));
+        Ok(self)
+    }
+
+    /// The object-lock policy this storage applies, if any.
+    pub fn object_lock(&self) -> Option<LockPolicy> {
+        self.lock.as_ref().map(|l| l.policy)
+    }
+
+    /// For each named object that object lock still holds: until when. Asked of the store
+    /// (one `HEAD` each, several at a time); empty when no policy is set. A missing object
+    /// is not held.
+    pub fn held_objects(
+        &self,
+        names: &[String],
+    ) -> Result<std::collections::BTreeMap<String, chrono::DateTime<chrono::Utc>>> {
+        let Some(lock) = self.lock.clone() else {
+            return Ok(Default::default());
+        };
+        let now = chrono::Utc::now();
+        let states = self.lock_states(&lock, names)?;
+        Ok(states
+            .into_iter()
+            .filter_map(|(name, state)| Some((name, state?.held_until(now)?)))
+            .collect())
+    }
+
+    /// Renews the retention of the named objects that would lose it within half the period
+    /// (or never had it): they are still needed, so they stay undeletable for another full
+    /// period. Returns how many were renewed. Nothing happens without a policy.
+    pub fn extend_object_locks(&self, names: &[String]) -> Result<usize> {
+        let Some(lock) = self.lock.clone() else {
+            return Ok(0);
+        };
+        let now = chrono::Utc::now();
+        let until = now + lock.policy.period();
+        let due: Vec<String> = self
+            .lock_states(&lock, names)?
+            .into_iter()
+            .filter(|(_, state)| {
+                state.as_ref().is_some_and(|s| {
+                    s.retain_until
+                        .is_none_or(|t| t - now < lock.policy.period() / 2)
+                })
+            })
+            .map(|(name, _)| name)
+            .collect();
+        let renewed = due.len();
+        self.for_each_object(&due, move |client, name| {
+            let mode = lock.policy.mode;
+            async move { client.retain(&name, mode, until).await.map(|_| ()) }
+        })?;
+        Ok(renewed)
+    }
+
+    /// The lock state of each object (`None` for one that is gone).
+    fn lock_states(
+        &self,
+        lock: &Arc<object_lock::ObjectLock>,
+        names: &[String],
+    ) -> Result<Vec<(String, Option<LockState>)>> {
+        let _ = lock;
+        self.for_each_object(names, |client, name| async move {
+            match client.state(&name).await {
+                Ok(state) => Ok(Some(state)),
+                Err(object_lock::LockError::NotFound) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    /// Runs one object-lock request per name, 16 at a time, in the order of `names`.
+    fn for_each_object<T, F, Fut>(&self, names: &[String], request: F) -> Result<Vec<(String, T)>>
+    where
+        T: Send + 'static,
+        F: Fn(Arc<object_lock::S3Lock>, String) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, object_lock::LockError>>
+            + Send
+            + 'static,
+    {
+        let Some(client) = self.s3_lock.clone() else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::with_capacity(names.len());
+        for group in names.chunks(16) {
+            let handles: Vec<_> = group
+                .iter()
+                .map(|name| self.runtime.spawn(request(client.clone(), name.clone())))
+                .collect();
+            for (name, handle) in group.iter().zip(handles) {
+                let result = self
+                    .runtime
+                    .block_on(handle)
+                    .map_err(|e| StorageError::Failed {
+                        location: self.location.to_string(),
+                        op: "lock",
+                        path: name.clone(),
+                        detail: e.to_string(),
+                    })?;
+                out.push((
+                    name.clone(),
+                    result.map_err(|e| self.lock_error("read the lock of", name, e))?,
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    fn lock_error(&self, op: &'static str, path: &str, e: object_lock::LockError) -> StorageError {
+        let location = self.location.to_string();
+        let path = path.to_string();
+        match e {
+            object_lock::LockError::NotFound => StorageError::NotFound { location, path },
+            object_lock::LockError::PermissionDenied(detail) => StorageError::PermissionDenied {
+                location,
+                path,
+                detail,
+            },
+            object_lock::LockError::Failed(detail) => StorageError::Failed {
+                location,
+                op,
+                path,
+                detail,
+            },
+        }
     }
 
     fn pick(small: &Operator, large: &Operator, len: u64) -> Operator {
@@ -327,12 +548,30 @@ impl Storage {
         }
         match &self.backend {
             Backend::Server(remote) => self.runtime.block_on(remote.write(name, bytes)),
-            Backend::Dal { small, large } => self
-                .runtime
-                .block_on(Self::pick(small, large, bytes.len() as u64).write(name, bytes))
-                .map(|_| ())
-                .map_err(|e| self.error("write", name, e)),
+            Backend::Dal { small, large } => {
+                self.runtime
+                    .block_on(Self::pick(small, large, bytes.len() as u64).write(name, bytes))
+                    .map(|_| ())
+                    .map_err(|e| self.error("write", name, e))?;
+                self.lock_new_object(name)
+            }
         }
+    }
+
+    /// Under an object-lock policy: locks a protected object just written for the period.
+    /// A failure is the write's failure: an unlocked object is not what the caller was
+    /// promised (writing it again is harmless, its name is its content).
+    fn lock_new_object(&self, name: &str) -> Result<()> {
+        let Some(lock) = &self.lock else {
+            return Ok(());
+        };
+        if !is_protected(name) {
+            return Ok(());
+        }
+        let until = chrono::Utc::now() + lock.policy.period();
+        self.runtime
+            .block_on(lock.client.retain(name, lock.policy.mode, until))
+            .map_err(|e| self.lock_error("lock", name, e))
     }
 
     /// [`Storage::write`] to a local directory: a temporary file in `.tmp/`, fsynced and
@@ -687,8 +926,33 @@ impl Storage {
         Ok(objects)
     }
 
-    /// Deletes an object; deleting one that is already gone succeeds.
+    /// Deletes an object; deleting one that is already gone succeeds. Under an object-lock
+    /// policy an object still retained is refused ([`StorageError::Locked`]), and an expired
+    /// one is deleted by version, so its data is gone rather than hidden behind a marker.
     pub fn delete(&self, name: &str) -> Result<()> {
+        if let Some(lock) = &self.lock {
+            return self.runtime.block_on(async {
+                let state = match lock.client.state(name).await {
+                    Err(object_lock::LockError::NotFound) => return Ok(()),
+                    other => other.map_err(|e| self.lock_error("delete", name, e))?,
+                };
+                if let Some(until) = state.held_until(chrono::Utc::now()) {
+                    return Err(StorageError::Locked {
+                        location: self.location.to_string(),
+                        path: name.to_string(),
+                        until: until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    });
+                }
+                match lock
+                    .client
+                    .delete_version(name, state.version.as_deref())
+                    .await
+                {
+                    Err(object_lock::LockError::NotFound) => Ok(()),
+                    other => other.map_err(|e| self.lock_error("delete", name, e)),
+                }
+            });
+        }
         match &self.backend {
             Backend::Server(remote) => self.runtime.block_on(remote.delete(name)),
             Backend::Dal { small, .. } => self

@@ -111,6 +111,28 @@ pub fn run(ctx: &Context, args: &ForgetArgs) -> Result<()> {
         }));
         removed.extend(remove.into_iter().map(|s| s.id));
     }
+    // Under S3 Object Lock a snapshot still retained stays: this forget keeps it, and one
+    // after its retention has expired removes it.
+    let held = repo
+        .storage()
+        .held_objects(&removed.iter().map(snapshot_name).collect::<Vec<_>>())?;
+    let mut locked: Vec<serde_json::Value> = Vec::new();
+    if !held.is_empty() {
+        removed.retain(|id| match held.get(&snapshot_name(id)) {
+            Some(until) => {
+                if !ctx.global.json {
+                    ctx.say(format!(
+                        "  keep {}: locked (S3 Object Lock) until {}; a forget after that removes it",
+                        id.short(),
+                        until.format("%Y-%m-%d %H:%M:%S UTC")
+                    ));
+                }
+                locked.push(json!({"id": id, "locked_until": until}));
+                false
+            }
+            None => true,
+        });
+    }
     let mut segments = 0;
     if !args.dry_run && !removed.is_empty() {
         let generations: Vec<String> = removed.iter().map(generation_name).collect();
@@ -121,8 +143,9 @@ pub fn run(ctx: &Context, args: &ForgetArgs) -> Result<()> {
         }
         for object in repo.storage().list("streams")? {
             let generation = object.name.split('/').nth(2).unwrap_or_default();
-            if generations.iter().any(|g| g == generation) {
-                repo.storage().delete(&object.name)?;
+            if generations.iter().any(|g| g == generation)
+                && delete_unless_locked(&repo, &object.name)?
+            {
                 segments += 1;
             }
         }
@@ -144,6 +167,7 @@ pub fn run(ctx: &Context, args: &ForgetArgs) -> Result<()> {
             "groups": report,
             "removed_snapshots": if args.dry_run { 0 } else { removed.len() },
             "removed_segments": segments,
+            "locked": locked,
         }));
     } else if args.dry_run {
         ctx.say(format!(
@@ -178,12 +202,24 @@ fn prune_wal_archive(repo: &lifeboat_repo::Repository, kept: &[StoredSnapshot]) 
         for file in repo.list_wal(&cluster)? {
             let base = file.strip_suffix(".partial").unwrap_or(&file);
             let old = wal::parse_segment_name(base, size).is_some_and(|(_, n)| n < first_needed);
-            if old {
-                repo.storage()
-                    .delete(&lifeboat_repo::pg_wal::wal_object_name(&cluster, &file))?;
+            if old
+                && delete_unless_locked(
+                    repo,
+                    &lifeboat_repo::pg_wal::wal_object_name(&cluster, &file),
+                )?
+            {
                 removed += 1;
             }
         }
     }
     Ok(removed)
+}
+
+/// Deletes an object unless S3 Object Lock still holds it (then it stays for a later run).
+fn delete_unless_locked(repo: &lifeboat_repo::Repository, name: &str) -> Result<bool> {
+    match repo.storage().delete(name) {
+        Ok(()) => Ok(true),
+        Err(lifeboat_storage::StorageError::Locked { .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }

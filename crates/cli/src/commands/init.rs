@@ -1,6 +1,7 @@
 use anyhow::Result;
 use lifeboat_repo::keys::KdfParams;
 use lifeboat_repo::Repository;
+use lifeboat_storage::LockPolicy;
 use serde_json::json;
 
 use crate::args::{InitArgs, KdfArgs};
@@ -17,12 +18,22 @@ pub fn kdf_params(args: &KdfArgs) -> KdfParams {
 pub fn run(ctx: &Context, args: &InitArgs) -> Result<()> {
     let storage = ctx.storage()?;
     let passphrase = ctx.passphrase(true)?;
-    let repo = Repository::init(storage, passphrase.as_bytes(), kdf_params(&args.kdf))?;
+    let object_lock = args.object_lock.map(|period| LockPolicy {
+        mode: args.object_lock_mode,
+        period_secs: period.as_secs(),
+    });
+    let repo = Repository::init_with(
+        storage,
+        passphrase.as_bytes(),
+        kdf_params(&args.kdf),
+        object_lock,
+    )?;
     if ctx.global.json {
         ctx.print_json(&json!({
             "id": repo.config().id,
             "location": repo.storage().location(),
             "version": repo.config().version,
+            "object_lock": repo.config().object_lock,
         }));
     } else {
         ctx.say(format!(
@@ -30,6 +41,13 @@ pub fn run(ctx: &Context, args: &InitArgs) -> Result<()> {
             repo.config().id.short(),
             repo.storage().location()
         ));
+        if let Some(lock) = repo.config().object_lock {
+            ctx.say(format!(
+                "every object is locked ({} mode) for {} after it is written; prune renews what is still needed",
+                lock.mode,
+                lifeboat_config::format_duration(std::time::Duration::from_secs(lock.period_secs))
+            ));
+        }
         ctx.say("keep the passphrase safe: without it the data cannot be read back");
     }
     Ok(())

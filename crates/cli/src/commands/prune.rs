@@ -103,5 +103,18 @@ pub fn run(ctx: &Context, args: &PruneArgs) -> Result<()> {
             }
         ));
     }
+    if let Some(until) = report.locked_until {
+        ctx.say(format!(
+            "{} condemned pack(s) are locked (S3 Object Lock) until {} at the latest; a prune after that deletes them",
+            report.locked_packs,
+            until.format("%Y-%m-%d %H:%M:%S UTC")
+        ));
+    }
+    if report.renewed_locks > 0 {
+        ctx.say(format!(
+            "renewed the lock of {} object(s) still needed",
+            report.renewed_locks
+        ));
+    }
     Ok(())
 }
