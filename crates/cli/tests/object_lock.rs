@@ -144,6 +144,24 @@ fn locked_objects_survive_an_attacker_and_go_only_once_expired() {
         "now = datetime.datetime.now(datetime.timezone.utc)\nfor o in s3.list_objects_v2(Bucket='locked-bucket')['Contents']:\n    if o['Key'].startswith('repo/snapshots/'):\n        print(s3.head_object(Bucket='locked-bucket', Key=o['Key'])['ObjectLockRetainUntilDate'] > now)",
     );
     assert_eq!(renewed.trim(), "True", "{renewed}");
+    // The runbook marks this copy immutable, with the lock's terms.
+    let config = repo.path("lifeboat.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[source]]\nname = \"data\"\nurl = \"{}\"\n[[target]]\nname = \"vault\"\nurl = \"{}\"\n\
+             [[plan]]\nname = \"p\"\nsources = [\"data\"]\ntargets = [\"vault\"]\nschedule = \"every 1h\"\n",
+            data.display(),
+            repo.url
+        ),
+    )
+    .unwrap();
+    let runbook = repo.ok(&["plan", "--config", config.to_str().unwrap()]);
+    assert!(
+        runbook.contains("| yes (vault: object lock 8s governance) |"),
+        "{runbook}"
+    );
+    assert!(!runbook.contains("No target is immutable"), "{runbook}");
     let verify = repo.ok(&["verify", "--read-data"]);
     assert!(verify.contains("no problems found"), "{verify}");
     let target = repo.path("restored");

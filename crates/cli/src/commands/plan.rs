@@ -77,6 +77,8 @@ struct Observed {
     /// Whether the credentials this host uses cannot delete or overwrite what is stored:
     /// a `lifeboat serve` token of role append (the server said so).
     append_only: bool,
+    /// S3 Object Lock as this host's writes apply it: nobody can delete a locked object.
+    object_lock: Option<lifeboat_storage::LockPolicy>,
     newest: std::collections::HashMap<String, DateTime<Utc>>,
     drills: Vec<DrillRecord>,
 }
@@ -96,6 +98,7 @@ fn observe(ctx: &Context, target: &Target) -> Observed {
             repo.storage().server_access(),
             Ok(Some(access)) if access.role == "append"
         ),
+        object_lock: repo.storage().object_lock(),
         ..Default::default()
     };
     if let Ok(snapshots) = repo.list_snapshots() {
@@ -199,10 +202,9 @@ fn runbook(ctx: &Context, config: &Config, origin: &str) -> String {
         };
         let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
         // Immutable only where it is: this host's credentials cannot delete that copy.
-        let immutable: Vec<&str> = targets
+        let immutable: Vec<String> = targets
             .iter()
-            .filter(|t| is_append_only(&observed, t))
-            .map(|t| t.name.as_str())
+            .filter_map(|t| immutability(&observed, t).map(|how| format!("{}: {how}", t.name)))
             .collect();
         let _ = writeln!(
             out,
@@ -215,7 +217,7 @@ fn runbook(ctx: &Context, config: &Config, origin: &str) -> String {
             if immutable.is_empty() {
                 "no".to_string()
             } else {
-                format!("yes ({}: append-only token)", immutable.join(", "))
+                format!("yes ({})", immutable.join("; "))
             },
             if ok { "yes" } else { "**no**" }
         );
@@ -236,9 +238,24 @@ fn runbook(ctx: &Context, config: &Config, origin: &str) -> String {
         .filter(|(_, seen)| seen.append_only)
         .map(|(t, _)| t.name.as_str())
         .collect();
-    if append_only.is_empty() {
-        let _ = writeln!(out, "\nNo target is immutable: ransomware with this host's repository credentials could delete backups. Put an off-site copy behind `lifeboat serve` with an append-only token for this host (README, \"Giving an app host append-only access\").\n");
-    } else {
+    let locked: Vec<String> = observed
+        .iter()
+        .filter_map(|(t, seen)| {
+            let lock = seen.object_lock?;
+            Some(format!(
+                "{} (S3 Object Lock, {} mode: each object undeletable for {} after it is written, renewed by prune while needed)",
+                t.name,
+                lock.mode,
+                lifeboat_config::format_duration(std::time::Duration::from_secs(lock.period_secs))
+            ))
+        })
+        .collect();
+    if !locked.is_empty() {
+        let _ = writeln!(out, "\nLocked: {}.\n", locked.join("; "));
+    }
+    if append_only.is_empty() && locked.is_empty() {
+        let _ = writeln!(out, "\nNo target is immutable: ransomware with this host's repository credentials could delete backups. Put an off-site copy behind `lifeboat serve` with an append-only token for this host (README, \"Giving an app host append-only access\"), or on S3 with object lock (`lifeboat init --object-lock 30d`).\n");
+    } else if !append_only.is_empty() {
         let _ = writeln!(out, "\nImmutable from this host: {} (`lifeboat serve` with an append-only token: this host can add backups but not delete or change them). Other targets are not.\n", append_only.join(", "));
     }
 
@@ -455,9 +472,17 @@ fn html(markdown: &str) -> String {
     out
 }
 
-/// Whether `target` is one this host can only append to (see [`Observed::append_only`]).
-fn is_append_only(observed: &[(&Target, Observed)], target: &Target) -> bool {
-    observed
-        .iter()
-        .any(|(t, seen)| t.name == target.name && seen.append_only)
+/// How `target` is immutable from this host, if it is: an append-only token (see
+/// [`Observed::append_only`]) or S3 Object Lock.
+fn immutability(observed: &[(&Target, Observed)], target: &Target) -> Option<String> {
+    let (_, seen) = observed.iter().find(|(t, _)| t.name == target.name)?;
+    if seen.append_only {
+        return Some("append-only token".into());
+    }
+    let lock = seen.object_lock?;
+    Some(format!(
+        "object lock {} {}",
+        lifeboat_config::format_duration(std::time::Duration::from_secs(lock.period_secs)),
+        lock.mode
+    ))
 }
