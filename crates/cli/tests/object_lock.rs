@@ -146,16 +146,7 @@ fn locked_objects_survive_an_attacker_and_go_only_once_expired() {
     assert_eq!(renewed.trim(), "True", "{renewed}");
     // The runbook marks this copy immutable, with the lock's terms.
     let config = repo.path("lifeboat.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[source]]\nname = \"data\"\nurl = \"{}\"\n[[target]]\nname = \"vault\"\nurl = \"{}\"\n\
-             [[plan]]\nname = \"p\"\nsources = [\"data\"]\ntargets = [\"vault\"]\nschedule = \"every 1h\"\n",
-            data.display(),
-            repo.url
-        ),
-    )
-    .unwrap();
+    common::write_one_plan_config(&config, &data.display().to_string(), &repo.url);
     let runbook = repo.ok(&["plan", "--config", config.to_str().unwrap()]);
     assert!(
         runbook.contains("| yes (vault: object lock 8s governance) |"),

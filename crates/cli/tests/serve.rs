@@ -141,16 +141,7 @@ fn an_append_host_backs_up_but_cannot_delete_or_change_anything() {
     // append-only) and tells the admin-token holder what to do; with the admin's
     // token the same copy is not immutable from that host.
     let config = app.path("lifeboat.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[source]]\nname = \"data\"\nurl = \"{}\"\n[[target]]\nname = \"vault\"\nurl = \"{}\"\n\
-             [[plan]]\nname = \"p\"\nsources = [\"data\"]\ntargets = [\"vault\"]\nschedule = \"every 1h\"\n",
-            data.display(),
-            server.url()
-        ),
-    )
-    .unwrap();
+    common::write_one_plan_config(&config, &data.display().to_string(), &server.url());
     let runbook = |host: &TestRepo| {
         let mut command = host.command();
         command.args(["plan", "--config", config.to_str().unwrap()]);

@@ -17,7 +17,8 @@ mod object_lock;
 mod remote;
 
 pub use location::{parse_fingerprint, Location, SERVER_SCHEME};
-pub use object_lock::{is_protected, LockMode, LockPolicy, LockState, LockSupport};
+use object_lock::is_protected;
+pub use object_lock::{LockMode, LockPolicy, LockState, LockSupport};
 pub use remote::{
     certificate_fingerprint, ServerAccess, FINGERPRINT_ENV, REASON_HEADER, SIZE_HEADER, TOKEN_ENV,
 };
@@ -217,8 +218,9 @@ pub struct Storage {
     modes: Option<modes::Modes>,
     /// For S3 locations: the client of the object-lock requests (nothing is sent until used).
     s3_lock: Option<Arc<object_lock::S3Lock>>,
-    /// Set once the repository says its objects are locked ([`Storage::with_object_lock`]).
-    lock: Option<Arc<object_lock::ObjectLock>>,
+    /// Set once the repository says its objects are locked ([`Storage::with_object_lock`]);
+    /// only ever set together with `s3_lock`.
+    lock: Option<LockPolicy>,
     /// What the operators were built from, to build them again for object lock.
     spec: Arc<(Location, StorageOptions)>,
 }
@@ -338,13 +340,13 @@ impl Storage {
     /// location that cannot lock objects (a local copy of an S3 repository, a `lifeboat serve`
     /// server) nothing changes except a warning.
     pub fn with_object_lock(mut self, policy: LockPolicy) -> Result<Storage> {
-        let Some(client) = &self.s3_lock else {
+        if self.s3_lock.is_none() {
             tracing::warn!(
                 "the repository asks for S3 Object Lock, which {} cannot apply: objects written here are not locked",
                 self.location
             );
             return Ok(self);
-        };
+        }
         // S3 wants a checksum on every write into a bucket with object lock.
         let (location, options) = &*self.spec;
         if let Location::Service {
@@ -376,16 +378,18 @@ impl Storage {
                 };
             }
         }
-        self.lock = Some(Arc::new(object_lock::ObjectLock {
-            client: client.clone(),
-            policy,
-        }));
+        self.lock = Some(policy);
         Ok(self)
     }
 
     /// The object-lock policy this storage applies, if any.
     pub fn object_lock(&self) -> Option<LockPolicy> {
-        self.lock.as_ref().map(|l| l.policy)
+        self.lock
+    }
+
+    /// The client and the policy, when objects are to be locked.
+    fn locking(&self) -> Option<(&Arc<object_lock::S3Lock>, LockPolicy)> {
+        Some((self.s3_lock.as_ref()?, self.lock?))
     }
 
     /// For each named object that object lock still holds: until when. Asked of the store
@@ -395,11 +399,11 @@ impl Storage {
         &self,
         names: &[String],
     ) -> Result<std::collections::BTreeMap<String, chrono::DateTime<chrono::Utc>>> {
-        let Some(lock) = self.lock.clone() else {
+        if self.locking().is_none() {
             return Ok(Default::default());
-        };
+        }
         let now = chrono::Utc::now();
-        let states = self.lock_states(&lock, names)?;
+        let states = self.lock_states(names)?;
         Ok(states
             .into_iter()
             .filter_map(|(name, state)| Some((name, state?.held_until(now)?)))
@@ -410,38 +414,30 @@ impl Storage {
     /// (or never had it): they are still needed, so they stay undeletable for another full
     /// period. Returns how many were renewed. Nothing happens without a policy.
     pub fn extend_object_locks(&self, names: &[String]) -> Result<usize> {
-        let Some(lock) = self.lock.clone() else {
+        let Some((_, policy)) = self.locking() else {
             return Ok(0);
         };
         let now = chrono::Utc::now();
-        let until = now + lock.policy.period();
+        let until = now + policy.period();
         let due: Vec<String> = self
-            .lock_states(&lock, names)?
+            .lock_states(names)?
             .into_iter()
             .filter(|(_, state)| {
-                state.as_ref().is_some_and(|s| {
-                    s.retain_until
-                        .is_none_or(|t| t - now < lock.policy.period() / 2)
-                })
+                state
+                    .as_ref()
+                    .is_some_and(|s| s.retain_until.is_none_or(|t| t - now < policy.period() / 2))
             })
             .map(|(name, _)| name)
             .collect();
-        let renewed = due.len();
-        self.for_each_object(&due, move |client, name| {
-            let mode = lock.policy.mode;
-            async move { client.retain(&name, mode, until).await.map(|_| ()) }
+        self.for_each_object("lock", &due, move |client, name| async move {
+            client.retain(&name, policy.mode, until).await
         })?;
-        Ok(renewed)
+        Ok(due.len())
     }
 
     /// The lock state of each object (`None` for one that is gone).
-    fn lock_states(
-        &self,
-        lock: &Arc<object_lock::ObjectLock>,
-        names: &[String],
-    ) -> Result<Vec<(String, Option<LockState>)>> {
-        let _ = lock;
-        self.for_each_object(names, |client, name| async move {
+    fn lock_states(&self, names: &[String]) -> Result<Vec<(String, Option<LockState>)>> {
+        self.for_each_object("read the lock of", names, |client, name| async move {
             match client.state(&name).await {
                 Ok(state) => Ok(Some(state)),
                 Err(object_lock::LockError::NotFound) => Ok(None),
@@ -451,7 +447,12 @@ impl Storage {
     }
 
     /// Runs one object-lock request per name, 16 at a time, in the order of `names`.
-    fn for_each_object<T, F, Fut>(&self, names: &[String], request: F) -> Result<Vec<(String, T)>>
+    fn for_each_object<T, F, Fut>(
+        &self,
+        op: &'static str,
+        names: &[String],
+        request: F,
+    ) -> Result<Vec<(String, T)>>
     where
         T: Send + 'static,
         F: Fn(Arc<object_lock::S3Lock>, String) -> Fut,
@@ -474,13 +475,13 @@ impl Storage {
                     .block_on(handle)
                     .map_err(|e| StorageError::Failed {
                         location: self.location.to_string(),
-                        op: "lock",
+                        op,
                         path: name.clone(),
                         detail: e.to_string(),
                     })?;
                 out.push((
                     name.clone(),
-                    result.map_err(|e| self.lock_error("read the lock of", name, e))?,
+                    result.map_err(|e| self.lock_error(op, name, e))?,
                 ));
             }
         }
@@ -562,15 +563,15 @@ impl Storage {
     /// A failure is the write's failure: an unlocked object is not what the caller was
     /// promised (writing it again is harmless, its name is its content).
     fn lock_new_object(&self, name: &str) -> Result<()> {
-        let Some(lock) = &self.lock else {
+        let Some((client, policy)) = self.locking() else {
             return Ok(());
         };
         if !is_protected(name) {
             return Ok(());
         }
-        let until = chrono::Utc::now() + lock.policy.period();
+        let until = chrono::Utc::now() + policy.period();
         self.runtime
-            .block_on(lock.client.retain(name, lock.policy.mode, until))
+            .block_on(client.retain(name, policy.mode, until))
             .map_err(|e| self.lock_error("lock", name, e))
     }
 
@@ -930,9 +931,9 @@ impl Storage {
     /// policy an object still retained is refused ([`StorageError::Locked`]), and an expired
     /// one is deleted by version, so its data is gone rather than hidden behind a marker.
     pub fn delete(&self, name: &str) -> Result<()> {
-        if let Some(lock) = &self.lock {
+        if let Some((client, _)) = self.locking() {
             return self.runtime.block_on(async {
-                let state = match lock.client.state(name).await {
+                let state = match client.state(name).await {
                     Err(object_lock::LockError::NotFound) => return Ok(()),
                     other => other.map_err(|e| self.lock_error("delete", name, e))?,
                 };
@@ -943,11 +944,7 @@ impl Storage {
                         until: until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                     });
                 }
-                match lock
-                    .client
-                    .delete_version(name, state.version.as_deref())
-                    .await
-                {
+                match client.delete_version(name, state.version.as_deref()).await {
                     Err(object_lock::LockError::NotFound) => Ok(()),
                     other => other.map_err(|e| self.lock_error("delete", name, e)),
                 }

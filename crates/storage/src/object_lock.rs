@@ -17,7 +17,6 @@
 //! - [`crate::Storage::extend_object_locks`] renews the retention of objects that are still
 //!   needed, so immutability does not lapse for data older than the period.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -425,13 +424,6 @@ impl reqsign_core::HttpSend for HttpSend {
             reqsign_core::Error::new(reqsign_core::ErrorKind::Unexpected, e.to_string())
         })
     }
-}
-
-/// An [`S3Lock`] with the repository's policy: what [`crate::Storage`] keeps once the
-/// repository says its objects are locked.
-pub(crate) struct ObjectLock {
-    pub(crate) client: Arc<S3Lock>,
-    pub(crate) policy: LockPolicy,
 }
 
 #[cfg(test)]

@@ -45,10 +45,15 @@ pub fn run(ctx: &Context, args: &InitArgs) -> Result<()> {
             ctx.say(format!(
                 "every object is locked ({} mode) for {} after it is written; prune renews what is still needed",
                 lock.mode,
-                lifeboat_config::format_duration(std::time::Duration::from_secs(lock.period_secs))
+                lock_period(&lock)
             ));
         }
         ctx.say("keep the passphrase safe: without it the data cannot be read back");
     }
     Ok(())
+}
+
+/// How long an object-lock policy keeps each object, as people write durations (`30d`).
+pub fn lock_period(lock: &LockPolicy) -> String {
+    lifeboat_config::format_duration(std::time::Duration::from_secs(lock.period_secs))
 }

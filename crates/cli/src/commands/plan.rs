@@ -246,7 +246,7 @@ fn runbook(ctx: &Context, config: &Config, origin: &str) -> String {
                 "{} (S3 Object Lock, {} mode: each object undeletable for {} after it is written, renewed by prune while needed)",
                 t.name,
                 lock.mode,
-                lifeboat_config::format_duration(std::time::Duration::from_secs(lock.period_secs))
+                super::init::lock_period(&lock)
             ))
         })
         .collect();
@@ -482,7 +482,7 @@ fn immutability(observed: &[(&Target, Observed)], target: &Target) -> Option<Str
     let lock = seen.object_lock?;
     Some(format!(
         "object lock {} {}",
-        lifeboat_config::format_duration(std::time::Duration::from_secs(lock.period_secs)),
+        super::init::lock_period(&lock),
         lock.mode
     ))
 }

@@ -25,6 +25,19 @@ pub fn succeeded(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Writes a `lifeboat.toml` with one source `data` (at `source_url`), one target `vault`
+/// (at `target_url`) and an hourly plan `p` between them.
+pub fn write_one_plan_config(path: &Path, source_url: &str, target_url: &str) {
+    std::fs::write(
+        path,
+        format!(
+            "[[source]]\nname = \"data\"\nurl = \"{source_url}\"\n[[target]]\nname = \"vault\"\nurl = \"{target_url}\"\n\
+             [[plan]]\nname = \"p\"\nsources = [\"data\"]\ntargets = [\"vault\"]\nschedule = \"every 1h\"\n"
+        ),
+    )
+    .expect("write lifeboat.toml");
+}
+
 pub fn lifeboat_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_lifeboat"))
 }
