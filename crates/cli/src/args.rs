@@ -274,7 +274,13 @@ pub struct InitArgs {
 }
 
 fn lock_period(text: &str) -> Result<std::time::Duration, String> {
-    lifeboat_config::parse_duration(text).map_err(|e| e.to_string())
+    let period = lifeboat_config::parse_duration(text).map_err(|e| e.to_string())?;
+    if period.as_secs() > lifeboat_storage::LockPolicy::MAX_PERIOD_SECS {
+        return Err(format!(
+            "{text:?} is too long: S3 keeps an object locked for at most 100 years"
+        ));
+    }
+    Ok(period)
 }
 
 fn lock_mode(text: &str) -> Result<lifeboat_storage::LockMode, String> {

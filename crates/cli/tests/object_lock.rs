@@ -84,6 +84,11 @@ fn locked_objects_survive_an_attacker_and_go_only_once_expired() {
     args.extend(["--object-lock", "8s"]);
     let stderr = plain.fails(&args, 1);
     assert!(stderr.contains("created without object lock"), "{stderr}");
+    // A period longer than S3 allows (100 years) is refused before anything is asked.
+    let mut args = INIT.to_vec();
+    args.extend(["--object-lock", "10000w"]);
+    let stderr = plain.fails(&args, 2);
+    assert!(stderr.contains("at most 100 years"), "{stderr}");
 
     let repo = repo(&moto, "locked-bucket");
     let mut args = INIT.to_vec();

@@ -76,8 +76,13 @@ pub struct LockPolicy {
 }
 
 impl LockPolicy {
+    /// The longest retention S3 accepts: 100 years.
+    pub const MAX_PERIOD_SECS: u64 = 100 * 365 * 24 * 3600;
+
+    /// The period, at most [`LockPolicy::MAX_PERIOD_SECS`], so `now + period` cannot
+    /// overflow whatever a config says.
     pub fn period(&self) -> chrono::Duration {
-        chrono::Duration::seconds(self.period_secs.min(i64::MAX as u64 / 1000) as i64)
+        chrono::Duration::seconds(self.period_secs.min(Self::MAX_PERIOD_SECS) as i64)
     }
 }
 
