@@ -51,6 +51,8 @@ pub fn run(
                 name.clone(),
             ]),
         }
+        // Patterns are not secret: they go as arguments.
+        args.extend(source.select.backup_args());
         args.extend([
             "--tag".into(),
             format!("plan:{}", plan.name),

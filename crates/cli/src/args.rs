@@ -21,6 +21,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Repository: a path, file:///path, s3://bucket/prefix, gcs://..., azblob://...,
     /// or a Lifeboat server, lifeboat+https://host:port (token in LIFEBOAT_SERVER_TOKEN).
@@ -29,6 +30,10 @@ pub struct GlobalArgs {
     /// Read the passphrase from this file (else LIFEBOAT_PASSWORD, else a prompt).
     #[arg(long, env = "LIFEBOAT_PASSWORD_FILE", global = true)]
     pub password_file: Option<PathBuf>,
+    /// Run this shell command and read the passphrase from the first line it prints
+    /// (a secret manager: `pass show lifeboat`); --password-file wins over it.
+    #[arg(long, env = "LIFEBOAT_PASSWORD_COMMAND", global = true)]
+    pub password_command: Option<String>,
     /// Print machine-readable JSON on stdout.
     #[arg(long, global = true)]
     pub json: bool,
@@ -109,6 +114,82 @@ pub enum Command {
     /// Serve the repository (--repo) to other Lifeboat hosts over HTTPS, each with its own
     /// token: `append` (add backups, never delete or change them), `read`, `admin`.
     Serve(ServeArgs),
+    /// Write one file of a snapshot to standard output (a SQLite database as the checked
+    /// file a restore writes).
+    Dump(DumpArgs),
+    /// Add, remove or set the tags of snapshots.
+    Tag(TagArgs),
+    /// Sizes: as restored, unique after deduplication, stored after compression; for the
+    /// whole repository or the snapshots chosen.
+    Stats(StatsArgs),
+    /// Remove lock objects that protect nothing (expired, or left by an exited process).
+    Unlock(UnlockArgs),
+    /// Print a shell completion script: `lifeboat completions bash >
+    /// /etc/bash_completion.d/lifeboat` (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), or write one page per command into a directory:
+    /// `lifeboat man | man -l -`, `lifeboat man --dir /usr/local/share/man/man1`.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    /// A snapshot id (or unique prefix), or "latest" (the newest the filters match).
+    pub snapshot: String,
+    /// The file's path in the snapshot, as `lifeboat ls` prints it.
+    pub path: PathBuf,
+    #[command(flatten)]
+    pub filter: SnapshotFilterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// Snapshot ids (or unique prefixes), or "latest"; without any, every snapshot the
+    /// filters match.
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
+    /// Add this tag (repeatable).
+    #[arg(long, value_name = "TAG")]
+    pub add: Vec<String>,
+    /// Remove this tag (repeatable).
+    #[arg(long, value_name = "TAG")]
+    pub remove: Vec<String>,
+    /// Replace every tag with these (comma-separated; empty to clear).
+    #[arg(long, value_name = "TAGS")]
+    pub set: Option<String>,
+    #[command(flatten)]
+    pub filter: SnapshotFilterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Snapshot ids (or unique prefixes), or "latest"; without any, every snapshot the
+    /// filters match (and, with no filter, the whole repository).
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
+    #[command(flatten)]
+    pub filter: SnapshotFilterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// Remove live locks too (only when you know their holder is dead, e.g. a host that is
+    /// gone: a backup running without its lock can lose data to a prune).
+    #[arg(long)]
+    pub remove_all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write lifeboat.1 and a page per command (lifeboat-backup.1, ...) here instead.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -154,13 +235,17 @@ pub enum TokenCommand {
     Add {
         /// A name for the client, shown in the server's log (e.g. the host name).
         name: String,
+        /// What the token may do: append (add backups), read, or admin (everything).
         #[arg(long, value_enum)]
         role: TokenRole,
     },
     /// List the tokens: names, roles, when added.
     List,
     /// Remove a token; the server refuses it from the next request on.
-    Remove { name: String },
+    Remove {
+        /// The name it was added under (`token list` shows them).
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -314,29 +399,118 @@ pub struct BackupArgs {
     /// and tags from this host (the agent stores lifeboat.toml this way).
     #[arg(long, conflicts_with = "stdin_from_command")]
     pub skip_if_unchanged: bool,
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Read everything and say what would be stored; write nothing to the repository.
+    #[arg(long, conflicts_with = "skip_if_unchanged")]
+    pub dry_run: bool,
+    /// The host name recorded in the snapshot (and whose snapshots are the parent).
+    #[arg(long, env = "LIFEBOAT_HOST")]
+    pub host: Option<String>,
+}
+
+/// What a backup of files leaves out and where it reads its paths, as restic's options.
+#[derive(Debug, Args, Default, Clone)]
+pub struct SelectArgs {
+    /// Leave out what matches this pattern (repeatable): `*.log` matches a name anywhere,
+    /// `/srv/app/tmp` a whole path, `**` spans directories.
+    #[arg(long = "exclude", short = 'e', value_name = "PATTERN")]
+    pub excludes: Vec<String>,
+    /// Like --exclude, ignoring case.
+    #[arg(long = "iexclude", value_name = "PATTERN")]
+    pub iexcludes: Vec<String>,
+    /// Read --exclude patterns from this file, one per line (# starts a comment).
+    #[arg(long = "exclude-file", value_name = "FILE")]
+    pub exclude_files: Vec<PathBuf>,
+    /// Read --iexclude patterns from this file.
+    #[arg(long = "iexclude-file", value_name = "FILE")]
+    pub iexclude_files: Vec<PathBuf>,
+    /// Leave out every directory holding a file of this name (e.g. CACHEDIR.TAG).
+    #[arg(long = "exclude-if-present", value_name = "NAME")]
+    pub exclude_if_present: Vec<String>,
+    /// Do not cross into other file systems (their mount points are kept, empty).
+    #[arg(long, short = 'x')]
+    pub one_file_system: bool,
+    /// Read the paths to back up from this file, one per line (# starts a comment).
+    #[arg(
+        long = "files-from",
+        value_name = "FILE",
+        conflicts_with = "stdin_from_command"
+    )]
+    pub files_from: Vec<PathBuf>,
+}
+
+/// Which snapshots count (and which one `latest` is), as restic's filters.
+#[derive(Debug, Args, Default)]
+pub struct SnapshotFilterArgs {
+    /// Only snapshots from this host (repeatable: any of them).
+    #[arg(long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+    /// Only snapshots carrying this tag; "a,b" means both (repeatable: any of them).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Only snapshots that include this path (absolute, or a database URL as backed up;
+    /// repeatable: all of them).
+    #[arg(long = "path", value_name = "PATH")]
+    pub paths: Vec<String>,
+}
+
+impl SnapshotFilterArgs {
+    pub fn filter(&self) -> lifeboat_repo::snapshot_filter::SnapshotFilter {
+        lifeboat_repo::snapshot_filter::SnapshotFilter {
+            hosts: self.hosts.clone(),
+            tags: self.tags.clone(),
+            paths: self.paths.iter().map(|p| snapshot_path(p)).collect(),
+        }
+    }
+}
+
+/// A path as snapshots record it: absolute and normalised (`./db/../app.db` from /srv
+/// is `/srv/app.db`); a URL is kept as written.
+fn snapshot_path(text: &str) -> String {
+    if text.contains("://") {
+        return text.to_string();
+    }
+    let path = PathBuf::from(text);
+    let absolute = if path.is_absolute() {
+        path
+    } else {
+        std::env::current_dir().unwrap_or_default().join(path)
+    };
+    let mut normal = PathBuf::new();
+    for part in absolute.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                normal.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => normal.push(other),
+        }
+    }
+    normal.display().to_string()
 }
 
 #[derive(Debug, Args)]
 pub struct SnapshotsArgs {
-    /// Only snapshots carrying this tag.
-    #[arg(long)]
-    pub tag: Option<String>,
-    /// Only snapshots from this host.
-    #[arg(long)]
-    pub host: Option<String>,
+    #[command(flatten)]
+    pub filter: SnapshotFilterArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct LsArgs {
-    /// A snapshot id (or unique prefix), or "latest".
+    /// A snapshot id (or unique prefix), or "latest" (the newest the filters match).
     pub snapshot: String,
+    #[command(flatten)]
+    pub filter: SnapshotFilterArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
-    /// A snapshot id (or unique prefix), or "latest".
+    /// A snapshot id (or unique prefix), or "latest" (the newest the filters match).
     #[arg(required_unless_present = "source")]
     pub snapshot: Option<String>,
+    #[command(flatten)]
+    pub filter: SnapshotFilterArgs,
     /// Restore one database (or file) as it was at --at, from whichever restore point
     /// holds it: its path as backed up, or a sqlite:/file: URL.
     /// A source name of lifeboat.toml (read from the repository its plan writes to) is
@@ -395,6 +569,9 @@ pub struct TimelineArgs {
     /// URL, or a postgres:// or mysql:// server (with or without a database).
     #[command(flatten)]
     pub subject: SubjectArgs,
+    /// List every stream segment on its own line instead of one line per continuous run.
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, Args)]
@@ -505,18 +682,26 @@ pub struct PgSetupArgs {
 
 #[derive(Debug, Args)]
 pub struct ForgetArgs {
+    /// Remove exactly these snapshots (ids or unique prefixes) instead of applying a
+    /// policy.
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
     /// Keep the N newest snapshots (of each group: host and paths).
     #[arg(long, default_value_t = 0)]
     pub keep_last: u32,
     /// Keep the newest snapshot of each of the N newest hours that have one.
     #[arg(long, default_value_t = 0)]
     pub keep_hourly: u32,
+    /// Keep the newest snapshot of each of the N newest days that have one.
     #[arg(long, default_value_t = 0)]
     pub keep_daily: u32,
+    /// Keep the newest snapshot of each of the N newest weeks that have one.
     #[arg(long, default_value_t = 0)]
     pub keep_weekly: u32,
+    /// Keep the newest snapshot of each of the N newest months that have one.
     #[arg(long, default_value_t = 0)]
     pub keep_monthly: u32,
+    /// Keep the newest snapshot of each of the N newest years that have one.
     #[arg(long, default_value_t = 0)]
     pub keep_yearly: u32,
     /// Keep every snapshot this close to the group's newest (e.g. 7d, 12h).
@@ -525,9 +710,10 @@ pub struct ForgetArgs {
     /// Keep every snapshot with this tag (repeatable).
     #[arg(long = "keep-tag")]
     pub keep_tags: Vec<String>,
-    /// Only consider snapshots carrying this tag (e.g. plan:app, as the agent tags them).
-    #[arg(long = "tag")]
-    pub only_tag: Option<String>,
+    /// Only consider the snapshots these match (e.g. --tag plan:app, as the agent tags
+    /// them).
+    #[command(flatten)]
+    pub filter: SnapshotFilterArgs,
     /// Show what would be removed, remove nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -632,6 +818,7 @@ pub struct RestoreRowsArgs {
     /// The restore point holding the rows (RFC 3339 or relative like -1h).
     #[arg(long, allow_hyphen_values = true)]
     pub at: String,
+    /// The table the rows are in.
     #[arg(long)]
     pub table: String,
     /// Which rows: an SQL condition on the table, e.g. "id IN (17, 42)".
@@ -684,7 +871,10 @@ pub enum KeyCommand {
     /// Add a key slot for a new passphrase (LIFEBOAT_NEW_PASSWORD, --new-password-file or a prompt).
     Add(NewKeyArgs),
     /// Remove a key slot by id (not the one in use).
-    Remove { id: String },
+    Remove {
+        /// The slot's id, as `key list` prints it.
+        id: String,
+    },
     /// Change the passphrase of the slot in use.
     Passwd(NewKeyArgs),
 }
@@ -773,5 +963,31 @@ mod tests {
                 panic!("{line}: {e}");
             }
         }
+    }
+
+    /// `--help` documents every command, argument and flag (clap's own consistency checks
+    /// run too); the generated man pages and completions come from the same definitions.
+    #[test]
+    fn every_command_and_flag_is_documented() {
+        use clap::CommandFactory;
+        let command = Cli::command();
+        command.clone().debug_assert();
+        let mut undocumented = Vec::new();
+        let mut stack = vec![(String::from("lifeboat"), command)];
+        while let Some((path, command)) = stack.pop() {
+            if command.get_about().is_none() && path != "lifeboat help" {
+                undocumented.push(path.clone());
+            }
+            for arg in command.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    undocumented.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                stack.push((format!("{path} {}", sub.get_name()), sub.clone()));
+            }
+        }
+        assert!(undocumented.is_empty(), "undocumented: {undocumented:#?}");
     }
 }

@@ -23,7 +23,11 @@ impl Context<'_> {
     }
 
     pub fn passphrase(&self, creating: bool) -> Result<String> {
-        crate::secrets::passphrase(self.global.password_file.as_deref(), creating)
+        crate::secrets::passphrase(
+            self.global.password_file.as_deref(),
+            self.global.password_command.as_deref(),
+            creating,
+        )
     }
 
     pub fn open(&self) -> Result<Repository> {
@@ -74,7 +78,7 @@ impl Context<'_> {
         }
         let passphrase = match (&target.password, &target.password_file) {
             (Some(secret), _) => secret.expose().to_string(),
-            (None, Some(file)) => crate::secrets::passphrase(Some(file), false)?,
+            (None, Some(file)) => crate::secrets::passphrase(Some(file), None, false)?,
             (None, None) => self.passphrase(false)?,
         };
         let storage = Storage::open(&target.url)?;

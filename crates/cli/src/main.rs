@@ -52,9 +52,11 @@ fn main() {
     // The agent is a service: its log says what each job did (one line per job) and
     // when; one-shot commands print only problems unless asked.
     let is_agent = matches!(cli.command, args::Command::Agent(_));
+    // reqsign logs each credential source it tries and fails as a warning that dumps the
+    // provider's internals; the one line that matters is the error Lifeboat reports.
     let filter = match (cli.global.verbose, is_agent) {
-        (0, true) => "warn,lifeboat_agent=info",
-        (0, false) => "warn",
+        (0, true) => "warn,lifeboat_agent=info,reqsign_core=error,reqsign_aws_core=error",
+        (0, false) => "warn,reqsign_core=error,reqsign_aws_core=error",
         (1, _) => "info",
         _ => "debug",
     };

@@ -48,9 +48,37 @@ fn find(file: Option<&Path>, env: &str, label: &str, confirm: bool) -> Result<St
     prompt(label, confirm)
 }
 
-/// The repository passphrase.
-pub fn passphrase(file: Option<&Path>, creating: bool) -> Result<String> {
-    find(file, "LIFEBOAT_PASSWORD", "Repository passphrase", creating)
+/// The repository passphrase: from the file, else what `command` prints (a secret
+/// manager: `pass show lifeboat`, `op read ...`), else `LIFEBOAT_PASSWORD`, else a prompt.
+pub fn passphrase(file: Option<&Path>, command: Option<&str>, creating: bool) -> Result<String> {
+    match (file, command) {
+        (None, Some(command)) => from_command(command),
+        _ => find(file, "LIFEBOAT_PASSWORD", "Repository passphrase", creating),
+    }
+}
+
+/// The first line `command` prints. Neither its output nor its text (which may hold a
+/// secret) is ever shown, even when it fails.
+fn from_command(command: &str) -> Result<String> {
+    let out = lifeboat_sources::child_env::user_command("sh")
+        .args(["-c", command])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("cannot run the password command (--password-command)")?;
+    if !out.status.success() {
+        bail!(
+            "the password command (--password-command) failed ({})",
+            out.status
+        );
+    }
+    let text = String::from_utf8(out.stdout)
+        .context("the password command (--password-command) printed no text")?;
+    let line = text.lines().next().unwrap_or("").to_string();
+    if line.is_empty() {
+        bail!("the password command (--password-command) printed an empty line");
+    }
+    Ok(line)
 }
 
 /// A new passphrase for `key add` / `key passwd`.

@@ -256,7 +256,7 @@ fn bad_repository_urls_are_explained() {
 #[test]
 fn full_disk_on_restore_is_a_clear_error() {
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: mounting a tmpfs needs root");
+        common::skip("mounting a tmpfs needs root");
         return;
     }
     let repo = TestRepo::local();

@@ -51,7 +51,7 @@ fn chmod_tree(path: &Path, dirs: u32, files: u32) {
 #[test]
 fn a_prune_by_another_user_waits_for_a_running_root_backup() {
     if !is_root() || !Path::new("/usr/bin/setpriv").exists() {
-        eprintln!("skipped: needs root and setpriv to run a prune as another user");
+        common::skip("needs root and setpriv to run a prune as another user");
         return;
     }
     let repo = TestRepo::local();
@@ -297,7 +297,7 @@ fn junk_and_giant_objects_are_reported_and_skipped() {
 /// Mounts a tmpfs of `size` at `dir`; `None` (with the reason printed) when not allowed.
 fn mount_tmpfs(dir: &Path, size: &str) -> Option<()> {
     if !is_root() {
-        eprintln!("skipped: mounting a tmpfs needs root");
+        common::skip("mounting a tmpfs needs root");
         return None;
     }
     std::fs::create_dir_all(dir).unwrap();
@@ -307,10 +307,10 @@ fn mount_tmpfs(dir: &Path, size: &str) -> Option<()> {
         .output()
         .unwrap();
     if !out.status.success() {
-        eprintln!(
-            "skipped: cannot mount a tmpfs: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::skip(&format!(
+            "cannot mount a tmpfs: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
         return None;
     }
     Some(())

@@ -25,7 +25,7 @@ const NOBODY: u32 = 65534;
 macro_rules! require_root {
     () => {
         if !is_root() {
-            eprintln!("skipped: needs root, as CI runs it");
+            common::skip("needs root, as CI runs it");
             return;
         }
     };

@@ -286,7 +286,7 @@ fn transactions_of_short_lived_connections_are_shipped() {
 #[test]
 fn full_repository_disk_delays_segments_and_loses_nothing() {
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: mounting a tmpfs needs root");
+        common::skip("mounting a tmpfs needs root");
         return;
     }
     let scratch = tempfile::tempdir().unwrap();
@@ -474,6 +474,33 @@ fn restore_to_a_transaction_stops_right_after_it_and_numbers_run_on_across_resta
         .to_string();
     let (at_segment, _) = restore_at(&repo, &db, &segment_time, "segment.db");
     assert_eq!(counter(&at_segment), at_last);
+
+    // People read one line per base and one per continuous run of its segments, with the
+    // run's transaction range; --all lists every segment.
+    let grouped = repo.ok(&["timeline", db.to_str().unwrap()]);
+    let lines: Vec<&str> = grouped.lines().skip(1).collect();
+    assert_eq!(lines.len(), 4, "{grouped}");
+    let runs: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.contains(" on snapshot "))
+        .collect();
+    assert_eq!(runs.len(), 2, "{grouped}");
+    let last_of_first_run = ranges
+        .iter()
+        .zip(ranges.iter().skip(1))
+        .find(|(a, b)| b.0 == a.1 + 1 && runs[1].contains(&format!("transactions {}-", b.0)))
+        .map(|(a, _)| a.1)
+        .expect("the second run starts right after the first");
+    assert!(
+        runs[0].ends_with(&format!("transactions 1-{last_of_first_run}")),
+        "{grouped}"
+    );
+    assert!(
+        runs[1].ends_with(&format!("-{}", ranges.last().unwrap().1)),
+        "{grouped}"
+    );
+    let all = repo.ok(&["timeline", db.to_str().unwrap(), "--all"]);
+    assert_eq!(all.lines().count(), 1 + 2 + ranges.len(), "{all}");
 
     // Outside the window, or not a number: a clear error.
     let beyond = format!("tx:{}", ranges.last().unwrap().1 + 1000);

@@ -394,6 +394,35 @@ fn unreachable_storage_exits_5_promptly_with_one_line() {
 }
 
 #[test]
+fn missing_credentials_are_one_clear_line() {
+    // No Garage needed: signing fails before any request. Nothing from this machine's
+    // environment, profiles or instance metadata may stand in for the missing keys.
+    let home = tempfile::tempdir().unwrap();
+    let url = "s3://no-credentials/repo";
+    for args in [vec!["snapshots"], vec!["init"]] {
+        let mut cmd = Command::new(common::lifeboat_bin());
+        cmd.args(&args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", home.path())
+            .env("LIFEBOAT_REPO", url)
+            .env("LIFEBOAT_PASSWORD", common::PASSWORD)
+            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+            .env("AWS_REGION", "garage")
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+        let (out, _) = run_bounded(cmd, Duration::from_secs(60));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(5), "{args:?}: {stderr}");
+        assert_one_line_error(&stderr, url);
+        assert!(
+            stderr.contains("no credentials for") && stderr.contains("AWS_ACCESS_KEY_ID"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("Provider {"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
 fn wrong_passphrase_on_s3_exits_4() {
     let s3 = shared();
     let repo = s3.repo("wrong-passphrase");

@@ -514,3 +514,57 @@ fn repository_files_are_private_unless_shared_with_a_group_on_purpose() {
     let advice = pg_setup_dry_run(&shared);
     assert!(!advice.contains("warning"), "{advice}");
 }
+
+#[test]
+fn a_password_command_gives_the_passphrase_without_showing_it() {
+    let repo = TestRepo::local();
+    let data = repo.path("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("a.txt"), "a").unwrap();
+    let secret_file = repo.path("vault-entry");
+    std::fs::write(&secret_file, format!("{PASSWORD}\nsecond line ignored\n")).unwrap();
+    let run = |command: &str, args: &[&str]| {
+        repo.command()
+            .env_remove("LIFEBOAT_PASSWORD")
+            .env("LIFEBOAT_PASSWORD_COMMAND", command)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let listed = run(
+        &format!("cat {}", secret_file.display()),
+        &["backup", data.to_str().unwrap()],
+    );
+    common::succeeded(&listed);
+
+    // The command runs without Lifeboat's own secrets, like every command run for the user.
+    let env_seen = repo.path("env-seen");
+    let out = run(
+        &format!(
+            "env > {}; cat {}",
+            env_seen.display(),
+            secret_file.display()
+        ),
+        &["snapshots"],
+    );
+    common::succeeded(&out);
+    let env = std::fs::read_to_string(&env_seen).unwrap();
+    assert!(!env.contains(PASSWORD), "{env}");
+
+    // A failing command is named, with its status; what it printed is never shown.
+    let out = run("echo leaked-secret-text; exit 3", &["snapshots"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("password command") && stderr.contains("exit status: 3"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("leaked-secret-text"), "{stderr}");
+    let out = run("printf 'wrong\\n'", &["snapshots"]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

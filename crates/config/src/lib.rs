@@ -72,7 +72,8 @@ pub enum Needs {
 }
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    AgentSettings, Alert, AlertKind, Config, Keep, Plan, Source, SourceLocation, Target,
+    AgentSettings, Alert, AlertKind, Config, FileSelection, Keep, Plan, Source, SourceLocation,
+    Target,
 };
 pub use schedule::{Schedule, ScheduleError};
 pub use schema::json_schema;

@@ -42,6 +42,38 @@ pub struct Source {
     pub location: SourceLocation,
     /// SQL queries that must return true after a restore.
     pub checks: Vec<String>,
+    /// For a path: what its backups leave out.
+    pub select: FileSelection,
+}
+
+/// What a backup of a directory leaves out (`backup --exclude`, `--exclude-if-present`,
+/// `--one-file-system`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileSelection {
+    pub exclude: Vec<String>,
+    pub exclude_if_present: Vec<String>,
+    pub one_file_system: bool,
+}
+
+impl FileSelection {
+    pub fn is_empty(&self) -> bool {
+        self.exclude.is_empty() && self.exclude_if_present.is_empty() && !self.one_file_system
+    }
+
+    /// The `lifeboat backup` options that say the same.
+    pub fn backup_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        for pattern in &self.exclude {
+            args.push(format!("--exclude={pattern}"));
+        }
+        for name in &self.exclude_if_present {
+            args.push(format!("--exclude-if-present={name}"));
+        }
+        if self.one_file_system {
+            args.push("--one-file-system".into());
+        }
+        args
+    }
 }
 
 /// Where a source's data comes from.

@@ -53,6 +53,17 @@ pub(crate) struct RawSource {
     /// SQL queries that must return true after a restore (restore drills run them).
     #[serde(default)]
     pub checks: Vec<String>,
+    /// For a directory: patterns of what to leave out, as `backup --exclude` takes them
+    /// (`*.log` a name anywhere, `/srv/app/tmp` a whole path, `**` spans directories).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// For a directory: leave out every directory holding a file of one of these names
+    /// (e.g. `CACHEDIR.TAG`).
+    #[serde(default)]
+    pub exclude_if_present: Vec<String>,
+    /// For a directory: do not cross into other file systems.
+    #[serde(default)]
+    pub one_file_system: bool,
 }
 
 /// A target: a repository location.

@@ -94,6 +94,21 @@ impl MasterIndex {
         index
     }
 
+    /// The plain and the stored (compressed, sealed) bytes of these blobs; ids the index
+    /// does not hold are left out.
+    pub fn sizes_of<'a>(&self, ids: impl IntoIterator<Item = &'a Id>) -> (u64, u64) {
+        ids.into_iter()
+            .filter_map(|id| self.blobs.get(id))
+            .fold((0, 0), |(raw, stored), b| {
+                (raw + b.raw_length as u64, stored + b.length as u64)
+            })
+    }
+
+    /// [`MasterIndex::sizes_of`] every blob the index holds.
+    pub fn total_sizes(&self) -> (u64, u64) {
+        self.sizes_of(self.blobs.keys())
+    }
+
     pub fn blob_count(&self) -> usize {
         self.blobs.len()
     }

@@ -26,6 +26,7 @@ pub mod retention;
 pub mod segment;
 pub mod session;
 pub mod snapshot;
+pub mod snapshot_filter;
 pub mod tree;
 
 pub use error::{RepoError, Result};

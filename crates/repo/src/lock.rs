@@ -183,6 +183,54 @@ pub fn live_records(repo: &Repository) -> Result<Vec<LiveLock>> {
     Ok(live)
 }
 
+/// A lock object that protects nothing, and why: its lease ran out, its holder has exited,
+/// or it does not decode. Every command already ignores these; `unlock` removes them.
+#[derive(Debug, Clone)]
+pub struct StaleLock {
+    pub name: String,
+    pub record: Option<LockRecord>,
+    pub why: String,
+}
+
+/// The lock objects that protect nothing (see [`StaleLock`]), and the live ones.
+pub fn stale_and_live(repo: &Repository) -> Result<(Vec<StaleLock>, Vec<LiveLock>)> {
+    let now = chrono::Utc::now();
+    let (mut stale, mut live) = (Vec::new(), Vec::new());
+    for object in repo.storage().list("locks")? {
+        let record = match repo.load_json_listed::<LockRecord>(ObjectKind::Lock, &object) {
+            Ok(record) => record,
+            Err(RepoError::Storage(e)) if !e.is_damage() => return Err(RepoError::Storage(e)),
+            Err(e) => {
+                stale.push(StaleLock {
+                    name: object.name,
+                    record: None,
+                    why: format!("cannot be decoded ({e})"),
+                });
+                continue;
+            }
+        };
+        let why = if record.expires <= now {
+            Some("its lease ran out".to_string())
+        } else if holder_has_exited(&record) {
+            Some(format!("process {} has exited", record.pid))
+        } else {
+            None
+        };
+        match why {
+            Some(why) => stale.push(StaleLock {
+                name: object.name,
+                record: Some(record),
+                why,
+            }),
+            None => live.push(LiveLock {
+                name: object.name,
+                record,
+            }),
+        }
+    }
+    Ok((stale, live))
+}
+
 /// The streams a live replicator is writing.
 pub fn live_streams(repo: &Repository) -> Result<Vec<String>> {
     Ok(live_records(repo)?

@@ -15,6 +15,7 @@ use crate::keys::{KdfParams, KeyError, KeyFile, MAX_KEY_FILE_SIZE};
 use crate::pack::BlobKind;
 use crate::pagemap::PageMap;
 use crate::snapshot::{Snapshot, StoredSnapshot, SNAPSHOT_VERSION};
+use crate::snapshot_filter::SnapshotFilter;
 use crate::tree::Tree;
 
 /// An open repository: storage plus the unlocked master key. Cheap to clone.
@@ -337,12 +338,28 @@ impl Repository {
 
     /// Finds a snapshot by `latest`, a full id or a unique id prefix.
     pub fn find_snapshot(&self, wanted: &str) -> Result<StoredSnapshot> {
+        self.find_snapshot_matching(wanted, &SnapshotFilter::default())
+    }
+
+    /// [`Repository::find_snapshot`], where `latest` is the newest snapshot that `filter`
+    /// matches (an id is taken as given, as restic does).
+    pub fn find_snapshot_matching(
+        &self,
+        wanted: &str,
+        filter: &SnapshotFilter,
+    ) -> Result<StoredSnapshot> {
         let snapshots = self.list_snapshots()?;
         if wanted == "latest" {
             return snapshots
                 .into_iter()
-                .last()
-                .ok_or_else(|| RepoError::Invalid("the repository has no snapshots yet".into()));
+                .rfind(|s| filter.matches(&s.snapshot))
+                .ok_or_else(|| {
+                    RepoError::Invalid(if filter.is_empty() {
+                        "the repository has no snapshots yet".into()
+                    } else {
+                        format!("no snapshot matches {}", filter.describe())
+                    })
+                });
         }
         let matching: Vec<_> = snapshots
             .into_iter()
@@ -499,17 +516,7 @@ pub fn max_stored_size(kind: ObjectKind) -> u64 {
 /// for telling an empty location from a repository that lost its `config`.
 fn repository_objects(storage: &Storage) -> Result<Vec<String>> {
     let mut found = Vec::new();
-    for dir in [
-        "keys",
-        "data",
-        "index",
-        "snapshots",
-        "locks",
-        "streams",
-        "wal",
-        "drills",
-        "prune",
-    ] {
+    for dir in lifeboat_storage::REPOSITORY_DIRECTORIES {
         if !storage.list(dir)?.is_empty() {
             found.push(format!("{dir}/"));
         }

@@ -113,9 +113,36 @@ pub struct WriteSession {
     shared: Arc<Shared>,
     recovered_packs: u64,
     lock: Option<Lock>,
+    /// A dry run: blobs are cut, hashed and counted, never sealed or written.
+    dry_run: bool,
 }
 
 impl WriteSession {
+    /// A session that writes nothing (`backup --dry-run`): it reads the index, takes no
+    /// lock, and counts what a real session would add; [`WriteSession::finish`] returns
+    /// those counts and a [`FinishedSession`] that refuses to save a snapshot.
+    pub fn dry_run(repo: &Repository) -> Result<WriteSession> {
+        let mut excluded = crate::prune::condemned_packs(repo)?;
+        excluded.extend(crate::check::damaged::damaged_packs(repo)?.into_keys());
+        let index = repo.load_index()?.without_packs(&excluded);
+        Ok(WriteSession {
+            repo: repo.clone(),
+            index: Arc::new(index),
+            known: Mutex::new(HashSet::new()),
+            jobs: None,
+            workers: Vec::new(),
+            uploaders: Vec::new(),
+            shared: Arc::new(Shared::default()),
+            recovered_packs: 0,
+            lock: None,
+            dry_run: true,
+        })
+    }
+
+    pub fn is_dry_run(&self) -> bool {
+        self.dry_run
+    }
+
     /// Starts a session: takes a shared lock, loads the index and indexes packs that an
     /// interrupted session left unindexed.
     pub fn start(repo: &Repository, purpose: &str) -> Result<WriteSession> {
@@ -168,6 +195,7 @@ impl WriteSession {
             shared,
             recovered_packs: recovered,
             lock: Some(lock),
+            dry_run: false,
         })
     }
 
@@ -203,6 +231,9 @@ impl WriteSession {
         self.shared
             .new_bytes
             .fetch_add(data.len() as u64, Ordering::Relaxed);
+        if self.dry_run {
+            return Ok(id);
+        }
         let sent = self.jobs.as_ref().expect("session open").send(BlobJob {
             id,
             kind,
@@ -267,6 +298,7 @@ impl WriteSession {
         Ok(FinishedSession {
             repo: self.repo.clone(),
             lock: self.lock.take(),
+            dry_run: self.dry_run,
             stats: SessionStats {
                 new_blobs: self.shared.new_blobs.load(Ordering::Relaxed),
                 new_bytes: self.shared.new_bytes.load(Ordering::Relaxed),
@@ -282,6 +314,7 @@ impl WriteSession {
 pub struct FinishedSession {
     repo: Repository,
     lock: Option<Lock>,
+    dry_run: bool,
     pub stats: SessionStats,
 }
 
@@ -289,7 +322,17 @@ impl FinishedSession {
     /// Stores one of several snapshots of this session; the lock stays held until
     /// [`FinishedSession::release`].
     pub fn store_snapshot(&self, snapshot: &Snapshot) -> Result<Id> {
+        self.refuse_dry_run()?;
         self.repo.save_snapshot(snapshot)
+    }
+
+    fn refuse_dry_run(&self) -> Result<()> {
+        if self.dry_run {
+            return Err(RepoError::Invalid(
+                "a dry run stored no data; its snapshot cannot be saved".into(),
+            ));
+        }
+        Ok(())
     }
 
     pub fn release(mut self) -> Result<()> {
@@ -301,6 +344,7 @@ impl FinishedSession {
 
     /// Stores the snapshot, then releases the lock.
     pub fn save_snapshot(mut self, snapshot: &Snapshot) -> Result<Id> {
+        self.refuse_dry_run()?;
         let id = self.repo.save_snapshot(snapshot)?;
         if let Some(lock) = self.lock.take() {
             lock.release()?;

@@ -2,19 +2,7 @@
 //! (docs/FORMAT.md §2) pass: a known top-level kind, then safe components. Nothing can
 //! reach `.tmp/`, a dot file or anything outside the repository.
 
-/// The top-level directories of a repository; `config` is the one object at the top.
-pub const DIRECTORIES: &[&str] = &[
-    "keys",
-    "data",
-    "index",
-    "snapshots",
-    "locks",
-    "streams",
-    "wal",
-    "drills",
-    "prune",
-    "damaged",
-];
+pub use lifeboat_storage::REPOSITORY_DIRECTORIES as DIRECTORIES;
 
 /// Longest name accepted (the longest real ones, stream segments, are under 200).
 const MAX_NAME: usize = 512;

@@ -12,6 +12,7 @@
 //! and nothing blocks on a special file (see [`open`]).
 
 mod open;
+pub mod select;
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
@@ -30,6 +31,7 @@ use lifeboat_repo::{Id, Repository};
 use rustix::fs::FileType;
 
 use self::open::Attrs;
+use self::select::Selection;
 use crate::sqlite::page_cache::PageCache;
 use crate::sqlite::Probe;
 use crate::{Progress, Result, SourceError};
@@ -51,6 +53,9 @@ pub struct FilesSummary {
     pub database_pages: u64,
     /// Paths skipped or stored in a lesser form, in the order the walk met them.
     pub warnings: Vec<SnapshotWarning>,
+    /// Entries left out on purpose: by an exclude pattern or marker file, or on another
+    /// file system with `--one-file-system` (a directory counts once, not its contents).
+    pub excluded: u64,
 }
 
 /// The parent snapshot's trees, read lazily, used to skip unchanged files.
@@ -65,6 +70,9 @@ struct Walker<'a> {
     progress: &'a dyn Progress,
     parent: Option<&'a Parent<'a>>,
     page_cache: Option<&'a PageCache>,
+    selection: &'a Selection,
+    /// The device of the path being walked, for `--one-file-system`.
+    root_device: Option<u64>,
     summary: FilesSummary,
 }
 
@@ -84,16 +92,20 @@ enum Entry {
     Stored(Node),
     /// Left out, and why ("a FIFO").
     Skipped(String),
+    /// Left out as the user asked (a marker file in it).
+    Excluded,
 }
 
 /// Backs up `paths` and returns the root tree: one node per path, named by its last
 /// component. Two paths with the same last component are refused. SQLite databases are
-/// stored page by page; `page_cache` lets them be stored incrementally.
+/// stored page by page; `page_cache` lets them be stored incrementally. What `selection`
+/// excludes below the paths is left out.
 pub fn backup_paths(
     session: &WriteSession,
     paths: &[PathBuf],
     parent: Option<&Parent>,
     page_cache: Option<&PageCache>,
+    selection: &Selection,
     progress: &dyn Progress,
 ) -> Result<(Id, FilesSummary)> {
     let mut walker = Walker {
@@ -101,6 +113,8 @@ pub fn backup_paths(
         progress,
         parent,
         page_cache,
+        selection,
+        root_device: None,
         summary: FilesSummary::default(),
     };
     let parent_root = match parent {
@@ -132,8 +146,10 @@ pub fn backup_paths(
             path,
             explicit: true,
         };
+        walker.root_device = None;
         match walker.entry(&place, &name, previous.as_ref())? {
             Entry::Stored(node) => nodes.push(node),
+            Entry::Excluded => unreachable!("paths named on the command line are not excluded"),
             Entry::Skipped(problem) => {
                 return Err(SourceError::Invalid(format!(
                     "{}: {problem}; not backed up",
@@ -242,10 +258,28 @@ impl Walker<'_> {
             Ok(opened) => opened,
             Err(e) => return Ok(Entry::Skipped(open::problem(&e))),
         };
+        let root_device = *self.root_device.get_or_insert(attrs.device);
+        let marked = !at.explicit
+            && self
+                .selection
+                .markers()
+                .iter()
+                .any(|marker| open::lstat_at(&fd, marker).is_ok());
+        if marked {
+            self.summary.excluded += 1;
+            return Ok(Entry::Excluded);
+        }
         let mut node = node_from(name, &attrs);
         node.node_type = NodeType::Dir;
         node.size = 0;
-        node.subtree = Some(self.dir(&fd, at.path, previous)?);
+        // A mount point on another file system stays, empty, so a restore recreates it.
+        let other_file_system = self.selection.one_file_system() && attrs.device != root_device;
+        node.subtree = Some(if other_file_system {
+            self.summary.excluded += 1;
+            self.session.store_tree(&Tree { nodes: Vec::new() })?
+        } else {
+            self.dir(&fd, at.path, previous)?
+        });
         self.summary.dirs += 1;
         Ok(Entry::Stored(node))
     }
@@ -436,6 +470,10 @@ impl Walker<'_> {
                 continue;
             }
             let child = path.join(&name);
+            if self.selection.excludes(&child) {
+                self.summary.excluded += 1;
+                continue;
+            }
             let previous = previous_tree.as_ref().and_then(|t| t.get(name.as_bytes()));
             let place = Place {
                 dir: fd,
@@ -451,6 +489,7 @@ impl Walker<'_> {
                     nodes.push(node);
                 }
                 Entry::Skipped(problem) => self.warn(&child, format!("{problem}; skipped")),
+                Entry::Excluded => {}
             }
         }
         Ok(self.session.store_tree(&Tree { nodes })?)

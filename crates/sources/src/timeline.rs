@@ -259,9 +259,25 @@ fn find_node(
     Ok(None)
 }
 
-/// The newest point at or before `at`; an error that gives the window otherwise. A time
-/// given to the second covers that whole second (and to the millisecond, that
-/// millisecond), as restore points are listed.
+/// Whether a restore point of `time` is at or before the instant `at`. Points are
+/// listed (and named in `--at`) to the millisecond, so a point counts from the start of
+/// its millisecond: the time `timeline` prints for it selects it, and nothing later does.
+pub fn at_or_before(time: DateTime<Utc>, at: DateTime<Utc>) -> bool {
+    to_millis(time) <= at
+}
+
+fn to_millis(time: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(time.timestamp_millis()).unwrap_or(time)
+}
+
+/// A restore point's time as messages show it: to the millisecond, as `--at` takes it.
+pub fn show_time(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The newest point at or before the instant `at` (a time given to the second means
+/// that second's start, as PostgreSQL's `recovery_target_time` does); an error that
+/// gives the window otherwise.
 pub fn choose<'a>(
     points: &'a [RestorePoint],
     at: DateTime<Utc>,
@@ -273,25 +289,38 @@ pub fn choose<'a>(
             source.display()
         )));
     };
-    // A time covers its last given digit: a second, a millisecond (as `timeline --json`
-    // lists points), a microsecond, or exactly itself.
-    use chrono::Timelike;
-    let nanos = (at.nanosecond() % 1_000_000_000) as i64;
-    let precision = [1_000_000_000, 1_000_000, 1_000]
-        .into_iter()
-        .find(|unit| nanos % unit == 0)
-        .unwrap_or(1);
-    let end = at + Duration::nanoseconds(precision);
-    points.iter().rev().find(|p| p.time < end).ok_or_else(|| {
-        SourceError::Invalid(format!(
-            "{} is before the restore window of {}: {} to {}",
-            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            source.display(),
-            first
-                .time
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            last.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        ))
+    points
+        .iter()
+        .rev()
+        .find(|p| at_or_before(p.time, at))
+        .ok_or_else(|| {
+            SourceError::Invalid(format!(
+                "{} is before the restore window of {}: {} to {}",
+                show_time(at),
+                source.display(),
+                show_time(first.time),
+                show_time(last.time),
+            ))
+        })
+}
+
+/// When `chosen` was picked for `at` and the next point lies in the same second as `at`
+/// (a time typed to the second, the next point a few milliseconds after it), how to name
+/// that next point instead; `None` otherwise.
+pub fn later_in_same_second(
+    points: &[RestorePoint],
+    chosen: &RestorePoint,
+    at: DateTime<Utc>,
+) -> Option<String> {
+    let next = points
+        .iter()
+        .find(|p| p.time > chosen.time && !at_or_before(p.time, at))?;
+    (next.time.timestamp() == at.timestamp()).then(|| {
+        format!(
+            "a later restore point is at {}, after the instant given: name it with --at {}",
+            show_time(next.time),
+            show_time(next.time)
+        )
     })
 }
 
@@ -356,5 +385,43 @@ mod tests {
         for bad in ["10m", "-m", "-5y", "yesterday", ""] {
             assert!(parse_time(bad, now).is_err(), "{bad}");
         }
+    }
+
+    fn point(time: &str) -> RestorePoint {
+        RestorePoint {
+            time: DateTime::parse_from_rfc3339(time)
+                .unwrap()
+                .with_timezone(&Utc),
+            snapshot: Id([0; 32]),
+            node: Node::new("db", NodeType::File),
+            segment: None,
+        }
+    }
+
+    #[test]
+    fn a_time_is_an_instant_and_a_listed_time_names_its_point() {
+        let points = [
+            point("2026-11-26T05:53:37.100Z"),
+            point("2026-11-26T05:53:38.792417Z"),
+        ];
+        let at = |s| {
+            let at = parse_time(s, Utc::now()).unwrap();
+            show_time(choose(&points, at, Path::new("/db")).unwrap().time)
+        };
+        // Given to the second: that second's start, not its end.
+        assert_eq!(at("2026-11-26T05:53:38Z"), "2026-11-26T05:53:37.100Z");
+        // As `timeline` lists it, to the millisecond, though stored finer.
+        assert_eq!(at("2026-11-26T05:53:38.792Z"), "2026-11-26T05:53:38.792Z");
+        assert_eq!(at("2026-11-26T05:53:38.791Z"), "2026-11-26T05:53:37.100Z");
+        let before = parse_time("2026-11-26T05:53:37.099Z", Utc::now()).unwrap();
+        let refused = choose(&points, before, Path::new("/db"))
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("05:53:37.099Z is before"), "{refused}");
+        let typed = parse_time("2026-11-26T05:53:38Z", Utc::now()).unwrap();
+        let hint = later_in_same_second(&points, &points[0], typed).unwrap();
+        assert!(hint.contains("--at 2026-11-26T05:53:38.792Z"), "{hint}");
+        let later = parse_time("2026-11-26T05:53:39Z", Utc::now()).unwrap();
+        assert_eq!(later_in_same_second(&points, &points[1], later), None);
     }
 }

@@ -64,6 +64,13 @@ pub enum StorageError {
         path: String,
         until: String,
     },
+    /// No credentials to sign requests with: none given, and none found where the store's
+    /// SDKs look (environment, profile files, instance metadata).
+    #[error("no credentials for {location}: {hint}")]
+    NoCredentials {
+        location: String,
+        hint: &'static str,
+    },
     #[error("storage {location} failed to {op} {path}: {detail}")]
     Failed {
         location: String,
@@ -101,6 +108,21 @@ pub struct ObjectInfo {
 
 /// Where local writes put their temporary files, relative to the repository root.
 pub const TEMP_DIR: &str = ".tmp";
+
+/// The top-level directories of a repository (docs/FORMAT.md §2); `config` is the one
+/// object at the top.
+pub const REPOSITORY_DIRECTORIES: &[&str] = &[
+    "keys",
+    "data",
+    "index",
+    "snapshots",
+    "locks",
+    "streams",
+    "wal",
+    "drills",
+    "prune",
+    "damaged",
+];
 
 /// A file in a local repository's `.tmp/` (see [`Storage::temp_files`]).
 #[derive(Debug, Clone)]
@@ -994,6 +1016,10 @@ impl Storage {
                 path,
                 detail: first_line(&e.to_string()),
             },
+            _ if lacks_credentials(&e) => StorageError::NoCredentials {
+                hint: credential_hint(&location),
+                location,
+            },
             _ => StorageError::Failed {
                 location,
                 op,
@@ -1001,6 +1027,32 @@ impl Storage {
                 detail: describe(&e),
             },
         }
+    }
+}
+
+/// Whether signing failed for want of credentials (reqsign found none in its chain).
+fn lacks_credentials(e: &opendal::Error) -> bool {
+    let mut source: Option<&dyn std::error::Error> = Some(e);
+    while let Some(inner) = source {
+        let text = inner.to_string();
+        if text.contains("failed to load signing credential")
+            || text.contains("no valid credential found")
+        {
+            return true;
+        }
+        source = inner.source();
+    }
+    false
+}
+
+/// Where the store's credentials are looked for, in one line.
+fn credential_hint(location: &str) -> &'static str {
+    if location.starts_with("gcs://") {
+        "set GOOGLE_APPLICATION_CREDENTIALS to a service account file, or give credential_path in the URL's query"
+    } else if location.starts_with("azblob://") {
+        "set AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY, or give account_name and account_key in the URL's query"
+    } else {
+        "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), or run where instance metadata provides them"
     }
 }
 

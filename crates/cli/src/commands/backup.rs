@@ -52,8 +52,15 @@ pub fn take_snapshot(ctx: &Context, args: &BackupArgs) -> Result<Taken> {
     let mut time = chrono::Utc::now();
     let given = given_paths(args)?;
     let databases = database_urls(&given)?;
-    let session = WriteSession::start(&repo, "backup")?;
+    let selection = selection(&args.select)?;
+    let host = args.host.clone().unwrap_or_else(lifeboat_repo::hostname);
+    let session = if args.dry_run {
+        WriteSession::dry_run(&repo)?
+    } else {
+        WriteSession::start(&repo, "backup")?
+    };
     let mut warnings = Vec::new();
+    let mut excluded = 0;
     let (source, paths, tree, mut summary, parent) = match &args.stdin_from_command {
         Some(cmd) => {
             let name = args.name.clone().unwrap_or_default();
@@ -112,7 +119,7 @@ pub fn take_snapshot(ctx: &Context, args: &BackupArgs) -> Result<Taken> {
             let parent = if args.force {
                 None
             } else {
-                find_parent(&repo, &shown)?
+                find_parent(&repo, &shown, &host)?
             };
             let total = paths.iter().map(|p| disk_usage(p)).sum();
             let bar = Bar::bytes(ctx.progress_enabled(), Some(total), "backing up");
@@ -121,16 +128,19 @@ pub fn take_snapshot(ctx: &Context, args: &BackupArgs) -> Result<Taken> {
                 index: session.index(),
                 root: root.1,
             });
-            let page_cache = ctx.page_cache(&repo);
+            // A dry run leaves this host's page cache as it was, too.
+            let page_cache = ctx.page_cache(&repo).filter(|_| !args.dry_run);
             let (tree, found) = files::backup_paths(
                 &session,
                 &paths,
                 parent_ref.as_ref(),
                 page_cache.as_ref(),
+                &selection,
                 &bar,
             )?;
             bar.finish();
             warnings = found.warnings;
+            excluded = found.excluded;
             if found.databases > 0 && !ctx.global.json {
                 ctx.say(format!(
                     "{} SQLite database(s) read from one committed state: {} of {} pages stored{}",
@@ -162,7 +172,7 @@ pub fn take_snapshot(ctx: &Context, args: &BackupArgs) -> Result<Taken> {
         }
     };
     if args.skip_if_unchanged {
-        if let Some(same) = unchanged_snapshot(&repo, &paths, &args.tags, tree)? {
+        if let Some(same) = unchanged_snapshot(&repo, &paths, &args.tags, &host, tree)? {
             // Every blob of the tree is stored already: nothing new to index.
             session.finish()?;
             if ctx.global.json {
@@ -191,10 +201,18 @@ pub fn take_snapshot(ctx: &Context, args: &BackupArgs) -> Result<Taken> {
     summary.new_bytes = stats.new_bytes;
     summary.stored_bytes = stats.stored_bytes;
     summary.duration_ms = started.elapsed().as_millis() as u64;
+    if args.dry_run {
+        report_dry_run(ctx, &paths, &summary, excluded, &warnings);
+        return Ok(Taken {
+            id: lifeboat_repo::Id([0; 32]),
+            paths,
+            warnings: Vec::new(),
+        });
+    }
     let snapshot = Snapshot {
         version: lifeboat_repo::snapshot::SNAPSHOT_VERSION,
         time,
-        host: lifeboat_repo::hostname(),
+        host,
         username: std::env::var("USER").unwrap_or_default(),
         paths,
         tags: args.tags.clone(),
@@ -260,8 +278,25 @@ fn escape_controls(text: &str) -> String {
 
 /// The paths (or URLs) to back up; with none given, `DATABASE_URL`.
 fn given_paths(args: &BackupArgs) -> Result<Vec<PathBuf>> {
-    if !args.paths.is_empty() || args.stdin_from_command.is_some() {
-        return Ok(args.paths.clone());
+    let mut paths = args.paths.clone();
+    for file in &args.select.files_from {
+        let listed = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read --files-from {}", file.display()))?;
+        let before = paths.len();
+        paths.extend(
+            listed
+                .lines()
+                .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+                .map(PathBuf::from),
+        );
+        anyhow::ensure!(
+            paths.len() > before,
+            "--files-from {} lists no paths",
+            file.display()
+        );
+    }
+    if !paths.is_empty() || args.stdin_from_command.is_some() {
+        return Ok(paths);
     }
     match std::env::var_os("DATABASE_URL") {
         Some(url) if !url.is_empty() => Ok(vec![PathBuf::from(url)]),
@@ -313,25 +348,26 @@ fn absolute_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
         .collect()
 }
 
-/// The newest snapshot of `paths` with `tags` from this host, if its tree is `tree`.
+/// The newest snapshot of `paths` with `tags` from `host`, if its tree is `tree`.
 fn unchanged_snapshot(
     repo: &Repository,
     paths: &[String],
     tags: &[String],
+    host: &str,
     tree: lifeboat_repo::Id,
 ) -> Result<Option<lifeboat_repo::Id>> {
-    Ok(newest_of_paths(repo, paths, Some(tags))?
+    Ok(newest_of_paths(repo, paths, Some(tags), host)?
         .filter(|s| s.snapshot.tree == tree)
         .map(|s| s.id))
 }
 
-/// The newest files snapshot of exactly `paths` (and `tags`, if given) from this host.
+/// The newest files snapshot of exactly `paths` (and `tags`, if given) from `host`.
 fn newest_of_paths(
     repo: &Repository,
     paths: &[String],
     tags: Option<&[String]>,
+    host: &str,
 ) -> Result<Option<lifeboat_repo::snapshot::StoredSnapshot>> {
-    let host = lifeboat_repo::hostname();
     Ok(repo.list_snapshots()?.into_iter().rev().find(|s| {
         s.snapshot.host == host
             && s.snapshot.paths == paths
@@ -340,12 +376,66 @@ fn newest_of_paths(
     }))
 }
 
-/// The newest snapshot of the same paths from this host: its unchanged files are reused.
+/// The newest snapshot of the same paths from `host`: its unchanged files are reused.
 fn find_parent(
     repo: &Repository,
     paths: &[String],
+    host: &str,
 ) -> Result<Option<(lifeboat_repo::Id, lifeboat_repo::Id)>> {
-    Ok(newest_of_paths(repo, paths, None)?.map(|s| (s.id, s.snapshot.tree)))
+    Ok(newest_of_paths(repo, paths, None, host)?.map(|s| (s.id, s.snapshot.tree)))
+}
+
+/// The exclusions of `select`, with the patterns of its files read.
+fn selection(select: &crate::args::SelectArgs) -> Result<files::select::Selection> {
+    let mut excludes = select.excludes.clone();
+    for file in &select.exclude_files {
+        excludes.extend(files::select::read_pattern_file(file)?);
+    }
+    let mut iexcludes = select.iexcludes.clone();
+    for file in &select.iexclude_files {
+        iexcludes.extend(files::select::read_pattern_file(file)?);
+    }
+    Ok(files::select::Selection::new(
+        &excludes,
+        &iexcludes,
+        &select.exclude_if_present,
+        select.one_file_system,
+    )?)
+}
+
+/// What a dry run found: what the backup would read and add.
+fn report_dry_run(
+    ctx: &Context,
+    paths: &[String],
+    summary: &SnapshotSummary,
+    excluded: u64,
+    warnings: &[SnapshotWarning],
+) {
+    if ctx.global.json {
+        ctx.print_json(&json!({
+            "dry_run": true,
+            "paths": paths,
+            "summary": summary,
+            "excluded": excluded,
+            "warnings": warnings,
+        }));
+        return;
+    }
+    ctx.say(format!(
+        "dry run: would save {} files, {} dirs, {} ({} new before compression, in {} new blobs); {excluded} excluded; nothing written",
+        summary.files,
+        summary.dirs,
+        human(summary.total_bytes),
+        human(summary.new_bytes),
+        summary.new_blobs,
+    ));
+    for warning in warnings {
+        out!(
+            "warning: {}: {}",
+            escape_controls(&warning.path),
+            escape_controls(&warning.problem)
+        );
+    }
 }
 
 fn disk_usage(path: &std::path::Path) -> u64 {

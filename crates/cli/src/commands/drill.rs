@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use lifeboat_repo::crypto::ObjectKind;
 use lifeboat_repo::snapshot::{Engine, SnapshotSource, StoredSnapshot};
 use lifeboat_repo::Repository;
@@ -104,7 +104,7 @@ pub fn run(ctx: &Context, args: &DrillArgs) -> Result<()> {
     } else {
         let point = record
             .restore_point
-            .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+            .map(timeline::show_time)
             .unwrap_or_else(|| "none".into());
         ctx.say(format!(
             "drill of {}: {} (restore point {point}, RTO {:.1}s, RPO {})",
@@ -286,12 +286,12 @@ fn pick(mut snapshots: Vec<StoredSnapshot>, pick: Pick, what: &str) -> Result<St
     match pick {
         Pick::Random => Ok(snapshots.swap_remove(random_below(snapshots.len()))),
         Pick::AtOrBefore(at) => {
-            snapshots.retain(|s| s.snapshot.time <= at);
+            snapshots.retain(|s| timeline::at_or_before(s.snapshot.time, at));
             snapshots.pop().with_context(|| {
                 format!(
                     "no {what} at or before {}: the first is from {}",
-                    at.to_rfc3339_opts(SecondsFormat::Secs, true),
-                    first.to_rfc3339_opts(SecondsFormat::Secs, true)
+                    timeline::show_time(at),
+                    timeline::show_time(first)
                 )
             })
         }

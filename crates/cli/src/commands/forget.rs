@@ -28,6 +28,15 @@ pub fn run(ctx: &Context, args: &ForgetArgs) -> Result<()> {
             .map(|d| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)),
         tags: args.keep_tags.clone(),
     };
+    if !args.snapshots.is_empty() {
+        if !policy.is_empty() || !args.filter.filter().is_empty() {
+            return Err(crate::exit::Usage(
+                "give snapshot ids or a policy (--keep-...), not both".into(),
+            )
+            .into());
+        }
+        return forget_named(ctx, args);
+    }
     if policy.is_empty() {
         return Err(crate::exit::Usage(
             "no policy given (--keep-last, --keep-daily, --keep-within, ...): refusing to forget every snapshot".into(),
@@ -40,11 +49,8 @@ pub fn run(ctx: &Context, args: &ForgetArgs) -> Result<()> {
     }
     let mut groups: BTreeMap<(String, Vec<String>), Vec<StoredSnapshot>> = BTreeMap::new();
     let all = repo.list_snapshots()?;
-    for s in all.iter().filter(|s| {
-        args.only_tag
-            .as_ref()
-            .is_none_or(|t| s.snapshot.tags.contains(t))
-    }) {
+    let filter = args.filter.filter();
+    for s in all.iter().filter(|s| filter.matches(&s.snapshot)) {
         let s = s.clone();
         groups
             .entry((s.snapshot.host.clone(), s.snapshot.paths.clone()))
@@ -111,6 +117,63 @@ pub fn run(ctx: &Context, args: &ForgetArgs) -> Result<()> {
         }));
         removed.extend(remove.into_iter().map(|s| s.id));
     }
+    remove_snapshots(ctx, &repo, args.dry_run, all, removed, report)
+}
+
+/// `forget ID...`: exactly these snapshots, pinned ones too (the user named them), but
+/// never the base a running replicator is shipping onto.
+fn forget_named(ctx: &Context, args: &ForgetArgs) -> Result<()> {
+    let repo = ctx.open()?;
+    if !args.dry_run {
+        ctx.require_admin(&repo, "forget")?;
+    }
+    let all = repo.list_snapshots()?;
+    let live = lifeboat_repo::lock::live_streams(&repo)?;
+    let mut removed = Vec::new();
+    for wanted in &args.snapshots {
+        let chosen = repo.find_snapshot(wanted)?;
+        let snapshot = &chosen.snapshot;
+        let newest_base_of_live_stream = snapshot.tags.iter().any(|t| t == "replicate")
+            && snapshot.paths.first().is_some_and(|p| {
+                live.contains(&lifeboat_repo::segment::stream_id(repo.key(), p))
+                    && !all.iter().any(|other| {
+                        other.snapshot.paths == snapshot.paths
+                            && other.snapshot.tags.iter().any(|t| t == "replicate")
+                            && other.snapshot.time > snapshot.time
+                    })
+            });
+        anyhow::ensure!(
+            !newest_base_of_live_stream,
+            "snapshot {} is the base a running replicator ships onto; stop `lifeboat replicate` first",
+            chosen.id.short()
+        );
+        if !removed.contains(&chosen.id) {
+            if !ctx.global.json {
+                ctx.say(format!(
+                    "  remove {}  {}  {}{}",
+                    chosen.id.short(),
+                    snapshot.time.format("%Y-%m-%d %H:%M:%S"),
+                    snapshot.paths.join(" "),
+                    if snapshot.pinned { "  (pinned)" } else { "" }
+                ));
+            }
+            removed.push(chosen.id);
+        }
+    }
+    let report = vec![json!({"named": true, "remove": removed})];
+    remove_snapshots(ctx, &repo, args.dry_run, all, removed, report)
+}
+
+/// Removes `removed` (unless object-locked) with the stream segments of their
+/// generations and the WAL no kept base needs, and reports.
+fn remove_snapshots(
+    ctx: &Context,
+    repo: &lifeboat_repo::Repository,
+    dry_run: bool,
+    all: Vec<StoredSnapshot>,
+    mut removed: Vec<lifeboat_repo::Id>,
+    report: Vec<serde_json::Value>,
+) -> Result<()> {
     // Under S3 Object Lock a snapshot still retained stays: this forget keeps it, and one
     // after its retention has expired removes it.
     let held = repo
@@ -134,7 +197,7 @@ pub fn run(ctx: &Context, args: &ForgetArgs) -> Result<()> {
         });
     }
     let mut segments = 0;
-    if !args.dry_run && !removed.is_empty() {
+    if !dry_run && !removed.is_empty() {
         let generations: Vec<String> = removed.iter().map(generation_name).collect();
         // Snapshots first: a segment without its base is useless, a base without some of
         // its segments is a shorter (still correct) timeline.
@@ -144,13 +207,13 @@ pub fn run(ctx: &Context, args: &ForgetArgs) -> Result<()> {
         for object in repo.storage().list("streams")? {
             let generation = object.name.split('/').nth(2).unwrap_or_default();
             if generations.iter().any(|g| g == generation)
-                && delete_unless_locked(&repo, &object.name)?
+                && delete_unless_locked(repo, &object.name)?
             {
                 segments += 1;
             }
         }
     }
-    let wal_files = if args.dry_run || removed.is_empty() {
+    let wal_files = if dry_run || removed.is_empty() {
         0
     } else {
         // Every snapshot left, not only the ones --tag chose: WAL serves every base.
@@ -158,18 +221,18 @@ pub fn run(ctx: &Context, args: &ForgetArgs) -> Result<()> {
             .into_iter()
             .filter(|s| !removed.contains(&s.id))
             .collect();
-        prune_wal_archive(&repo, &kept)?
+        prune_wal_archive(repo, &kept)?
     };
     if ctx.global.json {
         ctx.print_json(&json!({
-            "dry_run": args.dry_run,
+            "dry_run": dry_run,
             "removed_wal_files": wal_files,
             "groups": report,
-            "removed_snapshots": if args.dry_run { 0 } else { removed.len() },
+            "removed_snapshots": if dry_run { 0 } else { removed.len() },
             "removed_segments": segments,
             "locked": locked,
         }));
-    } else if args.dry_run {
+    } else if dry_run {
         ctx.say(format!(
             "dry run: {} snapshot(s) would be removed",
             removed.len()

@@ -11,7 +11,7 @@ use crate::context::Context;
 
 pub fn run(ctx: &Context, args: &LsArgs) -> Result<()> {
     let repo = ctx.open()?;
-    let snapshot = repo.find_snapshot(&args.snapshot)?;
+    let snapshot = repo.find_snapshot_matching(&args.snapshot, &args.filter.filter())?;
     let index = repo.load_index()?;
     let mut entries = Vec::new();
     let mut stack = vec![(PathBuf::from("/"), snapshot.snapshot.tree)];

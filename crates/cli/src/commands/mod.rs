@@ -4,8 +4,10 @@ mod agent;
 mod backup;
 mod config;
 mod copy;
+mod docs;
 mod drill;
 mod drill_cluster;
+mod dump;
 mod forget;
 mod init;
 mod key;
@@ -22,10 +24,13 @@ mod rows;
 mod run;
 mod serve;
 mod snapshots;
+mod stats;
 mod status;
 mod subject;
+mod tag;
 mod timeline;
 mod timeline_db;
+mod unlock;
 mod verify;
 
 use anyhow::Result;
@@ -76,5 +81,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Status(args) => status::run(&ctx, args),
         Command::Agent(args) => agent::run(&ctx, args),
         Command::Serve(args) => serve::run(&ctx, args),
+        Command::Dump(args) => dump::run(&ctx, args),
+        Command::Tag(args) => tag::run(&ctx, args),
+        Command::Stats(args) => stats::run(&ctx, args),
+        Command::Unlock(args) => unlock::run(&ctx, args),
+        Command::Completions(args) => docs::completions(args),
+        Command::Man(args) => docs::man(args),
     }
 }

@@ -201,7 +201,9 @@ fn find_config(ctx: &Context, args: &RecoverArgs, at: DateTime<Utc>) -> Result<F
         .filter(|s| s.snapshot.tags.iter().any(|t| t == tag))
         .collect();
     stored.sort_by_key(|s| s.snapshot.time);
-    let newest_before = stored.iter().rposition(|s| s.snapshot.time <= at);
+    let newest_before = stored
+        .iter()
+        .rposition(|s| timeline::at_or_before(s.snapshot.time, at));
     let Some(chosen) = newest_before.or(stored.len().checked_sub(1)) else {
         bail!(
             "{} holds no configuration (the agent stores lifeboat.toml in each target when it starts); give the file with --config",
@@ -407,7 +409,7 @@ impl Step {
             let tag = source_tag(&source.name);
             let dump = snapshots
                 .into_iter()
-                .filter(|s| s.snapshot.time <= at)
+                .filter(|s| timeline::at_or_before(s.snapshot.time, at))
                 .filter(|s| matches!(&s.snapshot.source, SnapshotSource::Database(d) if d.server == parsed.server()))
                 .filter(|s| s.snapshot.tags.contains(&tag) || parsed.database().is_none())
                 .max_by_key(|s| s.snapshot.time);
@@ -426,7 +428,12 @@ impl Step {
         let dest = destination(root, &original);
         let index = repo.load_index()?;
         let points: Vec<_> = timeline::restore_points(repo, &index, &original)?;
-        if let Some(point) = points.iter().rev().find(|p| p.time <= at).cloned() {
+        if let Some(point) = points
+            .iter()
+            .rev()
+            .find(|p| timeline::at_or_before(p.time, at))
+            .cloned()
+        {
             return Ok(step(Action::File {
                 original,
                 dest,
@@ -437,7 +444,10 @@ impl Step {
         let tag = source_tag(&source.name);
         let holding = snapshots
             .into_iter()
-            .filter(|s| s.snapshot.time <= at && s.snapshot.source == SnapshotSource::Files)
+            .filter(|s| {
+                timeline::at_or_before(s.snapshot.time, at)
+                    && s.snapshot.source == SnapshotSource::Files
+            })
             .filter_map(|s| {
                 let include = s.snapshot.paths.iter().find_map(|p| {
                     let below = original.strip_prefix(p).ok()?;

@@ -15,12 +15,18 @@ use crate::context::Context;
 use crate::progress::Bar;
 
 pub fn run(ctx: &Context, args: &RestoreArgs) -> Result<()> {
+    let filter = args.filter.filter();
     if let Some(source) = &args.source {
+        ensure!(
+            filter.is_empty(),
+            "--host, --tag and --path choose a snapshot; --source chooses by source and --at"
+        );
         return restore_source(ctx, args, source);
     }
     let repo = ctx.open()?;
     let started = Instant::now();
-    let snapshot = repo.find_snapshot(args.snapshot.as_deref().unwrap_or("latest"))?;
+    let snapshot =
+        repo.find_snapshot_matching(args.snapshot.as_deref().unwrap_or("latest"), &filter)?;
     let index = repo.load_index()?;
     ensure!(
         args.into.is_none() || matches!(snapshot.snapshot.source, SnapshotSource::Database(_)),
@@ -142,8 +148,11 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> Result<()> {
         }));
     } else {
         ctx.say(format!(
-            "restored snapshot {} {what} in {seconds:.1}s",
-            snapshot.id.short()
+            "restored snapshot {} ({} of {} on {}) {what} in {seconds:.1}s",
+            snapshot.id.short(),
+            timeline::show_time(snapshot.snapshot.time),
+            snapshot.snapshot.paths.join(" "),
+            snapshot.snapshot.host,
         ));
     }
     Ok(())
@@ -194,13 +203,15 @@ fn restore_source(ctx: &Context, args: &RestoreArgs, source: &str) -> Result<()>
     }
     bar.finish();
     let seconds = started.elapsed().as_secs_f64();
-    let time = point
-        .time
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let time = timeline::show_time(point.time);
+    let later = match transaction {
+        Some(_) => None,
+        None => timeline::later_in_same_second(&points, point, at),
+    };
     if ctx.global.json {
         ctx.print_json(&json!({
             "source": source,
-            "at": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "at": timeline::show_time(at),
             "restore_point": {
                 "time": time,
                 "kind": point.kind(),
@@ -212,6 +223,7 @@ fn restore_source(ctx: &Context, args: &RestoreArgs, source: &str) -> Result<()>
             "bytes": point.node.size,
             "checked": point.node.sqlite,
             "seconds": seconds,
+            "note": later,
         }));
     } else {
         let checked = if point.node.sqlite {
@@ -235,6 +247,9 @@ fn restore_source(ctx: &Context, args: &RestoreArgs, source: &str) -> Result<()>
             source.display(),
             escape_path(&file)
         ));
+        if let Some(later) = later {
+            ctx.say(format!("note: {later}"));
+        }
     }
     Ok(())
 }

@@ -270,7 +270,7 @@ fn print_restore(ctx: &Context, subject: &Subject, at: DateTime<Utc>, result: &R
         "{} row(s) of {} as of {}: {verb} {} missing and {} changed row(s){}",
         result.rows.len(),
         result.table,
-        at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        timeline::show_time(at),
         result.missing,
         result.different,
         if result.applied {

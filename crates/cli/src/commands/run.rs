@@ -32,6 +32,9 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<()> {
             pin: true,
             force: false,
             skip_if_unchanged: false,
+            select: Default::default(),
+            dry_run: false,
+            host: None,
         };
         let (id, paths) = crate::commands::backup::take(ctx, &backup).with_context(|| {
             format!("no snapshot of {source} could be taken; the command was not run")

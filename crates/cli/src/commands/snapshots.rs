@@ -27,17 +27,33 @@ pub fn to_json(s: &StoredSnapshot) -> serde_json::Value {
     })
 }
 
+/// The snapshots named by id (or `latest`, the newest `filter` matches), or with no ids,
+/// every snapshot `filter` matches.
+pub fn chosen(
+    repo: &lifeboat_repo::Repository,
+    ids: &[String],
+    filter: &lifeboat_repo::snapshot_filter::SnapshotFilter,
+) -> Result<Vec<StoredSnapshot>> {
+    if ids.is_empty() {
+        return Ok(repo
+            .list_snapshots()?
+            .into_iter()
+            .filter(|s| filter.matches(&s.snapshot))
+            .collect());
+    }
+    Ok(ids
+        .iter()
+        .map(|wanted| repo.find_snapshot_matching(wanted, filter))
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
 pub fn run(ctx: &Context, args: &SnapshotsArgs) -> Result<()> {
     let repo = ctx.open()?;
+    let filter = args.filter.filter();
     let snapshots: Vec<StoredSnapshot> = repo
         .list_snapshots()?
         .into_iter()
-        .filter(|s| {
-            args.tag
-                .as_ref()
-                .is_none_or(|t| s.snapshot.tags.contains(t))
-        })
-        .filter(|s| args.host.as_ref().is_none_or(|h| &s.snapshot.host == h))
+        .filter(|s| filter.matches(&s.snapshot))
         .collect();
     if ctx.global.json {
         ctx.print_json(&serde_json::Value::Array(

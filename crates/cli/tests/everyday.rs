@@ -1,0 +1,224 @@
+//! The everyday commands restic and borg users reach for: `dump`, `tag`, `unlock`, and the
+//! shell completions and man pages generated from the command line's definition.
+
+mod common;
+
+use std::path::Path;
+
+use common::paused::PausedBackup;
+use common::TestRepo;
+
+fn locks(repo: &TestRepo) -> usize {
+    std::fs::read_dir(repo.repo_dir().join("locks"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn dump_writes_one_file_and_a_database_as_a_restore_would() {
+    let repo = TestRepo::local();
+    let app = repo.path("app");
+    std::fs::create_dir_all(app.join("config")).unwrap();
+    let payload = common::pseudo_random(3 << 20, 7);
+    std::fs::write(app.join("config/blob.bin"), &payload).unwrap();
+    let db = app.join("app.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL; CREATE TABLE t(x); INSERT INTO t VALUES (1), (2), (3);",
+    )
+    .unwrap();
+    let id = repo.backup(&[&app]);
+
+    let dump = |args: &[&str]| repo.command().arg("dump").args(args).output().unwrap();
+    // As `ls` prints it, or without the leading slash.
+    for path in ["/app/config/blob.bin", "app/config/blob.bin"] {
+        let out = dump(&[&id[..8], path]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.stdout == payload, "{path}: the bytes differ");
+    }
+    drop(conn);
+    let out = dump(&["latest", "/app/app.db"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let copy = repo.path("dumped.db");
+    std::fs::write(&copy, &out.stdout).unwrap();
+    common::assert_integrity(&copy);
+    let rows: i64 = rusqlite::Connection::open(&copy)
+        .unwrap()
+        .query_row("SELECT sum(x) FROM t", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 6);
+
+    let err = repo.fails(&["dump", "latest", "/app/config"], 1);
+    assert!(
+        err.contains("is a directory") && err.contains("--include"),
+        "{err}"
+    );
+    let err = repo.fails(&["dump", "latest", "/app/nothing.txt"], 1);
+    assert!(
+        err.contains("/app/nothing.txt is not in this snapshot"),
+        "{err}"
+    );
+}
+
+#[test]
+fn tag_rewrites_snapshots_under_new_ids_and_keeps_their_data() {
+    let repo = TestRepo::local();
+    let data = repo.path("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("a.txt"), "a").unwrap();
+    let first = repo.backup(&[&data]);
+    let second = repo.backup(&[&data]);
+
+    let changed = repo.json(&["tag", &first[..8], "--add", "keep", "--add", "audit"]);
+    let new_id = changed["changed"][0]["new"].as_str().unwrap().to_string();
+    assert_ne!(new_id, first);
+    let ids = repo.snapshot_ids();
+    assert!(
+        ids.contains(&new_id) && ids.contains(&second) && !ids.contains(&first),
+        "{ids:?}"
+    );
+    let tagged = repo.json(&["snapshots", "--tag", "keep,audit"]);
+    assert_eq!(tagged.as_array().unwrap().len(), 1, "{tagged}");
+    assert_eq!(tagged[0]["id"], new_id.as_str());
+
+    // By filter: every snapshot with the tag; --set replaces; nothing to change is no change.
+    repo.ok(&["tag", "--tag", "keep", "--remove", "audit"]);
+    let out = repo.json(&["tag", "--tag", "keep", "--remove", "audit"]);
+    assert_eq!(out["changed"].as_array().unwrap().len(), 0, "{out}");
+    repo.ok(&["tag", "latest", "--set", "nightly,web"]);
+    let latest = repo.json(&["snapshots", "--tag", "nightly,web"]);
+    assert_eq!(latest.as_array().unwrap().len(), 1, "{latest}");
+
+    let err = repo.fails(&["tag", "latest"], 1);
+    assert!(err.contains("--add"), "{err}");
+    let err = repo.fails(&["tag", "latest", "--set", "a", "--add", "b"], 1);
+    assert!(err.contains("--set replaces"), "{err}");
+
+    // The rewritten snapshots restore, and verify finds the repository whole.
+    let restored = repo.restore("latest", "restored");
+    assert_eq!(std::fs::read(restored.join("data/a.txt")).unwrap(), b"a");
+    repo.ok(&["verify", "--read-data"]);
+}
+
+#[test]
+fn unlock_removes_what_protects_nothing_and_keeps_a_running_backup() {
+    let repo = TestRepo::local();
+    let data = repo.path("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("a.txt"), "a").unwrap();
+    // A backup killed with its lock held leaves a lock of an exited process.
+    let crashed = repo
+        .command()
+        .args(["backup", data.to_str().unwrap()])
+        .env("LIFEBOAT_CRASH_AT", "session-started")
+        .output()
+        .unwrap();
+    assert!(!crashed.status.success());
+    assert_eq!(locks(&repo), 1);
+    let running = PausedBackup::start(&repo, "walk-dir-listed", &data, "pause");
+    assert_eq!(locks(&repo), 2);
+
+    let out = repo.json(&["unlock"]);
+    assert_eq!(out["removed"].as_array().unwrap().len(), 1, "{out}");
+    assert!(
+        out["removed"][0]["why"]
+            .as_str()
+            .unwrap()
+            .contains("has exited"),
+        "{out}"
+    );
+    assert_eq!(out["kept"].as_array().unwrap().len(), 1, "{out}");
+    assert_eq!(locks(&repo), 1);
+    running.finish();
+    assert_eq!(locks(&repo), 0);
+    let text = repo.ok(&["unlock"]);
+    assert!(text.contains("0 lock(s) removed"), "{text}");
+}
+
+#[test]
+fn completions_and_man_pages_come_from_the_command_line_definition() {
+    let repo = TestRepo::local();
+    let bash = repo.ok(&["completions", "bash"]);
+    assert!(
+        bash.contains("complete") && bash.contains("restore-rows"),
+        "{bash}"
+    );
+    let zsh = repo.ok(&["completions", "zsh"]);
+    assert!(
+        zsh.contains("#compdef lifeboat"),
+        "{}",
+        &zsh[..200.min(zsh.len())]
+    );
+    let page = repo.ok(&["man"]);
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH lifeboat"),
+        "{}",
+        &page[..200]
+    );
+    let dir = repo.path("man1");
+    repo.ok(&["man", "--dir", dir.to_str().unwrap()]);
+    for page in ["lifeboat.1", "lifeboat-backup.1", "lifeboat-restore.1"] {
+        assert!(Path::new(&dir.join(page)).exists(), "{page} missing");
+    }
+    let help = repo.ok(&["backup", "--help"]);
+    assert!(
+        help.contains("Global options:") && help.contains("--exclude"),
+        "{help}"
+    );
+}
+
+#[test]
+fn stats_count_what_deduplication_and_compression_save() {
+    let repo = TestRepo::local();
+    let data = repo.path("data");
+    std::fs::create_dir_all(&data).unwrap();
+    // Two copies of one incompressible file, and a very compressible one.
+    let random = common::pseudo_random(2 << 20, 11);
+    std::fs::write(data.join("a.bin"), &random).unwrap();
+    std::fs::write(data.join("b.bin"), &random).unwrap();
+    std::fs::write(data.join("zeros"), vec![0u8; 2 << 20]).unwrap();
+    let first = repo.backup(&[&data]);
+    repo.backup(&[&data]);
+
+    let one = repo.json(&["stats", &first[..8]]);
+    assert_eq!(one["snapshots"], 1);
+    assert_eq!(one["logical_bytes"], 6 << 20, "{one}");
+    let raw = one["raw_bytes"].as_u64().unwrap();
+    // The second copy is stored once, and the zeros' chunks are one chunk many times:
+    // unique data is the random 2 MiB and little more.
+    assert!(raw > 2 << 20 && raw < 4 << 20, "{one}");
+    let stored = one["stored_bytes"].as_u64().unwrap();
+    assert!(
+        stored < raw && stored > 2 << 20,
+        "zeros compress, random does not: {one}"
+    );
+    assert!(one["dedup_ratio"].as_f64().unwrap() > 1.4, "{one}");
+    assert!(one["repository"].is_null(), "{one}");
+
+    // Both snapshots hold the same data: the repository stores it once.
+    let all = repo.json(&["stats"]);
+    assert_eq!(all["snapshots"], 2);
+    assert_eq!(all["logical_bytes"], 12 << 20, "{all}");
+    assert_eq!(all["raw_bytes"], one["raw_bytes"], "{all}");
+    let repository = &all["repository"];
+    assert_eq!(repository["unreferenced_stored_bytes"], 0, "{all}");
+    let on_disk = common::dir_size(&repo.repo_dir());
+    assert_eq!(
+        repository["object_bytes"].as_u64().unwrap(),
+        on_disk,
+        "{all}"
+    );
+    let text = repo.ok(&["stats"]);
+    assert!(
+        text.contains("deduplication") && text.contains("repository:"),
+        "{text}"
+    );
+}
