@@ -827,6 +827,11 @@ pub struct RestoreRowsArgs {
     /// Write them (otherwise only show what would change).
     #[arg(long)]
     pub apply: bool,
+    /// Also put back, in the same transaction, the rows of other tables that reference
+    /// the chosen ones through ON DELETE CASCADE and are missing now (a cascade deleted
+    /// them with the rows).
+    #[arg(long)]
+    pub with_children: bool,
 }
 
 #[derive(Debug, Args)]

@@ -333,3 +333,159 @@ fn postgres_diff_matches_a_reference_and_restore_rows_puts_rows_back() {
     assert_eq!(left, "0", "a scratch database was left behind");
     pg(&admin, &format!("DROP DATABASE {name}"));
 }
+
+/// customers <- orders <- items, each ON DELETE CASCADE, and notes (no cascade): the
+/// schema both cascade tests use, in SQL both engines read.
+const SHOP: &str = "CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT);
+     CREATE TABLE orders(id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES customers(id) ON DELETE CASCADE, total INTEGER);
+     CREATE TABLE items(order_id INTEGER REFERENCES orders(id) ON DELETE CASCADE, line INTEGER, sku TEXT, PRIMARY KEY (order_id, line));
+     CREATE TABLE notes(id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES customers(id) ON DELETE SET NULL, body TEXT);
+     INSERT INTO customers VALUES (1, 'ada'), (2, 'bob'), (3, 'cy');
+     INSERT INTO orders VALUES (10, 1, 100), (11, 1, 110), (20, 2, 200), (30, 3, 300);
+     INSERT INTO items VALUES (10, 1, 'a'), (10, 2, 'b'), (11, 1, 'c'), (20, 1, 'd'), (30, 1, 'e');
+     INSERT INTO notes VALUES (1, 1, 'vip');";
+
+/// What a cascade took: customer 1 deleted (orders 10, 11 and their 3 items with it), and
+/// order 11 changed before that by someone else.
+const MISTAKE: &str = "UPDATE orders SET total = 111 WHERE id = 11;
+     DELETE FROM customers WHERE id = 1;";
+
+/// Asserts what restore-rows reported for the cascade of customer 1.
+fn assert_cascade(report: &serde_json::Value, applied: bool) {
+    let result = &report["result"];
+    assert_eq!(result["missing"], 1, "{report}");
+    let cascaded = result["cascaded"].as_array().unwrap();
+    assert_eq!(cascaded.len(), 2, "{report}");
+    assert_eq!(cascaded[0]["table"], "orders");
+    assert_eq!(cascaded[0]["via"], "orders(customer_id) -> customers(id)");
+    assert_eq!(cascaded[0]["rows"], 2);
+    assert_eq!(cascaded[0]["missing"], 2);
+    assert_eq!(cascaded[1]["table"], "items");
+    assert_eq!(cascaded[1]["rows"], 3);
+    assert_eq!(cascaded[1]["missing"], 3);
+    for c in cascaded {
+        assert_eq!(c["applied"], applied, "{report}");
+    }
+}
+
+#[test]
+fn restore_rows_offers_and_brings_back_what_a_cascade_deleted_on_sqlite() {
+    let repo = TestRepo::local();
+    let db = repo.path("shop.db");
+    exec(&db, &format!("PRAGMA journal_mode=wal; {SHOP}"));
+    repo.backup(&[&db]);
+    let before = first_point(&repo, &db);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(&format!("PRAGMA foreign_keys = ON; {MISTAKE}"))
+        .unwrap();
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(count("SELECT count(*) FROM items"), 2, "the cascade ran");
+    let restore = |extra: &[&str]| {
+        let mut args = vec![
+            "restore-rows",
+            db.to_str().unwrap(),
+            "--at",
+            &before,
+            "--table",
+            "customers",
+            "--where",
+            "id = 1",
+        ];
+        args.extend(extra);
+        args.into_iter().map(String::from).collect::<Vec<String>>()
+    };
+
+    // The preview says what the cascade took and how to get it back.
+    let preview = repo.ok(&strs(&restore(&[])));
+    assert!(
+        preview.contains("2 row(s) of orders through orders(customer_id) -> customers(id)")
+            && preview.contains("add --with-children"),
+        "{preview}"
+    );
+    // Without --with-children only the chosen row comes back.
+    assert_cascade(&repo.json(&strs(&restore(&["--apply"]))), false);
+    assert_eq!(count("SELECT count(*) FROM customers WHERE id = 1"), 1);
+    assert_eq!(
+        count("SELECT count(*) FROM orders WHERE customer_id = 1"),
+        0
+    );
+    conn.execute_batch("PRAGMA foreign_keys = ON; DELETE FROM customers WHERE id = 1;")
+        .unwrap();
+
+    // With it, the customer, its orders and their items, in one transaction.
+    assert_cascade(
+        &repo.json(&strs(&restore(&["--apply", "--with-children"]))),
+        true,
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM orders WHERE customer_id = 1"),
+        2
+    );
+    assert_eq!(count("SELECT count(*) FROM items"), 5);
+    // The old value of order 11 came back (it was missing); nothing else changed.
+    assert_eq!(count("SELECT total FROM orders WHERE id = 11"), 110);
+    assert_eq!(count("SELECT count(*) FROM orders"), 4);
+    // notes has no cascade (SET NULL): not offered, not touched.
+    assert_eq!(
+        count("SELECT count(*) FROM notes WHERE customer_id IS NULL"),
+        1
+    );
+    let dangling = conn
+        .query_row("PRAGMA foreign_key_check", [], |_| Ok(()))
+        .is_ok();
+    assert!(!dangling, "the restored rows leave no dangling reference");
+}
+
+#[test]
+fn restore_rows_offers_and_brings_back_what_a_cascade_deleted_on_postgres() {
+    let repo = TestRepo::local();
+    let server = "postgres://postgres@127.0.0.1:5432";
+    let name = format!("lbt_{}_cascade", std::process::id());
+    let admin = format!("{server}/postgres");
+    pg(&admin, &format!("DROP DATABASE IF EXISTS {name}"));
+    pg(&admin, &format!("CREATE DATABASE {name}"));
+    let url = format!("{server}/{name}");
+    pg(&url, SHOP);
+    repo.ok(&["backup", &url]);
+    let before = repo.json(&["snapshots"])[0]["time"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    pg(&url, MISTAKE);
+    assert_eq!(
+        pg(&url, "SELECT count(*) FROM items"),
+        "2",
+        "the cascade ran"
+    );
+    let restore = |extra: &[&str]| {
+        let mut args = vec![
+            "restore-rows",
+            &url,
+            "--at",
+            &before,
+            "--table",
+            "customers",
+            "--where",
+            "id = 1",
+        ];
+        args.extend(extra);
+        args.into_iter().map(String::from).collect::<Vec<String>>()
+    };
+    let preview = repo.ok(&strs(&restore(&[])));
+    assert!(preview.contains("add --with-children"), "{preview}");
+    assert_eq!(pg(&url, "SELECT count(*) FROM customers"), "2");
+
+    assert_cascade(
+        &repo.json(&strs(&restore(&["--apply", "--with-children"]))),
+        true,
+    );
+    assert_eq!(
+        pg(
+            &url,
+            "SELECT string_agg(o.id || ':' || o.total, ',' ORDER BY o.id) FROM orders o"
+        ),
+        "10:100,11:110,20:200,30:300"
+    );
+    assert_eq!(pg(&url, "SELECT count(*) FROM items"), "5");
+    pg(&admin, &format!("DROP DATABASE {name}"));
+}

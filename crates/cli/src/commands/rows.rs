@@ -225,6 +225,7 @@ pub fn restore_rows(ctx: &Context, args: &RestoreRowsArgs) -> Result<()> {
                 &args.table,
                 &args.condition,
                 args.apply,
+                args.with_children,
             )?;
             (at, result)
         }
@@ -248,7 +249,14 @@ fn restore_sqlite_rows(
     let dir = scratch()?;
     let old = dir.path().join("at.db");
     let at = restore_at(subject, &args.at, &old)?;
-    let result = rows::restore_rows(&old, &live, &args.table, &args.condition, args.apply)?;
+    let result = rows::restore_rows(
+        &old,
+        &live,
+        &args.table,
+        &args.condition,
+        args.apply,
+        args.with_children,
+    )?;
     Ok((at, result))
 }
 
@@ -281,5 +289,27 @@ fn print_restore(ctx: &Context, subject: &Subject, at: DateTime<Utc>, result: &R
     ));
     for row in &result.rows {
         ctx.say(format!("  {row}"));
+    }
+    for cascaded in &result.cascaded {
+        let offer = if cascaded.applied {
+            format!("put back {} missing", cascaded.missing)
+        } else if cascaded.missing > 0 {
+            format!(
+                "{} missing (a cascade deleted them with the rows): add --with-children to put them back in the same transaction",
+                cascaded.missing
+            )
+        } else {
+            "none missing".to_string()
+        };
+        ctx.say(format!(
+            "  and {} row(s) of {} through {} (ON DELETE CASCADE): {offer}{}",
+            cascaded.rows,
+            cascaded.table,
+            cascaded.via,
+            match cascaded.different {
+                0 => String::new(),
+                n => format!("; {n} present but changed since, left as they are"),
+            }
+        ));
     }
 }

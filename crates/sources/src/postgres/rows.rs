@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 
 use super::{quote_ident, quote_literal, Psql};
-use crate::rows::{RowsRestore, TableDiff};
+use crate::rows::{cascade_chain, Cascade, CascadedRows, RowsRestore, TableDiff};
 use crate::{Result, SourceError};
 
 /// One database on one server (the sides may be on different servers).
@@ -214,24 +214,128 @@ fn compare(old: Side<'_>, new: Side<'_>, table: &Table, diff: &mut TableDiff) ->
 
 /// Puts the rows of `table` in `snapshot` matching `condition` back into `live` in one
 /// transaction (`apply`), or only says what it would do. Refuses when the table's columns
-/// differ between the two, or when it has no primary key to match rows by.
+/// differ between the two, or when it has no primary key to match rows by. Rows of other
+/// tables that an ON DELETE CASCADE from the chosen rows reaches are counted, and the
+/// missing ones put back in the same transaction when `with_children` (rows that exist
+/// but differ are left alone: someone changed them since).
 pub fn restore_rows(
     snapshot: Side<'_>,
     live: Side<'_>,
     table: &str,
     condition: &str,
     apply: bool,
+    with_children: bool,
 ) -> Result<RowsRestore> {
-    let old = catalog(snapshot)?.remove(table).ok_or_else(|| {
+    let mut old_tables = catalog(snapshot)?;
+    let mut live_tables = catalog(live)?;
+    let old = old_tables.remove(table).ok_or_else(|| {
         SourceError::Invalid(format!(
             "table {table} does not exist at that restore point"
         ))
     })?;
-    let now = catalog(live)?.remove(table).ok_or_else(|| {
+    let now = live_tables.remove(table).ok_or_else(|| {
         SourceError::Invalid(format!(
             "table {table} does not exist in the live database: restore the whole database instead"
         ))
     })?;
+    matching(table, &old, &now)?;
+    let chosen = Chosen::fetch(snapshot, now, condition.to_string())?;
+    let cascades = cascades(snapshot)?;
+    let mut children: Vec<(Chosen, String)> = Vec::new();
+    for (reached_by, cascade) in cascade_chain(table, &cascades) {
+        let parent = match reached_by {
+            None => &chosen,
+            Some(i) => &children[i].0,
+        };
+        let columns = |names: &[String], alias: &str| {
+            names
+                .iter()
+                .map(|c| format!("{alias}.{}", quote_ident(c)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let condition = format!(
+            "({}) IN (SELECT {} FROM {} t WHERE {})",
+            columns(&cascade.child_columns, "t"),
+            columns(&cascade.parent_columns, "t"),
+            parent.table.qualified,
+            parent.condition
+        );
+        let child = old_tables
+            .get(&cascade.child)
+            .zip(live_tables.get(&cascade.child))
+            .ok_or_else(|| {
+                SourceError::Invalid(format!(
+                    "table {} does not exist in the live database",
+                    cascade.child
+                ))
+            })
+            .and_then(|(old, now)| {
+                matching(&cascade.child, old, now)?;
+                Chosen::fetch(snapshot, now.clone(), condition)
+            });
+        match child {
+            Ok(child) => children.push((child, cascade.describe())),
+            Err(e) if with_children => {
+                return Err(SourceError::Invalid(format!(
+                    "cannot put back the rows a cascade reaches through {}: {e}",
+                    cascade.describe()
+                )))
+            }
+            // Counted where it can be; a child table that changed shape is left alone.
+            Err(e) => tracing::info!("{}: {e}", cascade.describe()),
+        }
+    }
+    let mut script = String::from("SET LOCAL lock_timeout = '30s';\n");
+    script.push_str(&chosen.count_sql());
+    for (child, _) in &children {
+        script.push_str(&child.count_sql());
+    }
+    if apply {
+        // Parents first, then the rows that reference them.
+        script.push_str(&chosen.insert_sql(true));
+        if with_children {
+            for (child, _) in &children {
+                script.push_str(&child.insert_sql(false));
+            }
+        }
+    }
+    // One transaction: what was counted is what was written.
+    let out = live.psql.run_script(live.database, script, true)?;
+    let mut counts = out.lines().filter_map(|l| {
+        let (m, d) = l.split_once('|')?;
+        Some((m.trim().parse::<u64>().ok()?, d.trim().parse::<u64>().ok()?))
+    });
+    let mut next = |what: &str| {
+        counts
+            .next()
+            .ok_or_else(|| SourceError::Invalid(format!("{what}: unexpected answer {out:?}")))
+    };
+    let (missing, different) = next(table)?;
+    let mut result = RowsRestore {
+        table: table.to_string(),
+        rows: chosen.rows.clone(),
+        missing,
+        different,
+        applied: apply,
+        cascaded: Vec::new(),
+    };
+    for (child, via) in &children {
+        let (missing, different) = next(&child.table.name)?;
+        result.cascaded.push(CascadedRows {
+            table: child.table.name.clone(),
+            via: via.clone(),
+            rows: child.rows.len() as u64,
+            missing,
+            different,
+            applied: apply && with_children,
+        });
+    }
+    Ok(result)
+}
+
+/// Refuses to put rows of `table` back when its columns or key changed, or it has no key.
+fn matching(table: &str, old: &Table, now: &Table) -> Result<()> {
     if old.columns != now.columns || old.key != now.key {
         return Err(SourceError::Invalid(format!(
             "table {table} has different columns now than at that restore point; refusing to put rows back"
@@ -242,68 +346,124 @@ pub fn restore_rows(
             "table {table} has no primary key; rows cannot be matched reliably"
         )));
     }
-    let q = &now.qualified;
-    let chosen = snapshot.run(format!(
-        "SELECT coalesce(jsonb_agg(to_jsonb(t)), '[]')::text FROM {q} t WHERE {condition};"
-    ))?;
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&chosen)
-        .map_err(|e| SourceError::Invalid(format!("{table}: unreadable rows: {e}")))?;
-    let recordset = format!(
-        "jsonb_populate_recordset(NULL::{q}, {}::jsonb)",
-        quote_literal(&chosen)
-    );
-    let first_key = quote_ident(&now.key[0]);
-    let same_key: Vec<String> = now
-        .key
-        .iter()
-        .map(|k| format!("l.{k} = c.{k}", k = quote_ident(k)))
-        .collect();
-    let count = format!(
-        "SELECT count(*) FILTER (WHERE l.{first_key} IS NULL) || '|' || \
-         count(*) FILTER (WHERE l.{first_key} IS NOT NULL AND to_jsonb(l) IS DISTINCT FROM to_jsonb(c)) \
-         FROM {recordset} c LEFT JOIN {q} l ON {};",
-        same_key.join(" AND ")
-    );
-    let mut script = String::from("SET LOCAL lock_timeout = '30s';\n");
-    script.push_str(&count);
-    if apply {
+    Ok(())
+}
+
+/// The rows of one table of the old state that a condition chooses (as JSON), with the
+/// live table's description.
+struct Chosen {
+    table: Table,
+    condition: String,
+    rows: Vec<serde_json::Value>,
+    json: String,
+}
+
+impl Chosen {
+    fn fetch(snapshot: Side<'_>, table: Table, condition: String) -> Result<Chosen> {
+        let json = snapshot.run(format!(
+            "SELECT coalesce(jsonb_agg(to_jsonb(t)), '[]')::text FROM {} t WHERE {condition};",
+            table.qualified
+        ))?;
+        let rows: Vec<serde_json::Value> = serde_json::from_str(&json)
+            .map_err(|e| SourceError::Invalid(format!("{}: unreadable rows: {e}", table.name)))?;
+        Ok(Chosen {
+            table,
+            condition,
+            rows,
+            json,
+        })
+    }
+
+    fn recordset(&self) -> String {
+        format!(
+            "jsonb_populate_recordset(NULL::{}, {}::jsonb)",
+            self.table.qualified,
+            quote_literal(&self.json)
+        )
+    }
+
+    /// One line `missing|different`: chosen rows the live table lacks, and ones it holds
+    /// with other values.
+    fn count_sql(&self) -> String {
+        let key = &self.table.key;
+        let first_key = quote_ident(&key[0]);
+        let same_key: Vec<String> = key
+            .iter()
+            .map(|k| format!("l.{k} = c.{k}", k = quote_ident(k)))
+            .collect();
+        format!(
+            "SELECT count(*) FILTER (WHERE l.{first_key} IS NULL) || '|' || \
+             count(*) FILTER (WHERE l.{first_key} IS NOT NULL AND to_jsonb(l) IS DISTINCT FROM to_jsonb(c)) \
+             FROM {} c LEFT JOIN {} l ON {};\n",
+            self.recordset(),
+            self.table.qualified,
+            same_key.join(" AND ")
+        )
+    }
+
+    /// Writes the chosen rows: every one (`overwrite`: rows that differ get their old
+    /// values back), or only the missing ones.
+    fn insert_sql(&self, overwrite: bool) -> String {
         // Generated columns are computed, never written; identity columns get the old
         // values back (OVERRIDING SYSTEM VALUE), as the rows had them.
-        let writable: Vec<String> = now
+        let writable: Vec<String> = self
+            .table
             .columns
             .iter()
             .filter(|c| !c.2)
             .map(|c| quote_ident(&c.0))
             .collect();
-        let keys: Vec<String> = now.key.iter().map(|k| quote_ident(k)).collect();
+        let keys: Vec<String> = self.table.key.iter().map(|k| quote_ident(k)).collect();
         let updates: Vec<String> = writable
             .iter()
             .filter(|c| !keys.contains(c))
             .map(|c| format!("{c} = EXCLUDED.{c}"))
             .collect();
-        let on_conflict = if updates.is_empty() {
+        let on_conflict = if !overwrite || updates.is_empty() {
             "DO NOTHING".to_string()
         } else {
             format!("DO UPDATE SET {}", updates.join(", "))
         };
         let columns = writable.join(", ");
-        script.push_str(&format!(
-            "\nINSERT INTO {q} ({columns}) OVERRIDING SYSTEM VALUE SELECT {columns} FROM {recordset} c ON CONFLICT ({}) {on_conflict};",
+        format!(
+            "INSERT INTO {} ({columns}) OVERRIDING SYSTEM VALUE SELECT {columns} FROM {} c ON CONFLICT ({}) {on_conflict};\n",
+            self.table.qualified,
+            self.recordset(),
             keys.join(", ")
-        ));
+        )
     }
-    // One transaction: what was counted is what was written.
-    let out = live.psql.run_script(live.database, script, true)?;
-    let (missing, different) = out
-        .lines()
-        .find_map(|l| l.split_once('|'))
-        .and_then(|(m, d)| Some((m.trim().parse().ok()?, d.trim().parse().ok()?)))
-        .ok_or_else(|| SourceError::Invalid(format!("{table}: unexpected answer {out:?}")))?;
-    Ok(RowsRestore {
-        table: table.to_string(),
-        rows,
-        missing,
-        different,
-        applied: apply,
-    })
+}
+
+/// Every foreign key of the database with ON DELETE CASCADE (declared ones: those that
+/// partitions inherit are left out), tables named as [`catalog`] names them.
+const CASCADES: &str = r#"SELECT coalesce(json_agg(json_build_array(
+    CASE WHEN cn.nspname = 'public' THEN cc.relname ELSE cn.nspname || '.' || cc.relname END,
+    (SELECT json_agg(a.attname ORDER BY k.ord) FROM unnest(con.conkey) WITH ORDINALITY k(attnum, ord)
+       JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum),
+    CASE WHEN pn.nspname = 'public' THEN pc.relname ELSE pn.nspname || '.' || pc.relname END,
+    (SELECT json_agg(a.attname ORDER BY k.ord) FROM unnest(con.confkey) WITH ORDINALITY k(attnum, ord)
+       JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.attnum))), '[]')
+  FROM pg_constraint con
+  JOIN pg_class cc ON cc.oid = con.conrelid JOIN pg_namespace cn ON cn.oid = cc.relnamespace
+  JOIN pg_class pc ON pc.oid = con.confrelid JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+ WHERE con.contype = 'f' AND con.confdeltype = 'c' AND con.conparentid = 0;"#;
+
+fn cascades(side: Side<'_>) -> Result<Vec<Cascade>> {
+    let out = side.run(CASCADES.to_string())?;
+    let found: Vec<(String, Vec<String>, String, Vec<String>)> = serde_json::from_str(&out)
+        .map_err(|e| {
+            SourceError::Invalid(format!(
+                "database {}: unreadable foreign keys: {e}",
+                side.database
+            ))
+        })?;
+    Ok(found
+        .into_iter()
+        .map(|(child, child_columns, parent, parent_columns)| Cascade {
+            child,
+            child_columns,
+            parent,
+            parent_columns,
+        })
+        .collect())
 }
