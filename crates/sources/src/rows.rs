@@ -84,6 +84,27 @@ impl Cascade {
     }
 }
 
+/// The rows a cascade reaches, when they could be read and matched; a child table that
+/// cannot (it changed shape since) fails only when they are to be put back, and is
+/// otherwise left out of the count.
+pub fn reached<T>(
+    cascade: &Cascade,
+    child: crate::Result<T>,
+    with_children: bool,
+) -> crate::Result<Option<T>> {
+    match child {
+        Ok(child) => Ok(Some(child)),
+        Err(e) if with_children => Err(crate::SourceError::Invalid(format!(
+            "cannot put back the rows a cascade reaches through {}: {e}",
+            cascade.describe()
+        ))),
+        Err(e) => {
+            tracing::info!("{}: {e}", cascade.describe());
+            Ok(None)
+        }
+    }
+}
+
 /// The cascades that reach from `table`, breadth first, each with the index (in the
 /// returned list) of the cascade that reached its parent, `None` for `table` itself. A
 /// table is visited once, so a self-reference or a cycle ends there.

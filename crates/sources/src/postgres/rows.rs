@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 
 use super::{quote_ident, quote_literal, Psql};
-use crate::rows::{cascade_chain, Cascade, CascadedRows, RowsRestore, TableDiff};
+use crate::rows::{cascade_chain, reached, Cascade, CascadedRows, RowsRestore, TableDiff};
 use crate::{Result, SourceError};
 
 /// One database on one server (the sides may be on different servers).
@@ -274,16 +274,8 @@ pub fn restore_rows(
                 matching(&cascade.child, old, now)?;
                 Chosen::fetch(snapshot, now.clone(), condition)
             });
-        match child {
-            Ok(child) => children.push((child, cascade.describe())),
-            Err(e) if with_children => {
-                return Err(SourceError::Invalid(format!(
-                    "cannot put back the rows a cascade reaches through {}: {e}",
-                    cascade.describe()
-                )))
-            }
-            // Counted where it can be; a child table that changed shape is left alone.
-            Err(e) => tracing::info!("{}: {e}", cascade.describe()),
+        if let Some(child) = reached(cascade, child, with_children)? {
+            children.push((child, cascade.describe()));
         }
     }
     let mut script = String::from("SET LOCAL lock_timeout = '30s';\n");

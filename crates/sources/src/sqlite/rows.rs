@@ -11,7 +11,7 @@ use rusqlite::types::Value;
 use rusqlite::Connection;
 use serde_json::{json, Map};
 
-use crate::rows::{cascade_chain, Cascade, CascadedRows, RowsRestore, TableDiff};
+use crate::rows::{cascade_chain, reached, Cascade, CascadedRows, RowsRestore, TableDiff};
 use crate::{Result, SourceError};
 
 fn error(path: &Path, what: &str, e: rusqlite::Error) -> SourceError {
@@ -212,16 +212,9 @@ pub fn restore_rows(
             quote(&parent.table),
             parent.condition
         );
-        match Chosen::new(&db, live, snapshot, &cascade.child, condition) {
-            Ok(child) => children.push((child, cascade.describe())),
-            Err(e) if with_children => {
-                return Err(SourceError::Invalid(format!(
-                    "cannot put back the rows a cascade reaches through {}: {e}",
-                    cascade.describe()
-                )))
-            }
-            // Counted where it can be; a child table that changed shape is left alone.
-            Err(e) => tracing::info!("{}: {e}", cascade.describe()),
+        let child = Chosen::new(&db, live, snapshot, &cascade.child, condition);
+        if let Some(child) = reached(cascade, child, with_children)? {
+            children.push((child, cascade.describe()));
         }
     }
     let work = |db: &Connection, write: bool| -> rusqlite::Result<RowsRestore> {
