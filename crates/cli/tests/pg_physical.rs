@@ -418,6 +418,52 @@ fn recovery_stops_at_a_named_restore_point_or_an_lsn() {
         at_lsn.psql("SELECT string_agg(n::text, ',' ORDER BY n) FROM marks"),
         "1,2"
     );
+
+    // A recovered server that cannot start (its port is taken: the primary's) leaves no
+    // half-recovered directory: the error says so and where its log was kept.
+    let failed = lab.path("port-taken");
+    let taken = primary.url();
+    let port = taken.rsplit_once(':').unwrap().1.split('/').next().unwrap();
+    let err = lab.fails(
+        &[
+            "pg",
+            "restore",
+            "--target-dir",
+            failed.to_str().unwrap(),
+            "--at",
+            &lsn,
+            "--start",
+            "--port",
+            port,
+        ],
+        1,
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("log kept as") && err.contains("was removed"),
+        "{err}"
+    );
+    assert!(
+        !failed.exists(),
+        "the failed recovery left {}",
+        failed.display()
+    );
+    let log = err
+        .split("log kept as ")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap();
+    let kept = std::fs::read_to_string(log).unwrap();
+    assert!(
+        kept.contains("could not") || kept.contains("in use"),
+        "{kept}"
+    );
+    std::fs::remove_file(log).unwrap();
+    // The same restore on a free port then works in the same place.
+    let (again, _) = lab.restore_and_start("port-taken", &["--at", &lsn]);
+    assert_eq!(again.psql("SELECT count(*) FROM marks"), "2");
 }
 
 #[test]
