@@ -119,6 +119,10 @@ pub enum Command {
     Dump(DumpArgs),
     /// Add, remove or set the tags of snapshots.
     Tag(TagArgs),
+    /// Which snapshots hold files whose name (or path) matches a pattern.
+    Find(FindArgs),
+    /// Which files two snapshots differ in (added, removed, modified).
+    Compare(CompareArgs),
     /// Sizes: as restored, unique after deduplication, stored after compression; for the
     /// whole repository or the snapshots chosen.
     Stats(StatsArgs),
@@ -157,6 +161,32 @@ pub struct TagArgs {
     /// Replace every tag with these (comma-separated; empty to clear).
     #[arg(long, value_name = "TAGS")]
     pub set: Option<String>,
+    #[command(flatten)]
+    pub filter: SnapshotFilterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FindArgs {
+    /// Patterns: `*.pdf` matches a name anywhere, `/app/uploads/*.pdf` a whole path; `**`
+    /// spans directories (repeatable: any of them).
+    #[arg(required = true, value_name = "PATTERN")]
+    pub patterns: Vec<String>,
+    /// Only in this snapshot (repeatable; default: every snapshot the filters match).
+    #[arg(long = "snapshot", value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
+    /// Match without regard to case.
+    #[arg(long, short = 'i')]
+    pub ignore_case: bool,
+    #[command(flatten)]
+    pub filter: SnapshotFilterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The older snapshot: an id (or unique prefix), or "latest".
+    pub from: String,
+    /// The newer snapshot: an id (or unique prefix), or "latest".
+    pub to: String,
     #[command(flatten)]
     pub filter: SnapshotFilterArgs,
 }

@@ -222,3 +222,70 @@ fn stats_count_what_deduplication_and_compression_save() {
         "{text}"
     );
 }
+
+#[test]
+fn find_names_the_snapshots_holding_a_file_and_compare_lists_what_changed() {
+    let repo = TestRepo::local();
+    let app = repo.path("app");
+    std::fs::create_dir_all(app.join("uploads/2026")).unwrap();
+    std::fs::write(app.join("uploads/2026/Invoice-17.PDF"), "seventeen").unwrap();
+    std::fs::write(app.join("uploads/2026/photo.jpg"), "photo").unwrap();
+    std::fs::write(app.join("config.json"), "{}").unwrap();
+    std::fs::write(app.join("old.txt"), "old").unwrap();
+    let first = repo.backup(&[&app]);
+    std::fs::remove_file(app.join("uploads/2026/Invoice-17.PDF")).unwrap();
+    std::fs::remove_file(app.join("old.txt")).unwrap();
+    std::fs::write(app.join("config.json"), "{\"debug\": true}").unwrap();
+    std::fs::write(app.join("new.txt"), "new!").unwrap();
+    std::fs::remove_file(app.join("uploads/2026/photo.jpg")).unwrap();
+    std::os::unix::fs::symlink("config.json", app.join("uploads/2026/photo.jpg")).unwrap();
+    let second = repo.backup(&[&app]);
+
+    // By name anywhere, case folded on request; by whole path.
+    let found = repo.json(&["find", "*.pdf", "-i"]);
+    let found = found.as_array().unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["snapshot"], first.as_str());
+    assert_eq!(found[0]["path"], "/app/uploads/2026/Invoice-17.PDF");
+    assert!(repo.json(&["find", "*.pdf"]).as_array().unwrap().is_empty());
+    let both = repo.json(&["find", "/app/config.json"]);
+    assert_eq!(both.as_array().unwrap().len(), 2, "{both}");
+    let only = repo.json(&["find", "config.json", "--snapshot", &second[..8]]);
+    assert_eq!(only.as_array().unwrap().len(), 1, "{only}");
+    let text = repo.ok(&["find", "**/2026/*"]);
+    assert!(text.contains("3 match(es) in 2 of 2 snapshot(s)"), "{text}");
+    let err = repo.fails(&["find", "[oops"], 1);
+    assert!(err.contains("[oops"), "{err}");
+
+    let compared = repo.json(&["compare", &first[..8], &second[..8]]);
+    let changes: Vec<(String, String)> = compared["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["change"].as_str().unwrap().to_string(),
+                c["path"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("modified", "/app/config.json"),
+        ("added", "/app/new.txt"),
+        ("removed", "/app/old.txt"),
+        ("removed", "/app/uploads/2026/Invoice-17.PDF"),
+        ("type", "/app/uploads/2026/photo.jpg"),
+    ];
+    assert_eq!(
+        changes,
+        expected
+            .iter()
+            .map(|(c, p)| (c.to_string(), p.to_string()))
+            .collect::<Vec<_>>(),
+        "{compared}"
+    );
+    assert_eq!(compared["added_bytes"], 4);
+    assert_eq!(compared["removed_bytes"], 3 + 9);
+    let same = repo.json(&["compare", "latest", &second[..8]]);
+    assert!(same["changes"].as_array().unwrap().is_empty(), "{same}");
+}

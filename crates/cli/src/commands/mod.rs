@@ -2,12 +2,14 @@
 
 mod agent;
 mod backup;
+mod compare;
 mod config;
 mod copy;
 mod docs;
 mod drill;
 mod drill_cluster;
 mod dump;
+mod find;
 mod forget;
 mod init;
 mod key;
@@ -83,6 +85,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Serve(args) => serve::run(&ctx, args),
         Command::Dump(args) => dump::run(&ctx, args),
         Command::Tag(args) => tag::run(&ctx, args),
+        Command::Find(args) => find::run(&ctx, args),
+        Command::Compare(args) => compare::run(&ctx, args),
         Command::Stats(args) => stats::run(&ctx, args),
         Command::Unlock(args) => unlock::run(&ctx, args),
         Command::Completions(args) => docs::completions(args),
