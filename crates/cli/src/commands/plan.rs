@@ -81,6 +81,8 @@ struct Observed {
     object_lock: Option<lifeboat_storage::LockPolicy>,
     newest: std::collections::HashMap<String, DateTime<Utc>>,
     drills: Vec<DrillRecord>,
+    /// PostgreSQL base backups held: (server, major version), one per server.
+    pg_bases: Vec<(String, u32)>,
 }
 
 fn observe(ctx: &Context, target: &Target) -> Observed {
@@ -102,6 +104,14 @@ fn observe(ctx: &Context, target: &Target) -> Observed {
         ..Default::default()
     };
     if let Ok(snapshots) = repo.list_snapshots() {
+        for s in &snapshots {
+            if let lifeboat_repo::snapshot::SnapshotSource::PgBase(meta) = &s.snapshot.source {
+                observed
+                    .pg_bases
+                    .retain(|(server, _)| server != &meta.server);
+                observed.pg_bases.push((meta.server.clone(), meta.version));
+            }
+        }
         for s in snapshots {
             for tag in &s.snapshot.tags {
                 if let Some(source) = tag.strip_prefix("source:") {
@@ -335,7 +345,19 @@ fn runbook(ctx: &Context, config: &Config, origin: &str) -> String {
     }
 
     let _ = writeln!(out, "\n## What to do when\n");
-    write_recovery_steps(&mut out, config, origin);
+    let pitr: Vec<recovery_steps::Pitr> = observed
+        .iter()
+        .flat_map(|(target, o)| {
+            o.pg_bases
+                .iter()
+                .map(|(server, version)| recovery_steps::Pitr {
+                    server: server.clone(),
+                    version: *version,
+                    target,
+                })
+        })
+        .collect();
+    write_recovery_steps(&mut out, config, origin, &pitr);
     let _ = writeln!(out, "## Keys and credentials someone will need\n\nKeep copies of each away from the app host (a password manager, a sealed envelope); a repository cannot be opened without its passphrase.\n");
     let _ = writeln!(
         out,

@@ -146,6 +146,7 @@ pub fn prepare(
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .map_err(|e| SourceError::io(dir, e))?;
+    remove_runtime_leftovers(dir)?;
     for (file, default) in [
         ("postgresql.conf", "# Written by lifeboat: the original kept its settings elsewhere.\n"),
         ("pg_hba.conf", "local all all peer\nhost all all 127.0.0.1/32 scram-sha-256\nhost all all ::1/128 scram-sha-256\n"),
@@ -222,6 +223,24 @@ pub(crate) fn server_tool(name: &str, major: u32) -> Result<Tool> {
 /// Starts the recovered cluster in `dir` on 127.0.0.1:`port` and waits until recovery
 /// has finished and the server is promoted, or fails with the line of its log that says
 /// why. The server keeps running.
+/// Removes what a running server left in the data directory that a base backup copied: a
+/// `postmaster.pid`, and the lock files of sockets kept there (`.s.PGSQL.5432.lock`,
+/// which pg_basebackup does not leave out). A recovered server started on the same port
+/// would read the old server's pid in one and refuse to start while any process of that
+/// pid lives, on a new host as on the old.
+fn remove_runtime_leftovers(dir: &Path) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| SourceError::io(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| SourceError::io(dir, e))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name == "postmaster.pid" || name.starts_with(".s.PGSQL.") {
+            std::fs::remove_file(entry.path()).map_err(|e| SourceError::io(entry.path(), e))?;
+        }
+    }
+    Ok(())
+}
+
 pub fn start(dir: &Path, port: u16, timeout: Duration) -> Result<()> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {

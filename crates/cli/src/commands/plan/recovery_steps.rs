@@ -1,7 +1,8 @@
 //! The runbook's "What to do when": commands that run as printed on the host, or on a new
 //! one that has only lifeboat, the repository URL and its passphrase. Sources are named
 //! as lifeboat.toml names them; the file is named by its absolute path, which `recover`
-//! restores it to. A test runs these blocks as they are written (tests/runbook_recovery.rs).
+//! restores it to. Tests run these blocks as they are written (tests/recovery.rs for a
+//! host, tests/pg_physical.rs for a PostgreSQL server).
 
 use std::fmt::Write as _;
 
@@ -11,7 +12,20 @@ use lifeboat_storage::Location;
 use super::{medium, restored_copy};
 use crate::commands::shell_word;
 
-pub(super) fn write_recovery_steps(out: &mut String, config: &Config, config_path: &str) {
+/// A repository that holds base backups (and so archived WAL) of a PostgreSQL server.
+pub(super) struct Pitr<'a> {
+    /// As the base backups record it: a URL without password or database.
+    pub server: String,
+    pub version: u32,
+    pub target: &'a Target,
+}
+
+pub(super) fn write_recovery_steps(
+    out: &mut String,
+    config: &Config,
+    config_path: &str,
+    pitr: &[Pitr],
+) {
     let config_word = shell_word(config_path);
     let offsite = config.targets.iter().find(|t| medium(t).offsite);
     // Recovery reads the off-site copy when there is one: the host's own disks may have
@@ -43,6 +57,9 @@ pub(super) fn write_recovery_steps(out: &mut String, config: &Config, config_pat
             let _ = writeln!(out, "**A bad migration** (stop the app first):\n\n```sh\nexport LIFEBOAT_CONFIG={config_word}\nlifeboat timeline {name}                             # restore points, to the transaction\nlifeboat restore --source {name} --at TIME_BEFORE_MIGRATION --target {restored}\n# check it, then move it over {live} (and delete the live file's -wal and -shm)\n```\n");
         } else if database {
             let _ = writeln!(out, "**A dropped table or a bad migration:** restore the newest good dump into a new database, check it, then switch the app over:\n\n```sh\nexport LIFEBOAT_CONFIG={config_word}\nlifeboat timeline {name}\nlifeboat snapshots --tag source:{}\nlifeboat restore SNAPSHOT --into {}   # a new database; row counts are checked\n```\nPostgreSQL clusters with WAL archiving recover to any second: `lifeboat pg restore --help`.\n", source.name, restored_copy(url));
+            if let Some(held) = pitr.iter().find(|p| same_server(&p.server, url)) {
+                write_server_lost(out, held);
+            }
         } else {
             let _ = writeln!(out, "**Files deleted or overwritten:**\n\n```sh\nexport LIFEBOAT_CONFIG={config_word}\nlifeboat snapshots --tag source:{}\nlifeboat restore SNAPSHOT --target /tmp/restore --include PATH   # then copy back what is needed\n```\n", source.name);
         }
@@ -127,4 +144,37 @@ fn write_host_lost(
     };
     let _ = writeln!(out, "On a new host with lifeboat installed and the passphrase of `{}`{credentials} (typed at the prompt, or in `LIFEBOAT_PASSWORD_FILE`): the repository holds the configuration too, so this puts back {} and every source, checks each, and prints what to start next (the agent, which resumes the schedules{continuous}).\n", survivor.name, config_word);
     let _ = writeln!(out, "```sh\n{passphrase}lifeboat recover --repo {repo}            # what it protects, and where each source goes\nlifeboat recover --repo {repo} --apply    # restore and check everything\n```\n");
+}
+
+/// Whether a source URL and a base backup's server name the same host and port.
+fn same_server(server: &str, url: &str) -> bool {
+    let address = |text: &str| {
+        let parsed = lifeboat_sources::database_url::DatabaseUrl::parse(text)?.ok()?;
+        Some((parsed.host()?, parsed.port().unwrap_or(5432)))
+    };
+    address(server).is_some_and(|a| Some(a) == address(url))
+}
+
+/// "The database server is lost": the whole cluster back from its base backups and
+/// archived WAL, on a new server, as `tests/pg_physical.rs` runs it.
+fn write_server_lost(out: &mut String, held: &Pitr) {
+    let target = held.target;
+    let repo = shell_word(
+        &Location::parse(&target.url)
+            .map(|l| l.display())
+            .unwrap_or_else(|_| target.url.clone()),
+    );
+    let passphrase = match &target.password_file {
+        Some(file) => format!(
+            "export LIFEBOAT_PASSWORD_FILE={}   # the passphrase file, copied back from where it is kept\n",
+            shell_word(&file.display().to_string())
+        ),
+        None => "export LIFEBOAT_PASSWORD_FILE=...   # a file holding the passphrase\n".into(),
+    };
+    let port = lifeboat_sources::database_url::DatabaseUrl::parse(&held.server)
+        .and_then(Result::ok)
+        .and_then(|u| u.port())
+        .unwrap_or(5432);
+    let _ = writeln!(out, "**The database server is lost** (`{}` holds its base backups and archived WAL): on a new server with PostgreSQL {} installed, as the user that will own the cluster (`postgres`), with `PGDATA` naming an empty directory for it. This recovers every database of the cluster to the newest archived moment (`--at TIME` for an earlier one), keeps archiving its new timeline into the repository, and starts it on port {port} (listening on 127.0.0.1; set `listen_addresses` before pointing other hosts at it):\n", target.name, held.version);
+    let _ = writeln!(out, "```sh\nexport LIFEBOAT_REPO={repo}\n{passphrase}lifeboat timeline {}      # base backups, and the newest moment the archive reaches\nlifeboat pg restore --at latest --target-dir \"$PGDATA\" --archive --start --port {port}\n```\n", shell_word(&held.server));
 }
