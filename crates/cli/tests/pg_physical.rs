@@ -654,21 +654,6 @@ fn row_level_undo_recovers_the_exact_moment_from_base_backup_and_archived_wal() 
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
-/// The shell blocks of the runbook's section `heading` that contain `containing`.
-fn runbook_block(runbook: &str, heading: &str, containing: &str) -> String {
-    let start = runbook
-        .find(heading)
-        .unwrap_or_else(|| panic!("no {heading:?} in the runbook:\n{runbook}"));
-    let section = &runbook[start + heading.len()..];
-    let section = &section[..section.find("\n### ").unwrap_or(section.len())];
-    section
-        .split("```sh\n")
-        .skip(1)
-        .map(|block| block.split("```").next().unwrap().to_string())
-        .find(|block| block.contains(containing))
-        .unwrap_or_else(|| panic!("no block with {containing:?} under {heading:?}:\n{runbook}"))
-}
-
 #[test]
 fn a_lost_database_server_is_recovered_by_running_the_runbook_as_printed() {
     let lab = PgLab::new();
@@ -703,7 +688,10 @@ fn a_lost_database_server_is_recovered_by_running_the_runbook_as_printed() {
     )
     .unwrap();
     let runbook = lab.ok(&["plan", "--config", config.to_str().unwrap()]);
-    let block = runbook_block(&runbook, "### db", "pg restore");
+    let block = common::runbook_blocks(&runbook, "### db")
+        .into_iter()
+        .find(|block| block.contains("pg restore"))
+        .unwrap_or_else(|| panic!("no pg restore block under ### db:\n{runbook}"));
     assert!(
         runbook.contains("**The database server is lost**"),
         "{runbook}"

@@ -158,20 +158,6 @@ fn tagged(snapshots: &[serde_json::Value], tag: &str) -> usize {
         .count()
 }
 
-/// The shell commands of the runbook's section `heading`, block by block.
-fn runbook_blocks(runbook: &str, heading: &str) -> Vec<String> {
-    let start = runbook
-        .find(heading)
-        .unwrap_or_else(|| panic!("no {heading:?} in the runbook:\n{runbook}"));
-    let section = &runbook[start + heading.len()..];
-    let section = &section[..section.find("\n### ").unwrap_or(section.len())];
-    section
-        .split("```sh\n")
-        .skip(1)
-        .map(|block| block.split("```").next().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn a_lost_host_is_rebuilt_by_running_the_runbook_as_printed() {
     let lab = tempfile::tempdir().unwrap();
@@ -237,7 +223,7 @@ state = "{}"
         .output()
         .unwrap();
     let runbook = common::succeeded(&out);
-    let blocks = runbook_blocks(&runbook, "### The host is lost");
+    let blocks = common::runbook_blocks(&runbook, "### The host is lost");
     assert_eq!(blocks.len(), 1, "{runbook}");
     let started = Instant::now();
 

@@ -47,6 +47,21 @@ pub fn skip(reason: &str) {
     }
 }
 
+/// The shell commands of a runbook's section `heading`, block by block (tests run them as
+/// printed).
+pub fn runbook_blocks(runbook: &str, heading: &str) -> Vec<String> {
+    let start = runbook
+        .find(heading)
+        .unwrap_or_else(|| panic!("no {heading:?} in the runbook:\n{runbook}"));
+    let section = &runbook[start + heading.len()..];
+    let section = &section[..section.find("\n### ").unwrap_or(section.len())];
+    section
+        .split("```sh\n")
+        .skip(1)
+        .map(|block| block.split("```").next().unwrap().to_string())
+        .collect()
+}
+
 /// Asserts that a finished command succeeded; returns its stdout.
 pub fn succeeded(out: &Output) -> String {
     assert!(
