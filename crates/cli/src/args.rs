@@ -45,6 +45,12 @@ pub struct GlobalArgs {
     /// they are otherwise not given (repeatable).
     #[arg(long = "pass-env", value_name = "NAME", global = true)]
     pub pass_env: Vec<String>,
+    /// Send at most this many KiB per second to the repository (all threads together).
+    #[arg(long, value_name = "KIB_PER_S", env = "LIFEBOAT_LIMIT_UPLOAD", global = true, value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit_upload: Option<u64>,
+    /// Read at most this many KiB per second from the repository.
+    #[arg(long, value_name = "KIB_PER_S", env = "LIFEBOAT_LIMIT_DOWNLOAD", global = true, value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit_download: Option<u64>,
     /// More log output (repeat for more).
     #[arg(long, short = 'v', action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,

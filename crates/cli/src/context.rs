@@ -19,7 +19,16 @@ impl Context<'_> {
     }
 
     pub fn storage(&self) -> Result<Storage> {
-        Ok(Storage::open(self.repo_url()?)?)
+        Ok(self.limited(Storage::open(self.repo_url()?)?))
+    }
+
+    /// `storage` under the bandwidth limits given (KiB/s, as restic takes them).
+    pub fn limited(&self, storage: Storage) -> Storage {
+        let bytes = |kib: Option<u64>| kib.map(|k| k.saturating_mul(1024));
+        storage.with_limits(
+            bytes(self.global.limit_upload),
+            bytes(self.global.limit_download),
+        )
     }
 
     pub fn passphrase(&self, creating: bool) -> Result<String> {
@@ -81,7 +90,7 @@ impl Context<'_> {
             (None, Some(file)) => crate::secrets::passphrase(Some(file), None, false)?,
             (None, None) => self.passphrase(false)?,
         };
-        let storage = Storage::open(&target.url)?;
+        let storage = self.limited(Storage::open(&target.url)?);
         Ok(Repository::open(storage, passphrase.as_bytes())?)
     }
 

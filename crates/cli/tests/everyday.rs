@@ -289,3 +289,33 @@ fn find_names_the_snapshots_holding_a_file_and_compare_lists_what_changed() {
     let same = repo.json(&["compare", "latest", &second[..8]]);
     assert!(same["changes"].as_array().unwrap().is_empty(), "{same}");
 }
+
+#[test]
+fn bandwidth_limits_let_a_backup_and_a_restore_through_whole() {
+    // The rate itself is checked without a clock in storage's throttle tests; here the
+    // limits are taken from the command line and the environment and lose nothing.
+    let repo = TestRepo::local();
+    let data = repo.path("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let payload = common::pseudo_random(1536 << 10, 5);
+    std::fs::write(data.join("big.bin"), &payload).unwrap();
+    let id = repo.ok(&[
+        "backup",
+        data.to_str().unwrap(),
+        "--limit-upload",
+        "1024",
+        "--json",
+    ]);
+    assert!(id.contains("\"id\""), "{id}");
+    let target = repo.path("restored");
+    let out = repo
+        .command()
+        .env("LIFEBOAT_LIMIT_DOWNLOAD", "1024")
+        .args(["restore", "latest", "--target", target.to_str().unwrap()])
+        .output()
+        .unwrap();
+    common::succeeded(&out);
+    assert!(std::fs::read(target.join("data/big.bin")).unwrap() == payload);
+    let err = repo.fails(&["snapshots", "--limit-upload", "0"], 2);
+    assert!(err.contains("limit-upload"), "{err}");
+}

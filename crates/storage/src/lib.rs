@@ -15,6 +15,7 @@ mod location;
 mod modes;
 mod object_lock;
 mod remote;
+mod throttle;
 
 pub use location::{parse_fingerprint, Location, SERVER_SCHEME};
 use object_lock::is_protected;
@@ -245,6 +246,9 @@ pub struct Storage {
     lock: Option<LockPolicy>,
     /// What the operators were built from, to build them again for object lock.
     spec: Arc<(Location, StorageOptions)>,
+    /// Bandwidth limits ([`Storage::with_limits`]), shared by every clone.
+    upload_limit: Option<Arc<throttle::Throttle>>,
+    download_limit: Option<Arc<throttle::Throttle>>,
 }
 
 impl std::fmt::Debug for Storage {
@@ -339,7 +343,23 @@ impl Storage {
             s3_lock,
             lock: None,
             spec: Arc::new((location, options)),
+            upload_limit: None,
+            download_limit: None,
         })
+    }
+
+    /// Limits what this storage (and its clones, together) sends and receives, in bytes
+    /// per second (restic's `--limit-upload`, `--limit-download`).
+    pub fn with_limits(mut self, upload: Option<u64>, download: Option<u64>) -> Storage {
+        self.upload_limit = upload.map(|rate| Arc::new(throttle::Throttle::new(rate)));
+        self.download_limit = download.map(|rate| Arc::new(throttle::Throttle::new(rate)));
+        self
+    }
+
+    fn downloaded(&self, bytes: &[u8]) {
+        if let Some(limit) = &self.download_limit {
+            limit.pass(bytes.len());
+        }
     }
 
     /// Asks the store whether the bucket can lock objects (S3 Object Lock). Every other kind
@@ -566,6 +586,9 @@ impl Storage {
     /// is fsynced and renamed into place; on object stores a single PUT is atomic. Either
     /// way a reader sees the whole object or none of it.
     pub fn write(&self, name: &str, bytes: Vec<u8>) -> Result<()> {
+        if let Some(limit) = &self.upload_limit {
+            limit.pass(bytes.len());
+        }
         if let Some(root) = &self.local_root {
             return self.write_local(root, name, &bytes);
         }
@@ -743,6 +766,7 @@ impl Storage {
             if bytes.len() as u64 > max {
                 return Err(too_large(bytes.len() as u64));
             }
+            self.downloaded(&bytes);
             return Ok(bytes);
         }
         let size = self.size(name)?;
@@ -783,6 +807,12 @@ impl Storage {
     }
 
     pub fn read(&self, name: &str) -> Result<Vec<u8>> {
+        let bytes = self.read_unlimited(name)?;
+        self.downloaded(&bytes);
+        Ok(bytes)
+    }
+
+    fn read_unlimited(&self, name: &str) -> Result<Vec<u8>> {
         if let Some(root) = &self.local_root {
             return std::fs::read(local_path(root, name))
                 .map_err(|e| self.local_error("read", name, e));
@@ -803,6 +833,12 @@ impl Storage {
 
     /// Reads `len` bytes at `offset`. A short object is an error, not a short read.
     pub fn read_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let bytes = self.read_range_unlimited(name, offset, len)?;
+        self.downloaded(&bytes);
+        Ok(bytes)
+    }
+
+    fn read_range_unlimited(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         let truncated = |got: String| StorageError::Truncated {
             location: self.location.to_string(),
             path: name.to_string(),
