@@ -129,6 +129,9 @@ pub enum Command {
     Find(FindArgs),
     /// Which files two snapshots differ in (added, removed, modified).
     Compare(CompareArgs),
+    /// Show the snapshots as a read-only file system (FUSE) at DIR until Ctrl-C or
+    /// SIGTERM: DIR/snapshots/TIME-ID/..., DIR/snapshots/latest.
+    Mount(MountArgs),
     /// Sizes: as restored, unique after deduplication, stored after compression; for the
     /// whole repository or the snapshots chosen.
     Stats(StatsArgs),
@@ -185,6 +188,12 @@ pub struct FindArgs {
     pub ignore_case: bool,
     #[command(flatten)]
     pub filter: SnapshotFilterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct MountArgs {
+    /// An empty directory to mount on.
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -319,3 +319,118 @@ fn bandwidth_limits_let_a_backup_and_a_restore_through_whole() {
     let err = repo.fails(&["snapshots", "--limit-upload", "0"], 2);
     assert!(err.contains("limit-upload"), "{err}");
 }
+
+#[test]
+fn mount_shows_every_snapshot_read_only_and_unmounts_on_sigterm() {
+    if !common::is_root() || !Path::new("/dev/fuse").exists() {
+        return common::skip("mounting FUSE needs root and /dev/fuse");
+    }
+    let repo = TestRepo::local();
+    let app = repo.path("app");
+    std::fs::create_dir_all(app.join("uploads")).unwrap();
+    let big = common::pseudo_random(3 << 20, 9);
+    std::fs::write(app.join("uploads/big.bin"), &big).unwrap();
+    std::fs::write(app.join("notes.txt"), "first").unwrap();
+    std::os::unix::fs::symlink("notes.txt", app.join("link")).unwrap();
+    let db = app.join("app.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1), (2);")
+        .unwrap();
+    let first = repo.backup(&[&app]);
+
+    let dir = repo.path("mnt");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut mounted = repo
+        .command()
+        .args(["mount", dir.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Whatever happens below, nothing stays mounted after the test.
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+    let _unmount = Unmount(dir.clone());
+    let latest = dir.join("snapshots/latest");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !latest.join("app").exists() {
+        if std::time::Instant::now() > deadline || mounted.try_wait().unwrap().is_some() {
+            let _ = mounted.kill();
+            let out = mounted.wait_with_output().unwrap();
+            panic!("not mounted: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let seen = latest.join("app");
+    assert!(std::fs::read(seen.join("uploads/big.bin")).unwrap() == big);
+    assert_eq!(
+        std::fs::read_to_string(seen.join("notes.txt")).unwrap(),
+        "first"
+    );
+    assert_eq!(
+        std::fs::read_link(seen.join("link")).unwrap(),
+        Path::new("notes.txt")
+    );
+    // Read in pieces at odd offsets, as programs do.
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::open(seen.join("uploads/big.bin")).unwrap();
+    let mut piece = vec![0; 100_000];
+    file.read_exact_at(&mut piece, 1_500_001).unwrap();
+    assert!(piece == big[1_500_001..1_600_001]);
+    // The database, assembled from its pages, opens and answers.
+    let copy = rusqlite::Connection::open_with_flags(
+        format!("file:{}?immutable=1", seen.join("app.db").display()),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI,
+    )
+    .unwrap();
+    let sum: i64 = copy
+        .query_row("SELECT sum(x) FROM t", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(sum, 3);
+    drop(copy);
+    // Nothing can be written.
+    let write = std::fs::write(seen.join("notes.txt"), "changed");
+    assert!(write.is_err(), "a write succeeded");
+    assert!(std::fs::create_dir(seen.join("new")).is_err());
+
+    // A snapshot taken while mounted shows up; the first stays, under its time and id.
+    std::fs::write(app.join("notes.txt"), "second").unwrap();
+    repo.backup(&[&app]);
+    let names: Vec<String> = std::fs::read_dir(dir.join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    let old = names
+        .iter()
+        .find(|n| n.ends_with(&first[..8]))
+        .expect("the first snapshot's directory");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("snapshots").join(old).join("app/notes.txt")).unwrap(),
+        "first"
+    );
+    assert_eq!(
+        std::fs::read_to_string(latest.join("app/notes.txt")).unwrap(),
+        "second"
+    );
+
+    // SIGTERM unmounts and ends the process cleanly.
+    // SAFETY: kill(2) on the child this test started.
+    unsafe { libc::kill(mounted.id() as i32, libc::SIGTERM) };
+    let out = mounted.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "still mounted");
+}

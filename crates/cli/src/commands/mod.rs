@@ -14,6 +14,7 @@ mod forget;
 mod init;
 mod key;
 mod ls;
+mod mount;
 mod pg;
 mod pg_access;
 mod plan;
@@ -87,6 +88,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Tag(args) => tag::run(&ctx, args),
         Command::Find(args) => find::run(&ctx, args),
         Command::Compare(args) => compare::run(&ctx, args),
+        Command::Mount(args) => mount::run(&ctx, args),
         Command::Stats(args) => stats::run(&ctx, args),
         Command::Unlock(args) => unlock::run(&ctx, args),
         Command::Completions(args) => docs::completions(args),
