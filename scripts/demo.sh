@@ -6,7 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
-cargo build --release --quiet --bin lifeboat
+# Cargo's own progress shows: the first release build takes a while (about 20 minutes on
+# two cores), later ones seconds.
+echo "== building lifeboat (release) in $target_dir"
+cargo build --release --bin lifeboat
 lifeboat() { "$target_dir/release/lifeboat" "$@"; }
 
 DEMO_DIR="${DEMO_DIR:-$(mktemp -d /tmp/lifeboat-demo.XXXXXX)}"
