@@ -337,6 +337,8 @@ fn mount_shows_every_snapshot_read_only_and_unmounts_on_sigterm() {
         .unwrap()
         .execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1), (2);")
         .unwrap();
+    // The database by itself too: its restore points appear under databases/.
+    repo.backup(&[&db]);
     let first = repo.backup(&[&app]);
 
     let dir = repo.path("mnt");
@@ -397,6 +399,26 @@ fn mount_shows_every_snapshot_read_only_and_unmounts_on_sigterm() {
         .unwrap();
     assert_eq!(sum, 3);
     drop(copy);
+    // Each restore point of a database, under its path: the snapshot of the file by
+    // itself, and the one of the directory around it.
+    let points: Vec<std::path::PathBuf> =
+        std::fs::read_dir(dir.join("databases").join(db.strip_prefix("/").unwrap()))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+    assert_eq!(points.len(), 2, "{points:?}");
+    for point in &points {
+        assert!(point.to_string_lossy().ends_with("Z.db"), "{points:?}");
+        let point = rusqlite::Connection::open_with_flags(
+            format!("file:{}?immutable=1", point.display()),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI,
+        )
+        .unwrap();
+        let count: i64 = point
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count, 2);
+    }
     // Nothing can be written.
     let write = std::fs::write(seen.join("notes.txt"), "changed");
     assert!(write.is_err(), "a write succeeded");
@@ -409,7 +431,7 @@ fn mount_shows_every_snapshot_read_only_and_unmounts_on_sigterm() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names.len(), 3, "{names:?}");
+    assert_eq!(names.len(), 4, "{names:?}");
     let old = names
         .iter()
         .find(|n| n.ends_with(&first[..8]))

@@ -1,6 +1,9 @@
 //! `lifeboat mount DIR`: the repository's snapshots as a read-only file system, as restic's
 //! `mount` shows them. `DIR/snapshots/<time>-<id>/` holds each snapshot's tree and
-//! `DIR/snapshots/latest` points at the newest. Files are read from the repository when
+//! `DIR/snapshots/latest` points at the newest. `DIR/databases/<path>/<time>.db` holds
+//! every restore point of each SQLite database backed up or replicated by itself (as
+//! `timeline` lists them when the view is mounted), assembled and checked when first
+//! looked at. Files are read from the repository when
 //! read (every blob checked as a restore checks it); a SQLite database, stored page by
 //! page, is assembled and checked into a private scratch file when first opened.
 //!
@@ -11,7 +14,7 @@
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
@@ -19,13 +22,16 @@ use fuser::{
     ReplyOpen, Request,
 };
 use lifeboat_repo::index::MasterIndex;
+use lifeboat_repo::snapshot::SnapshotSource;
 use lifeboat_repo::tree::{Node, NodeType};
 use lifeboat_repo::{Id, Repository};
+use lifeboat_sources::timeline::{self, RestorePoint};
 
 const TTL: Duration = Duration::from_secs(1);
 const ROOT: u64 = 1;
 const SNAPSHOTS: u64 = 2;
 const LATEST: u64 = 3;
+const DATABASES: u64 = 4;
 
 /// What one inode is.
 enum Entry {
@@ -33,6 +39,16 @@ enum Entry {
     Synthetic { name: OsString, children: Vec<u64> },
     /// `snapshots/latest`, a link to the newest snapshot's directory.
     Latest { target: OsString },
+    /// One restore point of a SQLite database under `databases/` (a snapshot, or a stream
+    /// segment rolled forward onto its base): assembled when first looked at.
+    Point {
+        name: OsString,
+        source: usize,
+        point: usize,
+        time: SystemTime,
+        /// The assembled file's size, once assembled (it is in `databases`).
+        size: Option<u64>,
+    },
     /// An entry of a snapshot's tree; a snapshot's own directory is a `Dir` node whose
     /// subtree is the snapshot's root tree.
     Stored {
@@ -57,6 +73,8 @@ pub struct SnapshotFs {
     /// The last blob read, for reads smaller than a blob.
     cached: Option<(Id, Vec<u8>)>,
     mounted_at: SystemTime,
+    /// SQLite databases with their restore points, as listed at mount time.
+    sources: Vec<(PathBuf, Vec<RestorePoint>)>,
 }
 
 impl SnapshotFs {
@@ -70,22 +88,140 @@ impl SnapshotFs {
             repo,
             index,
             entries: HashMap::new(),
-            next: LATEST + 1,
+            next: DATABASES + 1,
             layouts: HashMap::new(),
             databases: HashMap::new(),
             scratch,
             cached: None,
             mounted_at: SystemTime::now(),
+            sources: Vec::new(),
         };
         fs.entries.insert(
             ROOT,
             Entry::Synthetic {
                 name: "/".into(),
-                children: vec![SNAPSHOTS],
+                children: vec![SNAPSHOTS, DATABASES],
+            },
+        );
+        fs.entries.insert(
+            DATABASES,
+            Entry::Synthetic {
+                name: "databases".into(),
+                children: Vec::new(),
             },
         );
         fs.refresh_snapshots()?;
+        fs.list_databases()?;
         Ok(fs)
+    }
+
+    /// `databases/<path of the database>/<time>.db`: every restore point of every SQLite
+    /// database backed up (or replicated) by itself, as `timeline` lists them.
+    fn list_databases(&mut self) -> lifeboat_repo::Result<()> {
+        let mut found = std::collections::BTreeSet::new();
+        for stored in self.repo.list_snapshots()? {
+            let snapshot = &stored.snapshot;
+            if snapshot.source != SnapshotSource::Files || snapshot.paths.len() != 1 {
+                continue;
+            }
+            let root = self.repo.load_tree(&self.index, &snapshot.tree)?;
+            if matches!(root.nodes.as_slice(), [node] if node.sqlite) {
+                found.insert(PathBuf::from(&snapshot.paths[0]));
+            }
+        }
+        for path in found {
+            let points = timeline::restore_points(&self.repo, &self.index, &path)
+                .map_err(|e| lifeboat_repo::RepoError::Invalid(e.to_string()))?;
+            if points.is_empty() {
+                continue;
+            }
+            let mut dir = DATABASES;
+            for part in path.components().filter_map(|c| match c {
+                std::path::Component::Normal(name) => Some(name.to_os_string()),
+                _ => None,
+            }) {
+                dir = self.synthetic_child(dir, part);
+            }
+            let source = self.sources.len();
+            let mut names = Vec::new();
+            for (i, point) in points.iter().enumerate() {
+                let mut name = format!("{}.db", timeline::show_time(point.time));
+                if names.contains(&name) {
+                    name = format!("{}-{i}.db", timeline::show_time(point.time));
+                }
+                names.push(name.clone());
+                let time =
+                    UNIX_EPOCH + Duration::from_millis(point.time.timestamp_millis().max(0) as u64);
+                let ino = self.add(Entry::Point {
+                    name: name.into(),
+                    source,
+                    point: i,
+                    time,
+                    size: None,
+                });
+                if let Some(Entry::Synthetic { children, .. }) = self.entries.get_mut(&dir) {
+                    children.push(ino);
+                }
+            }
+            self.sources.push((path, points));
+        }
+        Ok(())
+    }
+
+    /// The directory `name` under the view's directory `parent`, made if missing.
+    fn synthetic_child(&mut self, parent: u64, name: OsString) -> u64 {
+        if let Some(Entry::Synthetic { children, .. }) = self.entries.get(&parent) {
+            if let Some(ino) = children
+                .iter()
+                .find(|ino| self.name_of(**ino) == Some(name.as_os_str()))
+            {
+                return *ino;
+            }
+        }
+        let ino = self.add(Entry::Synthetic {
+            name,
+            children: Vec::new(),
+        });
+        if let Some(Entry::Synthetic { children, .. }) = self.entries.get_mut(&parent) {
+            children.push(ino);
+        }
+        ino
+    }
+
+    /// Assembles a restore point's database the first time it is looked at, so that its
+    /// size is right before anything reads it.
+    fn prepare(&mut self, ino: u64) -> Result<(), i32> {
+        let Some(Entry::Point {
+            source,
+            point,
+            size: None,
+            ..
+        }) = self.entries.get(&ino)
+        else {
+            return Ok(());
+        };
+        let (source, point) = (*source, *point);
+        let path = self.scratch.path().join(format!("{ino}.db"));
+        let (name, points) = &self.sources[source];
+        timeline::restore_point(
+            &self.repo,
+            &self.index,
+            points,
+            &points[point],
+            &path,
+            &lifeboat_sources::NoProgress,
+        )
+        .map_err(|e| {
+            tracing::warn!("cannot assemble {}: {e}", name.display());
+            libc::EIO
+        })?;
+        let file = std::fs::File::open(&path).map_err(|_| libc::EIO)?;
+        let len = file.metadata().map_err(|_| libc::EIO)?.len();
+        self.databases.insert(ino, file);
+        if let Some(Entry::Point { size, .. }) = self.entries.get_mut(&ino) {
+            *size = Some(len);
+        }
+        Ok(())
     }
 
     /// Lists the snapshots again: new ones get directories, the names of known ones stay.
@@ -160,7 +296,9 @@ impl SnapshotFs {
 
     fn name_of(&self, ino: u64) -> Option<&OsStr> {
         match self.entries.get(&ino)? {
-            Entry::Synthetic { name, .. } | Entry::Stored { name, .. } => Some(name),
+            Entry::Synthetic { name, .. }
+            | Entry::Stored { name, .. }
+            | Entry::Point { name, .. } => Some(name),
             Entry::Latest { .. } => Some(OsStr::new("latest")),
         }
     }
@@ -180,7 +318,7 @@ impl SnapshotFs {
                 ..
             }) => return Ok(children.clone()),
             Some(Entry::Stored { node, .. }) => node.subtree.ok_or(libc::ENOTDIR)?,
-            Some(Entry::Latest { .. }) => return Err(libc::ENOTDIR),
+            Some(Entry::Latest { .. } | Entry::Point { .. }) => return Err(libc::ENOTDIR),
             None => return Err(libc::ENOENT),
         };
         let tree = self.repo.load_tree(&self.index, &subtree).map_err(|e| {
@@ -216,6 +354,9 @@ impl SnapshotFs {
                 0,
                 0,
             ),
+            Entry::Point { size, time, .. } => {
+                (FileType::RegularFile, size.unwrap_or(0), 0o444, *time, 0, 0)
+            }
             Entry::Stored { node, time, .. } => (
                 match node.node_type {
                     NodeType::Dir => FileType::Directory,
@@ -254,6 +395,14 @@ impl SnapshotFs {
 
     /// `len` bytes of file `ino` at `offset`, read from the repository.
     fn read_at(&mut self, ino: u64, offset: u64, len: u64) -> Result<Vec<u8>, i32> {
+        if let Some(Entry::Point { .. }) = self.entries.get(&ino) {
+            self.prepare(ino)?;
+            let mut buf = vec![0; len as usize];
+            let n = std::os::unix::fs::FileExt::read_at(&self.databases[&ino], &mut buf, offset)
+                .map_err(|_| libc::EIO)?;
+            buf.truncate(n);
+            return Ok(buf);
+        }
         let node = match self.entries.get(&ino) {
             Some(Entry::Stored { node, .. }) if node.node_type == NodeType::File => node.clone(),
             _ => return Err(libc::EISDIR),
@@ -343,6 +492,11 @@ impl Filesystem for SnapshotFs {
         let found = children
             .into_iter()
             .find(|ino| self.name_of(*ino) == Some(name));
+        if let Some(ino) = found {
+            if let Err(code) = self.prepare(ino) {
+                return reply.error(code);
+            }
+        }
         match found.and_then(|ino| self.attr(ino)) {
             Some(attr) => reply.entry(&TTL, &attr, 0),
             None => reply.error(libc::ENOENT),
@@ -350,6 +504,9 @@ impl Filesystem for SnapshotFs {
     }
 
     fn getattr(&mut self, _req: &Request<'_>, ino: u64, _fh: Option<u64>, reply: ReplyAttr) {
+        if let Err(code) = self.prepare(ino) {
+            return reply.error(code);
+        }
         match self.attr(ino) {
             Some(attr) => reply.attr(&TTL, &attr),
             None => reply.error(libc::ENOENT),
@@ -374,6 +531,7 @@ impl Filesystem for SnapshotFs {
             Some(Entry::Stored { node, .. }) if node.node_type == NodeType::File => {
                 reply.opened(0, 0)
             }
+            Some(Entry::Point { .. }) => reply.opened(0, 0),
             Some(_) => reply.error(libc::EISDIR),
             None => reply.error(libc::ENOENT),
         }
