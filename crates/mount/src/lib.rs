@@ -433,17 +433,14 @@ impl SnapshotFs {
             .collect();
         let mut out = Vec::with_capacity(end.saturating_sub(offset) as usize);
         for (start, id, _) in wanted {
-            let blob = match &self.cached {
-                Some((cached, data)) if *cached == id => data.clone(),
-                _ => {
-                    let data = self.repo.read_blob(&self.index, &id).map_err(|e| {
-                        tracing::warn!("cannot read a blob of {}: {e}", node.name);
-                        libc::EIO
-                    })?;
-                    self.cached = Some((id, data.clone()));
-                    data
-                }
-            };
+            if self.cached.as_ref().is_none_or(|(cached, _)| *cached != id) {
+                let data = self.repo.read_blob(&self.index, &id).map_err(|e| {
+                    tracing::warn!("cannot read a blob of {}: {e}", node.name);
+                    libc::EIO
+                })?;
+                self.cached = Some((id, data));
+            }
+            let blob = &self.cached.as_ref().expect("just cached").1;
             let from = offset.saturating_sub(start) as usize;
             let to = ((end - start) as usize).min(blob.len());
             if from < to {
