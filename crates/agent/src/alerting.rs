@@ -14,6 +14,8 @@ use crate::state::State;
 use crate::status::{AgentStatus, ChannelStatus};
 
 pub struct Alerting {
+    /// Each plan with an RPO and each of its targets: what a status check measures.
+    objectives: Vec<(String, String)>,
     pings: Notifier,
     others: Notifier,
     state: Arc<State>,
@@ -33,7 +35,14 @@ impl Alerting {
             .iter()
             .cloned()
             .partition(|a| a.kind == AlertKind::Ping);
+        let objectives = config
+            .plans
+            .iter()
+            .filter(|p| p.rpo.is_some())
+            .flat_map(|p| p.targets.iter().map(|t| (p.name.clone(), t.clone())))
+            .collect();
         Alerting {
+            objectives,
             pings: Notifier::new(&pings, host()),
             others: Notifier::new(&others, host()),
             state,
@@ -154,6 +163,32 @@ impl Alerting {
             };
             let detail = format!("{source} on {target}: no restore point within the RPO");
             self.incident(&key, &detail, &event);
+        }
+    }
+
+    /// Whether a status check measured the restore points (`None`) or why it could not: a
+    /// check that cannot run leaves every objective unwatched, which is an incident on each
+    /// plan's targets until a check runs again.
+    pub fn measured(&self, error: Option<&str>) {
+        for (plan, target) in &self.objectives {
+            let key = format!("unchecked/{plan}/{target}");
+            match error {
+                None => self.resolved(&key, plan, target, || {
+                    format!("the restore points of plan {plan} on {target} are measured again")
+                }),
+                Some(error) => {
+                    let event = Event::ObjectiveUnchecked {
+                        plan: plan.clone(),
+                        target: target.clone(),
+                        error: error.to_string(),
+                    };
+                    self.incident(
+                        &key,
+                        &format!("restore points not measured: {error}"),
+                        &event,
+                    );
+                }
+            }
         }
     }
 

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use lifeboat_config::{Config, Keep, Plan, SourceLocation, Target};
+use lifeboat_ops::{report, tags, BackupReport};
 
 use crate::children::Children;
 
@@ -55,30 +56,32 @@ pub fn run(
         args.extend(source.select.backup_args());
         args.extend([
             "--tag".into(),
-            format!("plan:{}", plan.name),
+            tags::plan_tag(&plan.name),
             "--tag".into(),
-            format!("source:{name}"),
+            tags::source_tag(name),
             "--json".into(),
             "--quiet".into(),
         ]);
         match children.run_with_env(exe, target, &args, &env) {
             Ok(done) if done.success || done.code == Some(SAVED_WITH_WARNINGS) => {
-                let report: serde_json::Value =
-                    serde_json::from_str(&done.stdout).unwrap_or_default();
-                outcome.stored_bytes += report["summary"]["stored_bytes"].as_u64().unwrap_or(0);
-                if let Some(id) = report["id"].as_str() {
-                    outcome.snapshots.push(id.to_string());
+                // A backup that says it saved a snapshot but gives no readable report has
+                // not shown that it did: a failure, not a run that stored nothing.
+                let report: BackupReport = match report::parse("backup", &done.stdout) {
+                    Ok(report) => report,
+                    Err(e) => {
+                        failures.push(format!("{name}: {e}"));
+                        continue;
+                    }
+                };
+                outcome.stored_bytes += report.summary.stored_bytes;
+                outcome.snapshots.push(report.id.to_string());
+                for warning in &report.warnings {
+                    outcome
+                        .warnings
+                        .push(format!("{name}: {}: {}", warning.path, warning.problem));
                 }
-                let before = outcome.warnings.len();
-                for warning in report["warnings"].as_array().into_iter().flatten() {
-                    outcome.warnings.push(format!(
-                        "{name}: {}: {}",
-                        warning["path"].as_str().unwrap_or("?"),
-                        warning["problem"].as_str().unwrap_or("?")
-                    ));
-                }
-                // Never a silent success: without a readable list, the child's own line.
-                if !done.success && outcome.warnings.len() == before {
+                // Never a silent success: without a listed warning, the child's own line.
+                if !done.success && report.warnings.is_empty() {
                     outcome.warnings.push(format!("{name}: {}", done.error));
                 }
             }
@@ -93,7 +96,7 @@ pub fn run(
         let mut args = vec![
             "forget".to_string(),
             "--tag".into(),
-            format!("plan:{}", plan.name),
+            tags::plan_tag(&plan.name),
             "--quiet".into(),
         ];
         args.extend(keep_args(keep));

@@ -31,7 +31,8 @@ use lifeboat_config::Config;
 use crate::alerting::Alerting;
 use crate::children::Children;
 use crate::state::State;
-use crate::status::{AgentStatus, Incident, PlanStatus, RestorePointStatus, TargetStatus};
+use crate::status::{AgentStatus, Incident, PlanStatus, TargetStatus};
+use lifeboat_ops::{report, DrillReport, StatusReport};
 
 pub use status::AgentStatus as Status;
 
@@ -411,17 +412,25 @@ impl Agent {
                     ];
                     let drill = match children.run(&exe, target, &args) {
                         Ok(done) => {
-                            let report: serde_json::Value =
-                                serde_json::from_str(&done.stdout).unwrap_or_default();
-                            state::Drill {
-                                finished: Utc::now(),
-                                passed: done.success && report["passed"] == true,
-                                reason: report["reason"]
-                                    .as_str()
-                                    .map(str::to_string)
-                                    .or((!done.success).then(|| done.error.clone())),
-                                rto_seconds: report["rto_seconds"].as_f64(),
-                                rpo_seconds: report["rpo_seconds"].as_f64(),
+                            // A failed drill still prints its report (which check failed);
+                            // without one, the child's own line is the reason.
+                            match report::parse::<DrillReport>("drill", &done.stdout) {
+                                Ok(report) => state::Drill {
+                                    finished: Utc::now(),
+                                    passed: done.success && report.passed,
+                                    reason: report
+                                        .reason
+                                        .or((!done.success).then(|| done.error.clone())),
+                                    rto_seconds: Some(report.rto_seconds),
+                                    rpo_seconds: report.rpo_seconds,
+                                },
+                                Err(e) => state::Drill {
+                                    finished: Utc::now(),
+                                    passed: false,
+                                    reason: Some(if done.success { e } else { done.error.clone() }),
+                                    rto_seconds: None,
+                                    rpo_seconds: None,
+                                },
                             }
                         }
                         Err(e) => state::Drill {
@@ -488,16 +497,34 @@ impl Agent {
                 .arg(&config_path)
                 .stdin(std::process::Stdio::null());
             children::die_with_the_agent(&mut command);
-            let out = command.output();
-            let report: serde_json::Value = match out {
-                Ok(out) => serde_json::from_slice(&out.stdout).unwrap_or_default(),
+            // `status` exits 1 when an objective is missed; its report says which. Only a
+            // missing or unreadable report means the restore points were not measured.
+            let report = match command.output() {
+                Ok(out) => {
+                    report::parse::<StatusReport>("status", &String::from_utf8_lossy(&out.stdout))
+                        .map_err(|e| {
+                            let why = children::error_line(
+                                &String::from_utf8_lossy(&out.stderr),
+                                &out.status,
+                            );
+                            format!("{e}: {why}")
+                        })
+                }
+                Err(e) => Err(format!("cannot run lifeboat status: {e}")),
+            };
+            let rows = match report {
+                Ok(report) => {
+                    alerting.measured(None);
+                    report.restore_points
+                }
                 Err(e) => {
-                    tracing::warn!("cannot run lifeboat status: {e}");
+                    tracing::warn!("restore points not measured: {e}");
+                    alerting.measured(Some(&e));
+                    let mut status = status.lock().expect("status");
+                    status.restore_points_error = Some(e);
                     return;
                 }
             };
-            let rows: Vec<RestorePointStatus> =
-                serde_json::from_value(report["restore_points"].clone()).unwrap_or_default();
             for row in &rows {
                 let (Some(met), Some(rpo)) =
                     (row.rpo_met, config.plan(&row.plan).and_then(|p| p.rpo))
@@ -509,6 +536,7 @@ impl Agent {
             let mut status = status.lock().expect("status");
             status.restore_points = rows;
             status.restore_points_checked = Some(Utc::now());
+            status.restore_points_error = None;
         })
     }
 

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::replicators::ReplicatorStatus;
 use crate::state::TargetHistory;
+pub use lifeboat_ops::RestorePointStatus;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct AgentStatus {
@@ -18,6 +19,8 @@ pub struct AgentStatus {
     /// The newest restore point of each plan's source on each target (from `status`).
     pub restore_points: Vec<RestorePointStatus>,
     pub restore_points_checked: Option<DateTime<Utc>>,
+    /// Why the last check could not measure them (the rows are then the previous check's).
+    pub restore_points_error: Option<String>,
     pub replicators: Vec<ReplicatorStatus>,
     pub drills: Vec<crate::state::DrillStatus>,
     pub alert_channels: Vec<ChannelStatus>,
@@ -38,18 +41,6 @@ pub struct TargetStatus {
     pub target: String,
     #[serde(flatten)]
     pub history: TargetHistory,
-}
-
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct RestorePointStatus {
-    pub plan: String,
-    pub source: String,
-    pub target: String,
-    pub newest: Option<DateTime<Utc>>,
-    pub age_seconds: Option<f64>,
-    pub rpo_seconds: Option<u64>,
-    pub rpo_met: Option<bool>,
-    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

@@ -43,6 +43,13 @@ pub enum Event {
         newest: Option<DateTime<Utc>>,
         objective: Duration,
     },
+    /// Whether `plan` meets its recovery point objective on `target` could not be measured
+    /// (`lifeboat status` gave no readable report; `error` says why): monitoring is blind.
+    ObjectiveUnchecked {
+        plan: String,
+        target: String,
+        error: String,
+    },
     /// An incident is over; `what` says what works again, e.g.
     /// "backups to offsite succeed again".
     Recovered {
@@ -105,6 +112,7 @@ impl Event {
             Event::JobFailed { .. } => "job_failed",
             Event::JobWarnings { .. } => "job_warnings",
             Event::RpoMissed { .. } => "rpo_missed",
+            Event::ObjectiveUnchecked { .. } => "objective_unchecked",
             Event::Recovered { .. } => "recovered",
             Event::DrillFailed { .. } => "drill_failed",
             Event::ReplicatorDown { .. } => "replicator_down",
@@ -119,9 +127,11 @@ impl Event {
             Event::RpoMissed { .. } => Severity::Warning,
             // The snapshot is there; what it lacks needs a person, not a pager at night.
             Event::JobWarnings { .. } => Severity::Warning,
-            Event::JobFailed { .. } | Event::DrillFailed { .. } | Event::ReplicatorDown { .. } => {
-                Severity::Failure
-            }
+            // Nobody would hear of a missed objective while this lasts.
+            Event::JobFailed { .. }
+            | Event::DrillFailed { .. }
+            | Event::ReplicatorDown { .. }
+            | Event::ObjectiveUnchecked { .. } => Severity::Failure,
         }
     }
 
@@ -132,6 +142,7 @@ impl Event {
             | Event::JobFailed { plan, .. }
             | Event::JobWarnings { plan, .. }
             | Event::RpoMissed { plan, .. }
+            | Event::ObjectiveUnchecked { plan, .. }
             | Event::Recovered { plan, .. }
             | Event::DrillFailed { plan, .. }
             | Event::ReplicatorDown { plan, .. } => plan,
@@ -145,6 +156,7 @@ impl Event {
             | Event::JobFailed { target, .. }
             | Event::JobWarnings { target, .. }
             | Event::RpoMissed { target, .. }
+            | Event::ObjectiveUnchecked { target, .. }
             | Event::Recovered { target, .. }
             | Event::DrillFailed { target, .. }
             | Event::ReplicatorDown { target, .. } => target,
@@ -164,7 +176,9 @@ impl Event {
     /// The error or reason, for the events that are failures.
     pub fn error(&self) -> Option<&str> {
         match self {
-            Event::JobFailed { error, .. } | Event::ReplicatorDown { error, .. } => Some(error),
+            Event::JobFailed { error, .. }
+            | Event::ReplicatorDown { error, .. }
+            | Event::ObjectiveUnchecked { error, .. } => Some(error),
             Event::DrillFailed { reason, .. } => Some(reason),
             _ => None,
         }
@@ -199,6 +213,9 @@ impl Event {
             } => format!(
                 "lifeboat: plan {plan} missed its {} recovery point objective for source {source} on target {target}",
                 human_duration(*objective)
+            ),
+            Event::ObjectiveUnchecked { plan, target, .. } => format!(
+                "lifeboat: cannot tell whether plan {plan} meets its recovery point objective on target {target}"
             ),
             Event::Recovered { plan, target, .. } => {
                 format!("lifeboat: plan {plan} recovered on target {target}")
@@ -236,6 +253,9 @@ impl Event {
                 target,
                 ..
             } => format!("rpo/{plan}/{source}/{target}"),
+            Event::ObjectiveUnchecked { plan, target, .. } => {
+                format!("unchecked/{plan}/{target}")
+            }
             Event::Recovered { plan, target, .. } => format!("recovered/{plan}/{target}"),
             Event::DrillFailed {
                 plan,
@@ -269,7 +289,9 @@ impl Event {
         match self {
             Event::JobStarted { .. } => {}
             Event::JobSucceeded { summary, .. } => line("summary", summary),
-            Event::JobFailed { error, .. } => line("error", error),
+            Event::JobFailed { error, .. } | Event::ObjectiveUnchecked { error, .. } => {
+                line("error", error)
+            }
             Event::JobWarnings { warnings, .. } => {
                 for warning in warnings {
                     line("warning", warning);

@@ -24,6 +24,7 @@ fn suffix(event: &Event) -> Option<&'static str> {
         Event::JobSucceeded { .. } => Some(""),
         Event::JobFailed { .. }
         | Event::RpoMissed { .. }
+        | Event::ObjectiveUnchecked { .. }
         | Event::DrillFailed { .. }
         | Event::ReplicatorDown { .. } => Some("/fail"),
         // The run's success ping already went out: the snapshot was saved.

@@ -42,7 +42,9 @@ pub(crate) fn body(event: &Event, ctx: &Context<'_>) -> Value {
     // Event-specific fields, typed (times as RFC 3339, durations in seconds) rather
     // than only inside `text`.
     let extra: Map<String, Value> = match event {
-        Event::JobStarted { .. } | Event::JobFailed { .. } => Map::new(),
+        Event::JobStarted { .. } | Event::JobFailed { .. } | Event::ObjectiveUnchecked { .. } => {
+            Map::new()
+        }
         Event::JobSucceeded { summary, .. } => {
             [("summary".into(), json!(summary))].into_iter().collect()
         }

@@ -132,7 +132,7 @@ impl Context<'_> {
         }
     }
 
-    pub fn print_json(&self, value: &serde_json::Value) {
+    pub fn print_json(&self, value: &impl serde::Serialize) {
         out!(
             "{}",
             serde_json::to_string_pretty(value).expect("json serializes")

@@ -1,5 +1,6 @@
 //! Exit codes scripts can branch on, and the one line a person reads.
 
+pub use lifeboat_ops::one_line;
 use lifeboat_repo::RepoError;
 use lifeboat_sources::SourceError;
 use lifeboat_storage::StorageError;
@@ -73,20 +74,4 @@ pub fn code_for(error: &anyhow::Error) -> i32 {
         }
     }
     FAILURE
-}
-
-/// The error and its causes on one line, without repeating a cause already quoted.
-pub fn one_line(error: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in error.chain() {
-        let text = cause.to_string();
-        if text.is_empty() || line.contains(&text) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(&text);
-    }
-    line.replace('\n', " ")
 }

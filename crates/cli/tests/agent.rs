@@ -672,3 +672,107 @@ url = "{hook}"
     assert_eq!(hook.of_kind("replicator_down").len(), 1);
     agent.stop();
 }
+
+/// The RPO check runs `lifeboat status`; when that gives no report (here lifeboat.toml was
+/// broken by an edit while the agent runs), nobody would hear of a missed objective. That
+/// is an incident, alerted once, with the reason, and over when the check runs again.
+#[test]
+fn a_status_check_that_cannot_run_is_an_incident_not_silence() {
+    let repo = TestRepo::local();
+    let dir = repo.dir.path();
+    std::fs::create_dir_all(dir.join("uploads")).unwrap();
+    std::fs::write(dir.join("uploads/a.txt"), "uploaded").unwrap();
+    let hook = WebhookReceiver::start();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let good = format!(
+        r#"
+[[source]]
+name = "uploads"
+url = "./uploads"
+[[target]]
+name = "local"
+url = "{url}"
+[[plan]]
+name = "app"
+sources = ["uploads"]
+targets = ["local"]
+schedule = "every 1h"
+rpo = "1h"
+[agent]
+listen = "{addr}"
+token = "${{AGENT_TOKEN}}"
+state = "./agent.db"
+[[alert]]
+kind = "webhook"
+url = "{hook}"
+"#,
+        url = repo.url,
+        hook = hook.url,
+    );
+    let config = write_config(dir, &good);
+    let agent = Agent::start(dir, &config, addr);
+    agent.wait_for("a measured restore point", Duration::from_secs(30), |a| {
+        let status = a.status();
+        status["restore_points"]
+            .as_array()
+            .is_some_and(|r| r.len() == 1)
+            && status["restore_points_error"].is_null()
+    });
+
+    std::fs::write(
+        &config,
+        format!("{good}\n[[plan]]\nname = \"typo\"\nsources = [\"nope\"]\ntargets = [\"local\"]\n"),
+    )
+    .unwrap();
+    hook.wait_for(
+        "an objective_unchecked alert",
+        Duration::from_secs(30),
+        |e| e.iter().any(|e| e["event"] == "objective_unchecked"),
+    );
+    let alert = hook.of_kind("objective_unchecked")[0].clone();
+    assert_eq!(alert["plan"], "app", "{alert}");
+    assert_eq!(alert["target"], "local", "{alert}");
+    assert_eq!(alert["severity"], "failure", "{alert}");
+    let error = alert["error"].as_str().unwrap();
+    assert!(
+        error.contains("status") && error.contains("nope"),
+        "{error}"
+    );
+    let status = agent.status();
+    assert!(
+        status["restore_points_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("nope")),
+        "{status}"
+    );
+    // The last measured rows stay, rather than an empty list that looks like nothing to watch.
+    assert_eq!(
+        status["restore_points"].as_array().unwrap().len(),
+        1,
+        "{status}"
+    );
+    agent.wait_for("the open incident", Duration::from_secs(30), |a| {
+        a.status()["open_incidents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["key"] == "unchecked/app/local")
+    });
+    // Checks keep failing every second; the incident is alerted once.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(hook.of_kind("objective_unchecked").len(), 1);
+
+    std::fs::write(&config, &good).unwrap();
+    hook.wait_for("a recovery notice", Duration::from_secs(30), |e| {
+        e.iter().any(|e| {
+            e["event"] == "recovered"
+                && e["what"]
+                    .as_str()
+                    .is_some_and(|w| w.contains("measured again"))
+        })
+    });
+    agent.wait_for("a clean check", Duration::from_secs(30), |a| {
+        a.status()["restore_points_error"].is_null()
+    });
+    agent.stop();
+}

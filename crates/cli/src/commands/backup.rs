@@ -176,12 +176,15 @@ pub fn take_snapshot(ctx: &Context, args: &BackupArgs) -> Result<Taken> {
             // Every blob of the tree is stored already: nothing new to index.
             session.finish()?;
             if ctx.global.json {
-                ctx.print_json(&json!({
-                    "id": same,
-                    "short_id": same.short(),
-                    "skipped": true,
-                    "warnings": [],
-                }));
+                ctx.print_json(&lifeboat_ops::BackupReport {
+                    id: same,
+                    short_id: same.short(),
+                    time,
+                    skipped: true,
+                    summary: summary.clone(),
+                    recovered_packs: 0,
+                    warnings: Vec::new(),
+                });
             } else {
                 ctx.say(format!(
                     "nothing changed since snapshot {}; no snapshot saved",
@@ -226,14 +229,15 @@ pub fn take_snapshot(ctx: &Context, args: &BackupArgs) -> Result<Taken> {
     };
     let id = finished.save_snapshot(&snapshot)?;
     if ctx.global.json {
-        ctx.print_json(&json!({
-            "id": id,
-            "short_id": id.short(),
-            "time": snapshot.time.to_rfc3339(),
-            "summary": summary,
-            "recovered_packs": stats.recovered_packs,
-            "warnings": snapshot.warnings,
-        }));
+        ctx.print_json(&lifeboat_ops::BackupReport {
+            id,
+            short_id: id.short(),
+            time: snapshot.time,
+            skipped: false,
+            summary: summary.clone(),
+            recovered_packs: stats.recovered_packs,
+            warnings: snapshot.warnings.clone(),
+        });
     } else {
         ctx.say(format!(
             "snapshot {} saved: {} files, {} dirs, {} ({} new, {} stored) in {:.1}s",

@@ -12,42 +12,17 @@ use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
 use chrono::{DateTime, Utc};
+use lifeboat_ops::{CheckResult, DrillReport};
 use lifeboat_repo::crypto::ObjectKind;
 use lifeboat_repo::snapshot::{Engine, SnapshotSource, StoredSnapshot};
 use lifeboat_repo::Repository;
 use lifeboat_sources::database_url::DatabaseUrl;
 use lifeboat_sources::dump::Server;
 use lifeboat_sources::timeline;
-use serde::Serialize;
 
 use crate::args::{DrillArgs, SubjectArgs};
 pub(crate) use crate::commands::subject::Subject;
 use crate::context::Context;
-
-/// A drill's result, as stored in the repository (`drills/<id>`) and printed.
-#[derive(Debug, Serialize, serde::Deserialize)]
-pub struct DrillRecord {
-    pub time: DateTime<Utc>,
-    pub host: String,
-    pub source: String,
-    pub passed: bool,
-    /// Why it failed, in one line.
-    pub reason: Option<String>,
-    pub restore_point: Option<DateTime<Utc>>,
-    pub snapshot: Option<String>,
-    /// Start to a checked, queryable copy.
-    pub rto_seconds: f64,
-    /// Age of the restore point when the drill started.
-    pub rpo_seconds: Option<f64>,
-    pub checks: Vec<CheckResult>,
-}
-
-#[derive(Debug, Serialize, serde::Deserialize)]
-pub struct CheckResult {
-    pub check: String,
-    pub passed: bool,
-    pub detail: Option<String>,
-}
 
 /// The source of `drill`, `diff` and `restore-rows`.
 pub(crate) fn resolve_subject(ctx: &Context, args: &SubjectArgs) -> Result<Subject> {
@@ -62,7 +37,7 @@ pub fn run(ctx: &Context, args: &DrillArgs) -> Result<()> {
         .prefix("lifeboat-drill-")
         .tempdir()
         .context("cannot create a scratch directory")?;
-    let mut record = DrillRecord {
+    let mut record = DrillReport {
         time: began,
         host: lifeboat_repo::hostname(),
         source: subject.name.clone(),
@@ -100,7 +75,7 @@ pub fn run(ctx: &Context, args: &DrillArgs) -> Result<()> {
         tracing::warn!("cannot record the drill in the repository: {e}");
     }
     if ctx.global.json {
-        ctx.print_json(&serde_json::to_value(&record)?);
+        ctx.print_json(&record);
     } else {
         let point = record
             .restore_point
@@ -144,7 +119,7 @@ fn drill(
     subject: &Subject,
     args: &DrillArgs,
     scratch: &Path,
-    record: &mut DrillRecord,
+    record: &mut DrillReport,
     started: Instant,
 ) -> Result<()> {
     if let Some(url) = DatabaseUrl::parse(&subject.location) {
@@ -198,7 +173,7 @@ fn drill(
         return Ok(());
     }
     // Files: the newest snapshot holding the path (tagged by the agent, or by its paths).
-    let tag = super::status::source_tag(&subject.name);
+    let tag = lifeboat_ops::tags::source_tag(&subject.name);
     let snapshots: Vec<StoredSnapshot> = repo
         .list_snapshots()?
         .into_iter()
@@ -233,7 +208,7 @@ fn drill_database(
     args: &DrillArgs,
     url: &DatabaseUrl,
     dumps: Vec<StoredSnapshot>,
-    record: &mut DrillRecord,
+    record: &mut DrillReport,
     started: Instant,
 ) -> Result<()> {
     let what = format!("dump of {}", url.redacted());
@@ -305,7 +280,7 @@ fn dumps_of(
     subject: &Subject,
     url: &DatabaseUrl,
 ) -> Vec<StoredSnapshot> {
-    let tag = super::status::source_tag(&subject.name);
+    let tag = lifeboat_ops::tags::source_tag(&subject.name);
     let server = url.server();
     snapshots
         .iter()

@@ -12,9 +12,10 @@ use lifeboat_sources::database_url::DatabaseUrl;
 use lifeboat_sources::postgres::recovery::{self, RecoverySettings, RecoveryTarget};
 use lifeboat_sources::postgres::Psql;
 
-use super::drill::{random_below, truthy_text, verdict, CheckResult, DrillRecord, Subject};
+use super::drill::{random_below, truthy_text, verdict, Subject};
 use crate::args::DrillArgs;
 use crate::context::Context;
+use lifeboat_ops::{CheckResult, DrillReport};
 
 /// Replaying a day of WAL can take a while; a drill that takes longer has failed.
 const RECOVERY_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -125,7 +126,7 @@ pub fn drill_physical(
     url: &DatabaseUrl,
     snapshots: &[StoredSnapshot],
     scratch: &Path,
-    record: &mut DrillRecord,
+    record: &mut DrillReport,
     started: Instant,
 ) -> Result<()> {
     let bases = base_backups_of(snapshots, url);

@@ -15,8 +15,8 @@ mod recovery_steps;
 use recovery_steps::write_recovery_steps;
 
 use crate::args::RunbookArgs;
-use crate::commands::drill::DrillRecord;
 use crate::context::Context;
+use lifeboat_ops::DrillReport;
 
 /// What one target is, for the 3-2-1 picture.
 struct Medium {
@@ -80,7 +80,7 @@ struct Observed {
     /// S3 Object Lock as this host's writes apply it: nobody can delete a locked object.
     object_lock: Option<lifeboat_storage::LockPolicy>,
     newest: std::collections::HashMap<String, DateTime<Utc>>,
-    drills: Vec<DrillRecord>,
+    drills: Vec<DrillReport>,
     /// PostgreSQL base backups held: (server, major version), one per server.
     pg_bases: Vec<(String, u32)>,
 }
@@ -114,7 +114,7 @@ fn observe(ctx: &Context, target: &Target) -> Observed {
         }
         for s in snapshots {
             for tag in &s.snapshot.tags {
-                if let Some(source) = tag.strip_prefix("source:") {
+                if let Some(source) = lifeboat_ops::tags::source_of_tag(tag) {
                     let entry = observed
                         .newest
                         .entry(source.to_string())
@@ -126,7 +126,7 @@ fn observe(ctx: &Context, target: &Target) -> Observed {
     }
     if let Ok(objects) = repo.storage().list("drills") {
         for object in objects {
-            if let Ok(record) = repo.load_json::<DrillRecord>(ObjectKind::DrillRecord, &object.name)
+            if let Ok(record) = repo.load_json::<DrillReport>(ObjectKind::DrillRecord, &object.name)
             {
                 observed.drills.push(record);
             }

@@ -24,8 +24,8 @@ use lifeboat_sources::timeline;
 use serde_json::json;
 
 use crate::args::RecoverArgs;
-use crate::commands::status::source_tag;
 use crate::context::Context;
+use lifeboat_ops::tags::source_tag;
 
 pub fn run(ctx: &Context, args: &RecoverArgs) -> Result<()> {
     let at = timeline::parse_time(&args.at, Utc::now())?;

@@ -1,0 +1,27 @@
+//! The operations layer: Lifeboat's use cases as functions over typed requests and typed
+//! reports, between the work crates (`repo`, `sources`) and the front ends (the `lifeboat`
+//! binary, the agent). A report is one serde type, written by the binary as `--json` and
+//! read back by the agent strictly (`report::parse`): a report that does not parse is an
+//! error the agent turns into an incident, never a row of zeros.
+
+pub mod report;
+pub mod status;
+pub mod tags;
+
+pub use report::{BackupReport, CheckResult, DrillReport, RestorePointStatus, StatusReport};
+
+/// The error and its causes on one line, without repeating a cause already quoted.
+pub fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line.replace('\n', " ")
+}
