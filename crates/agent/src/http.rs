@@ -1,5 +1,8 @@
-//! The agent's HTTP side: `/livez`, `/readyz` (open, for process supervisors), and
-//! `/metrics` and `/api/v1/status` (behind the bearer token when one is configured).
+//! The agent's HTTP side: `/livez`, `/readyz` (open, for process supervisors),
+//! `/api/v1/openapi.json` (open: it describes, it holds nothing), and `/metrics` and the
+//! rest of `/api/v1/` (`api.rs`) behind bearer tokens with roles: the `token` of
+//! `[agent]` may read and start actions, its `read_token` may only read. Without any
+//! token the reading endpoints are open (loopback only) and actions are refused.
 //! It listens on loopback unless the configuration explicitly allows otherwise.
 
 use std::net::SocketAddr;
@@ -8,34 +11,76 @@ use std::sync::{Arc, Mutex};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
+use lifeboat_config::Config;
 
+use crate::actions::Actions;
+use crate::api;
+use crate::state::State as JobState;
 use crate::status::AgentStatus;
 
 #[derive(Clone)]
-struct Shared {
-    status: Arc<Mutex<AgentStatus>>,
-    token: Option<String>,
+pub(crate) struct Shared {
+    pub status: Arc<Mutex<AgentStatus>>,
+    pub actions: Arc<Actions>,
+    pub config: Arc<Config>,
+    pub state: Arc<JobState>,
+    tokens: Tokens,
+}
+
+#[derive(Clone)]
+struct Tokens {
+    operator: Option<String>,
+    read: Option<String>,
+}
+
+/// What a caller may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Read,
+    Operator,
 }
 
 /// Binds at once (so a taken port is an error the caller sees) and serves on its own
 /// thread until the process ends.
-pub fn serve(
+pub(crate) fn serve(
     addr: SocketAddr,
     status: Arc<Mutex<AgentStatus>>,
-    token: Option<String>,
+    actions: Arc<Actions>,
+    config: Arc<Config>,
+    state: Arc<JobState>,
 ) -> anyhow::Result<SocketAddr> {
     let listener = std::net::TcpListener::bind(addr)
         .map_err(|e| anyhow::anyhow!("the agent cannot listen on {addr}: {e}"))?;
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
-    let shared = Shared { status, token };
+    let secret = |s: &Option<lifeboat_config::Secret>| s.as_ref().map(|t| t.expose().to_string());
+    let tokens = Tokens {
+        operator: secret(&config.agent.token),
+        read: secret(&config.agent.read_token),
+    };
+    let shared = Shared {
+        status,
+        actions,
+        config,
+        state,
+        tokens,
+    };
     let app = Router::new()
         .route("/livez", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/api/v1/status", get(api_status))
+        .route("/api/v1/openapi.json", get(api::openapi))
+        .route("/api/v1/status", get(api::status))
+        .route("/api/v1/jobs", get(api::jobs))
+        .route("/api/v1/drills", get(api::drills))
+        .route("/api/v1/incidents", get(api::incidents))
+        .route("/api/v1/actions", get(api::actions))
+        .route("/api/v1/actions/{id}", get(api::action))
+        .route("/api/v1/plans/{plan}/backup", post(api::run_backup))
+        .route("/api/v1/plans/{plan}/drill", post(api::run_drill))
+        .fallback(api::not_found)
         .with_state(shared);
     std::thread::Builder::new()
         .name("http".into())
@@ -58,16 +103,37 @@ pub fn serve(
     Ok(bound)
 }
 
-fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
-    let Some(token) = &shared.token else {
-        return true;
-    };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(bearer_token)
-        .unwrap_or_default();
-    // Compared in constant time: the token guards an API on the network.
+impl Shared {
+    /// The caller's role, or the 401 to answer. With no token configured at all, anyone
+    /// who can reach the (loopback) port may read, and nobody may act.
+    // The refusal is returned as it is answered; boxing it would only add a step.
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn role(&self, headers: &HeaderMap) -> Result<Role, Response> {
+        let Tokens { operator, read } = &self.tokens;
+        if operator.is_none() && read.is_none() {
+            return Ok(Role::Read);
+        }
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(bearer_token)
+            .unwrap_or_default();
+        if operator.as_deref().is_some_and(|t| same(given, t)) {
+            return Ok(Role::Operator);
+        }
+        if read.as_deref().is_some_and(|t| same(given, t)) {
+            return Ok(Role::Read);
+        }
+        Err(unauthorized())
+    }
+
+    pub(crate) fn has_operator_token(&self) -> bool {
+        self.tokens.operator.is_some()
+    }
+}
+
+/// Compared in constant time: the token guards an API on the network.
+fn same(given: &str, token: &str) -> bool {
     given.len() == token.len()
         && given
             .bytes()
@@ -89,7 +155,7 @@ fn unauthorized() -> Response {
     (
         StatusCode::UNAUTHORIZED,
         [(header::WWW_AUTHENTICATE, "Bearer")],
-        "a bearer token is required\n",
+        axum::Json(api::ApiError::new("a bearer token is required")),
     )
         .into_response()
 }
@@ -103,19 +169,11 @@ async fn readyz(State(shared): State<Shared>) -> Response {
 }
 
 async fn metrics(State(shared): State<Shared>, headers: HeaderMap) -> Response {
-    if !authorized(&shared, &headers) {
-        return unauthorized();
+    if let Err(refused) = shared.role(&headers) {
+        return refused;
     }
     let text = shared.status.lock().expect("status").metrics();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
-}
-
-async fn api_status(State(shared): State<Shared>, headers: HeaderMap) -> Response {
-    if !authorized(&shared, &headers) {
-        return unauthorized();
-    }
-    let status = shared.status.lock().expect("status").clone();
-    axum::Json(status).into_response()
 }
 
 #[cfg(test)]

@@ -8,10 +8,13 @@
 //! database, so a restart neither repeats nor forgets. SIGTERM stops the schedules, asks
 //! every child to stop, waits for them and records what was cut short.
 
+mod actions;
 mod alerting;
+mod api;
 mod children;
 mod http;
 mod jobs;
+mod openapi;
 mod replicators;
 mod schedule;
 mod state;
@@ -28,6 +31,7 @@ use anyhow::Result;
 use chrono::Utc;
 use lifeboat_config::Config;
 
+use crate::actions::{ActionKind, Actions};
 use crate::alerting::Alerting;
 use crate::children::Children;
 use crate::state::State;
@@ -71,6 +75,7 @@ struct Agent {
     state: Arc<State>,
     status: Arc<Mutex<AgentStatus>>,
     alerting: Arc<Alerting>,
+    actions: Arc<Actions>,
     children: Children,
     stop: Arc<AtomicBool>,
 }
@@ -91,8 +96,15 @@ pub fn run(config: Config, options: AgentOptions) -> Result<()> {
         started: Some(Utc::now()),
         ..Default::default()
     }));
-    let token = config.agent.token.as_ref().map(|t| t.expose().to_string());
-    let addr = http::serve(config.agent.listen, status.clone(), token)?;
+    let config = Arc::new(config);
+    let actions = Arc::new(Actions::default());
+    let addr = http::serve(
+        config.agent.listen,
+        status.clone(),
+        actions.clone(),
+        config.clone(),
+        state.clone(),
+    )?;
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
         libc::signal(
@@ -111,11 +123,12 @@ pub fn run(config: Config, options: AgentOptions) -> Result<()> {
     );
     let alerting = Arc::new(Alerting::new(&config, state.clone(), status.clone()));
     let agent = Agent {
-        config: Arc::new(config),
+        config,
         options,
         state,
         status,
         alerting,
+        actions,
         children: Children::default(),
         stop: Arc::new(AtomicBool::new(false)),
     };
@@ -204,7 +217,18 @@ impl Agent {
                     drill_due.insert(plan.name.clone(), schedule.next_after(now));
                 }
             }
-            drilling.retain(|_, h| !h.is_finished());
+            self.start_actions(&mut running, &mut drilling, &due);
+            let drilled: Vec<String> = drilling
+                .iter()
+                .filter(|(_, h)| h.is_finished())
+                .map(|(name, _)| name.clone())
+                .collect();
+            for name in drilled {
+                if let Some(handle) = drilling.remove(&name) {
+                    let _ = handle.join();
+                }
+                self.finish_action(ActionKind::Drill, &name);
+            }
             let finished: Vec<String> = running
                 .iter()
                 .filter(|(_, h)| h.is_finished())
@@ -214,6 +238,7 @@ impl Agent {
                 if let Some(handle) = running.remove(&name) {
                     let _ = handle.join();
                 }
+                self.finish_action(ActionKind::Backup, &name);
                 self.refresh(&due, &running);
             }
             if last_refresh.elapsed() >= Duration::from_secs(1) {
@@ -538,6 +563,119 @@ impl Agent {
             status.restore_points_checked = Some(Utc::now());
             status.restore_points_error = None;
         })
+    }
+
+    /// Starts the actions asked for through the API whose plan is not busy with the same
+    /// kind of job (a drill also waits for the plan's backups); the others stay queued.
+    fn start_actions(
+        &self,
+        running: &mut HashMap<String, JoinHandle<()>>,
+        drilling: &mut HashMap<String, JoinHandle<()>>,
+        due: &HashMap<String, Option<chrono::DateTime<Utc>>>,
+    ) {
+        for action in self.actions.queued() {
+            let backing_up = running.contains_key(&action.plan);
+            let startable = match action.kind {
+                ActionKind::Backup => !backing_up,
+                ActionKind::Drill => !backing_up && !drilling.contains_key(&action.plan),
+            };
+            if !startable {
+                continue;
+            }
+            // Marked before the job starts: its outcome is the jobs that started since.
+            self.actions.started(action.id);
+            let now = Utc::now();
+            tracing::info!(
+                "{:?} of plan {} asked for through the API",
+                action.kind,
+                action.plan
+            );
+            match action.kind {
+                ActionKind::Backup => {
+                    running.insert(action.plan.clone(), self.start_plan(&action.plan, now));
+                    self.refresh(due, running);
+                }
+                ActionKind::Drill => {
+                    drilling.insert(action.plan.clone(), self.start_drills(&action.plan, now));
+                }
+            }
+        }
+    }
+
+    /// Completes the action that ran `kind` of `plan`, if one did, from what the job
+    /// history says of the jobs it started.
+    fn finish_action(&self, kind: ActionKind, plan: &str) {
+        let Some(action) = self.actions.running(kind, plan) else {
+            return;
+        };
+        let since = action.started.unwrap_or(action.requested);
+        let outcome = match kind {
+            ActionKind::Backup => self.backup_outcome(plan, since),
+            ActionKind::Drill => self.drill_outcome(plan, since),
+        };
+        self.actions.finished(action.id, outcome.err());
+    }
+
+    fn backup_outcome(&self, plan: &str, since: chrono::DateTime<Utc>) -> Result<(), String> {
+        let targets = self
+            .config
+            .plan(plan)
+            .map(|p| p.targets.clone())
+            .unwrap_or_default();
+        let mut failures = Vec::new();
+        for target in targets {
+            let run = self
+                .state
+                .history(plan, &target)
+                .map_err(|e| format!("cannot read the job history: {e}"))?
+                .last_run
+                .filter(|run| run.started >= since);
+            match run {
+                Some(run) if run.ok == Some(true) => {}
+                Some(run) => failures.push(format!(
+                    "{target}: {}",
+                    run.error.unwrap_or_else(|| "did not finish".into())
+                )),
+                None => failures.push(format!("{target}: did not run")),
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(failures.join("; "))
+        }
+    }
+
+    fn drill_outcome(&self, plan: &str, since: chrono::DateTime<Utc>) -> Result<(), String> {
+        let drills: Vec<_> = self
+            .state
+            .drills()
+            .map_err(|e| format!("cannot read the drill history: {e}"))?
+            .into_iter()
+            .filter(|d| d.plan == plan && d.finished >= since)
+            .collect();
+        if drills.is_empty() {
+            return Err(format!(
+                "no drill ran: plan {plan} has no source a drill can restore"
+            ));
+        }
+        let failures: Vec<String> = drills
+            .iter()
+            .filter(|d| !d.passed)
+            .map(|d| {
+                format!(
+                    "{} from {}: {}",
+                    d.source,
+                    d.target,
+                    d.reason.as_deref().unwrap_or("failed")
+                )
+            })
+            .collect();
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(failures.join("; "))
+        }
     }
 
     /// Rebuilds the per-plan part of the status from the state database.

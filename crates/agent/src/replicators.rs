@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::children::{die_with_the_agent, error_line, for_target, Children};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ReplicatorStatus {
     pub plan: String,
     pub source: String,

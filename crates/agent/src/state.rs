@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use anyhow::{Context as _, Result};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
+use schemars::JsonSchema;
 use serde::Serialize;
 
 pub struct State {
@@ -16,7 +17,7 @@ pub struct State {
 }
 
 /// One finished (or running) job.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Run {
     pub id: i64,
     pub plan: String,
@@ -42,7 +43,7 @@ pub struct Drill {
 }
 
 /// The newest drill of a plan's source on a target.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct DrillStatus {
     pub plan: String,
     pub source: String,
@@ -56,7 +57,7 @@ pub struct DrillStatus {
 }
 
 /// Per plan and target: what the metrics and the status API show.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 pub struct TargetHistory {
     pub last_success: Option<DateTime<Utc>>,
     pub last_run: Option<Run>,
@@ -102,6 +103,23 @@ fn time(text: String) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(&text)
         .map(|t| t.to_utc())
         .unwrap_or_default()
+}
+
+/// A `runs` row, its columns in the order the queries select them.
+fn run_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Run> {
+    Ok(Run {
+        id: row.get(0)?,
+        plan: row.get(1)?,
+        target: row.get(2)?,
+        kind: row.get(3)?,
+        scheduled_for: time(row.get(4)?),
+        started: time(row.get(5)?),
+        finished: row.get::<_, Option<String>>(6)?.map(time),
+        ok: row.get(7)?,
+        error: row.get(8)?,
+        bytes: row.get::<_, i64>(9)? as u64,
+        duration_ms: row.get::<_, i64>(10)? as u64,
+    })
 }
 
 /// The job history names plans, sources and errors: it is the owner's alone. The file is
@@ -204,6 +222,19 @@ impl State {
             .map(time))
     }
 
+    /// The newest `limit` jobs of every plan and target, newest first.
+    pub fn recent_runs(&self, limit: u32) -> Result<Vec<Run>> {
+        let db = self.db();
+        let mut query = db.prepare(
+            "SELECT id, plan, target, kind, scheduled_for, started, finished, ok, error, bytes, duration_ms
+             FROM runs ORDER BY id DESC LIMIT ?1",
+        )?;
+        let runs = query
+            .query_map(params![limit], run_from_row)?
+            .collect::<rusqlite::Result<Vec<Run>>>()?;
+        Ok(runs)
+    }
+
     pub fn history(&self, plan: &str, target: &str) -> Result<TargetHistory> {
         let db = self.db();
         let (runs_total, failures_total): (i64, i64) = db.query_row(
@@ -223,21 +254,7 @@ impl State {
                 "SELECT id, plan, target, kind, scheduled_for, started, finished, ok, error, bytes, duration_ms
                  FROM runs WHERE plan = ?1 AND target = ?2 ORDER BY id DESC LIMIT 1",
                 params![plan, target],
-                |row| {
-                    Ok(Run {
-                        id: row.get(0)?,
-                        plan: row.get(1)?,
-                        target: row.get(2)?,
-                        kind: row.get(3)?,
-                        scheduled_for: time(row.get(4)?),
-                        started: time(row.get(5)?),
-                        finished: row.get::<_, Option<String>>(6)?.map(time),
-                        ok: row.get(7)?,
-                        error: row.get(8)?,
-                        bytes: row.get::<_, i64>(9)? as u64,
-                        duration_ms: row.get::<_, i64>(10)? as u64,
-                    })
-                },
+                run_from_row,
             )
             .optional()?;
         Ok(TargetHistory {

@@ -4,13 +4,14 @@
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::replicators::ReplicatorStatus;
 use crate::state::TargetHistory;
 pub use lifeboat_ops::RestorePointStatus;
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 pub struct AgentStatus {
     pub version: &'static str,
     pub started: Option<DateTime<Utc>>,
@@ -27,7 +28,7 @@ pub struct AgentStatus {
     pub open_incidents: Vec<Incident>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct PlanStatus {
     pub name: String,
     pub schedule: Option<String>,
@@ -36,14 +37,14 @@ pub struct PlanStatus {
     pub targets: Vec<TargetStatus>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct TargetStatus {
     pub target: String,
     #[serde(flatten)]
     pub history: TargetHistory,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 pub struct ChannelStatus {
     pub channel: String,
     pub sent: u64,
@@ -51,7 +52,7 @@ pub struct ChannelStatus {
     pub last_error: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Incident {
     pub key: String,
     pub opened: DateTime<Utc>,

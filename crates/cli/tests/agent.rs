@@ -776,3 +776,137 @@ url = "{hook}"
     });
     agent.stop();
 }
+
+/// `/api/v1/`: a read-only token reads but cannot act; the operator's token runs a plan's
+/// backup and its drill now, followed by id to the end; the OpenAPI document is served;
+/// without an operator token configured, actions are refused.
+#[test]
+fn the_api_reads_with_either_token_and_acts_only_with_the_operators() {
+    let repo = TestRepo::local();
+    let dir = repo.dir.path();
+    std::fs::create_dir_all(dir.join("uploads")).unwrap();
+    std::fs::write(dir.join("uploads/a.txt"), "uploaded").unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    const READER: &str = "reader-token";
+    let body = |tokens: &str| {
+        format!(
+            r#"
+[[source]]
+name = "uploads"
+url = "./uploads"
+[[target]]
+name = "local"
+url = "{url}"
+[[plan]]
+name = "app"
+sources = ["uploads"]
+targets = ["local"]
+schedule = "every 1h"
+[agent]
+listen = "{addr}"
+state = "./agent.db"
+{tokens}
+"#,
+            url = repo.url,
+        )
+    };
+    let config = write_config(
+        dir,
+        &body(&format!(
+            "token = \"${{AGENT_TOKEN}}\"\nread_token = \"{READER}\""
+        )),
+    );
+    let agent = Agent::start(dir, &config, addr);
+    let call = |method: &str, path: &str, token: Option<&str>| {
+        common::http::call(addr, method, path, token).expect("the agent answers")
+    };
+
+    let (code, spec) = call("GET", "/api/v1/openapi.json", None);
+    assert_eq!(code, 200);
+    assert_eq!(spec["openapi"], "3.1.0");
+    assert!(
+        spec["paths"]["/api/v1/plans/{plan}/backup"]["post"].is_object(),
+        "{spec}"
+    );
+    assert!(
+        spec["components"]["schemas"]["Action"].is_object(),
+        "{spec}"
+    );
+    assert_eq!(call("GET", "/api/v1/status", Some(READER)).0, 200);
+    assert_eq!(call("GET", "/api/v1/status", Some("wrong")).0, 401);
+    let (code, refused) = call("POST", "/api/v1/plans/app/backup", Some(READER));
+    assert_eq!(code, 403, "{refused}");
+    assert!(
+        refused["error"].as_str().unwrap().contains("only read"),
+        "{refused}"
+    );
+    let (code, missing) = call("POST", "/api/v1/plans/nope/backup", Some(TOKEN));
+    assert_eq!(code, 404, "{missing}");
+    assert_eq!(call("GET", "/api/v1/nowhere", Some(READER)).0, 404);
+    assert_eq!(call("GET", "/api/v1/jobs?limit=0", Some(READER)).0, 400);
+
+    // The scheduled run at start, then one asked for: a snapshot more.
+    agent.wait_for("the first scheduled run", Duration::from_secs(60), |a| {
+        runs(a, "app", "local") >= 1 && !a.status()["plans"][0]["running"].as_bool().unwrap()
+    });
+    let before = snapshots_tagged(&repo, "plan:app");
+    let follow = |kind: &str| -> serde_json::Value {
+        let (code, action) = call("POST", &format!("/api/v1/plans/app/{kind}"), Some(TOKEN));
+        assert_eq!(code, 202, "{action}");
+        assert_eq!(action["kind"], kind, "{action}");
+        let id = action["id"].as_u64().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let (code, action) = call("GET", &format!("/api/v1/actions/{id}"), Some(READER));
+            assert_eq!(code, 200, "{action}");
+            if action["finished"].is_string() {
+                return action;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "action {id} did not finish: {action}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let backup = follow("backup");
+    assert_eq!(backup["state"], "succeeded", "{backup}");
+    assert_eq!(snapshots_tagged(&repo, "plan:app"), before + 1);
+    let (_, jobs) = call("GET", "/api/v1/jobs?limit=1", Some(READER));
+    assert_eq!(jobs.as_array().unwrap().len(), 1, "{jobs}");
+    assert_eq!(jobs[0]["ok"], true, "{jobs}");
+    assert!(
+        jobs[0]["started"].as_str() >= backup["started"].as_str(),
+        "{jobs} {backup}"
+    );
+
+    let drill = follow("drill");
+    assert_eq!(drill["state"], "succeeded", "{drill}");
+    let (_, drills) = call("GET", "/api/v1/drills", Some(READER));
+    assert!(
+        drills
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["source"] == "uploads" && d["passed"] == true),
+        "{drills}"
+    );
+    let (_, actions) = call("GET", "/api/v1/actions", Some(READER));
+    assert_eq!(actions.as_array().unwrap().len(), 2, "{actions}");
+    agent.stop();
+
+    // No operator token configured: reading stays open on loopback, acting is refused.
+    write_config(dir, &body(""));
+    let agent = Agent::start(dir, &config, addr);
+    assert_eq!(call("GET", "/api/v1/status", None).0, 200);
+    let (code, refused) = call("POST", "/api/v1/plans/app/backup", None);
+    assert_eq!(code, 403, "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("operator token"),
+        "{refused}"
+    );
+    agent.stop();
+}

@@ -151,8 +151,10 @@ impl Keep {
 pub struct AgentSettings {
     /// Loopback unless `allow_remote` is set along with a token.
     pub listen: SocketAddr,
-    /// Bearer token the HTTP API requires.
+    /// Bearer token the HTTP API requires; the operator's, which may also start actions.
     pub token: Option<Secret>,
+    /// A bearer token that may only read.
+    pub read_token: Option<Secret>,
     /// Path of the agent's SQLite state database.
     pub state: Option<PathBuf>,
     /// Whether `listen` may be a non-loopback address.
@@ -169,6 +171,7 @@ impl Default for AgentSettings {
         AgentSettings {
             listen: Self::DEFAULT_LISTEN,
             token: None,
+            read_token: None,
             state: None,
             allow_remote: false,
         }

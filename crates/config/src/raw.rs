@@ -164,8 +164,12 @@ pub(crate) struct RawAgent {
     /// addresses unless allow_remote is true and a token is set.
     #[schemars(extend("default" = "127.0.0.1:7070"))]
     pub listen: Option<Spanned<String>>,
-    /// Bearer token the HTTP API requires, usually `${LIFEBOAT_AGENT_TOKEN}`.
+    /// Bearer token the HTTP API requires, usually `${LIFEBOAT_AGENT_TOKEN}`: the operator's,
+    /// which may also start actions (run a plan, run a drill).
     pub token: Option<Spanned<String>>,
+    /// A second bearer token that may only read (status, history, metrics): for dashboards
+    /// and monitoring. Usually `${LIFEBOAT_AGENT_READ_TOKEN}`.
+    pub read_token: Option<Spanned<String>>,
     /// Path of the agent's SQLite state database (relative to this file).
     pub state: Option<String>,
     /// Allow listen on a non-loopback address; requires a token.

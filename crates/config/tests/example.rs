@@ -98,6 +98,7 @@ fn the_example_yields_the_expected_model() {
         AgentSettings {
             listen: "127.0.0.1:7070".parse::<SocketAddr>().unwrap(),
             token: None,
+            read_token: None,
             state: None,
             allow_remote: false,
         }

@@ -79,7 +79,7 @@ fn unknown_keys_are_all_reported_with_what_is_allowed() {
             (
                 line + 4,
                 1,
-                "unknown key \"tokn\" in [agent]; expected one of listen, token, state, allow_remote"
+                "unknown key \"tokn\" in [agent]; expected one of listen, token, read_token, state, allow_remote"
                     .to_string()
             ),
             (
@@ -416,4 +416,15 @@ fn independent_problems_are_all_reported() {
     assert_eq!(all.len(), 8, "{all:#?}");
     let lines: Vec<usize> = all.iter().map(|e| e.0).collect();
     assert_eq!(lines, [9, 9, 12, 13, 14, 15, 17, 20]);
+}
+
+#[test]
+fn a_read_token_must_differ_from_the_operators() {
+    let text = format!("{BASE}[agent]\ntoken = \"same\"\nread_token = \"same\"\n");
+    let lines = BASE.lines().count();
+    let (line, column, message) = error(&text);
+    assert_eq!((line, column), (lines + 3, 14), "{message}");
+    assert!(message.contains("read_token is the same as token"), "{message}");
+    assert!(!message.contains("\"same\""), "a token leaked: {message}");
+    assert!(parse(&format!("{BASE}[agent]\ntoken = \"a\"\nread_token = \"b\"\n")).is_ok());
 }

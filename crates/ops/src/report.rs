@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use lifeboat_repo::snapshot::{SnapshotSummary, SnapshotWarning};
 use lifeboat_repo::Id;
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -54,7 +55,7 @@ pub struct CheckResult {
 
 /// `lifeboat status --json`: the newest restore point of every plan's source on each of
 /// its targets, measured against the plan's RPO.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatusReport {
     pub time: DateTime<Utc>,
@@ -63,7 +64,7 @@ pub struct StatusReport {
     pub restore_points: Vec<RestorePointStatus>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestorePointStatus {
     pub plan: String,

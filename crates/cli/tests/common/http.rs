@@ -35,6 +35,29 @@ pub fn request(
     )
 }
 
+/// `method path` with a bearer token and no body; returns the status code and the body
+/// parsed as JSON (None if nothing answers).
+pub fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> Option<(u16, serde_json::Value)> {
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let (code, body) = exchange(
+        addr,
+        format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
+    )?;
+    let json = serde_json::from_str(&body).unwrap_or_else(|e| {
+        panic!("{method} {path} answered {code} with a body that is not JSON ({e}): {body}")
+    });
+    Some((code, json))
+}
+
 /// One request on a fresh connection, bounded in time both ways.
 fn exchange(addr: SocketAddr, request: String) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;

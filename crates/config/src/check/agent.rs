@@ -17,6 +17,21 @@ pub(super) fn check(c: &mut Checker<'_>, raw: Option<&RawAgent>) -> Option<Agent
         .token
         .as_ref()
         .map(|t| c.non_empty(t, "token").map(Secret::new));
+    let read_token = raw
+        .read_token
+        .as_ref()
+        .map(|t| c.non_empty(t, "read_token").map(Secret::new));
+    if let (Some(Some(read)), Some(Some(operator)), Some(written)) =
+        (&read_token, &token, &raw.read_token)
+    {
+        // The same secret in both roles would give every dashboard the operator's rights.
+        if read.expose() == operator.expose() {
+            c.error(
+                &written.span,
+                "read_token is the same as token; give each role its own",
+            );
+        }
+    }
     let remote_allowed = raw.allow_remote && raw.token.is_some();
     let listen = match &raw.listen {
         None => Some(AgentSettings::DEFAULT_LISTEN),
@@ -51,6 +66,7 @@ pub(super) fn check(c: &mut Checker<'_>, raw: Option<&RawAgent>) -> Option<Agent
     Some(AgentSettings {
         listen: listen?,
         token,
+        read_token: read_token.flatten(),
         state: raw.state.as_ref().map(PathBuf::from),
         allow_remote: raw.allow_remote,
     })
