@@ -23,7 +23,8 @@
 #   GARAGE_BUCKET      bucket name (default lifeboat-test)
 #   GARAGE_WATCH_PID   kill Garage when this process exits (a test binary passes its pid)
 #   GARAGE_WATCH_CLEANUP=1  with GARAGE_WATCH_PID: also delete DIR then
-#   GARAGE_TIMEOUT     seconds to wait for Garage to come up (default 15)
+#   GARAGE_TIMEOUT     seconds to wait for Garage to come up (default 60: a loaded
+#                      two-core machine once took more than 15)
 set -euo pipefail
 
 say() { echo "garage.sh: $*" >&2; }
@@ -52,7 +53,7 @@ STATE=$DIR/state
 PID_FILE=$DIR/garage.pid
 LOG=$DIR/garage.log
 BUCKET=${GARAGE_BUCKET:-lifeboat-test}
-TIMEOUT=${GARAGE_TIMEOUT:-15}
+TIMEOUT=${GARAGE_TIMEOUT:-60}
 umask 077
 
 random_hex() { # $1 bytes

@@ -41,6 +41,9 @@ impl Http {
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the HTTP runtime: {e}"))?;
+        // reqwest is built without a TLS provider of its own (see Cargo.toml): the
+        // process default must be there first. Installing it again changes nothing.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)

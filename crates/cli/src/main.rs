@@ -47,6 +47,8 @@ pub(crate) fn write_stdout_line(text: &str) {
 
 fn main() {
     tune_allocator();
+    // Before any HTTPS client exists (object stores, webhooks, `lifeboat serve`).
+    lifeboat_storage::tls::install_crypto_provider();
     let cli = args::Cli::parse();
     lifeboat_sources::child_env::pass_through(&cli.global.pass_env);
     // The agent is a service: its log says what each job did (one line per job) and

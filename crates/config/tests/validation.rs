@@ -424,7 +424,13 @@ fn a_read_token_must_differ_from_the_operators() {
     let lines = BASE.lines().count();
     let (line, column, message) = error(&text);
     assert_eq!((line, column), (lines + 3, 14), "{message}");
-    assert!(message.contains("read_token is the same as token"), "{message}");
+    assert!(
+        message.contains("read_token is the same as token"),
+        "{message}"
+    );
     assert!(!message.contains("\"same\""), "a token leaked: {message}");
-    assert!(parse(&format!("{BASE}[agent]\ntoken = \"a\"\nread_token = \"b\"\n")).is_ok());
+    assert!(parse(&format!(
+        "{BASE}[agent]\ntoken = \"a\"\nread_token = \"b\"\n"
+    ))
+    .is_ok());
 }

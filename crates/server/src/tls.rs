@@ -76,7 +76,7 @@ fn identity(
     key: PrivateKeyDer<'static>,
 ) -> Result<Identity, ServerError> {
     let fingerprint = lifeboat_storage::certificate_fingerprint(&certs[0]);
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| tls_error("TLS setup", e))?

@@ -16,6 +16,7 @@ mod modes;
 mod object_lock;
 mod remote;
 mod throttle;
+pub mod tls;
 
 pub use location::{parse_fingerprint, Location, SERVER_SCHEME};
 use object_lock::is_protected;
@@ -267,8 +268,11 @@ impl Storage {
 
     pub fn open_with(url: &str, options: StorageOptions) -> Result<Storage> {
         let location = Location::parse(url)?;
-        // Registers OpenDAL's services and its HTTP transport (once per process).
+        // Registers OpenDAL's services and its HTTP transport (once per process), whose
+        // clients take the process's TLS provider.
+        tls::install_crypto_provider();
         opendal::install_default();
+        opendal_http_transport_reqwest::install_default();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

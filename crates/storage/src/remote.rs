@@ -407,7 +407,7 @@ fn chain(e: &dyn std::error::Error) -> String {
 }
 
 fn pinned_config(fingerprint: &str) -> std::result::Result<rustls::ClientConfig, String> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = PinnedCertificate {
         fingerprint: fingerprint.to_string(),
         algorithms: provider.signature_verification_algorithms,
