@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
-# Cargo's own progress shows: the first release build takes a while (about 20 minutes on
+# Cargo's own progress shows: the first release build takes a while (about 6 minutes on
 # two cores), later ones seconds.
 echo "== building lifeboat (release) in $target_dir"
 cargo build --release --bin lifeboat

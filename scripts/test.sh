@@ -58,6 +58,18 @@ step "npm packages (Node $(node --version 2>/dev/null || echo missing))"
 npm ci --prefix examples/express-crud --no-audit --no-fund --loglevel=error
 npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 
+step "dashboard (TypeScript, compiled by tsc into dashboard/dist/, which the agent embeds)"
+# The compiled page is committed so that cargo alone builds the agent; it must be what
+# the sources compile to.
+npm ci --prefix dashboard --no-audit --no-fund --loglevel=error
+npm run --prefix dashboard --silent build
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1 &&
+  ! git diff --quiet -- dashboard/dist; then
+  git diff --stat -- dashboard/dist
+  echo "dashboard/dist is not what dashboard/src compiles to: run npm run --prefix dashboard build and commit it"
+  exit 1
+fi
+
 step "build the tests"
 # Compiling first, apart, so a compile error stops here with its message on top, and the
 # test log below holds only tests.

@@ -39,6 +39,19 @@ fn read<T: Serialize>(shared: &Shared, headers: &HeaderMap, body: impl FnOnce() 
     }
 }
 
+/// Whether the API asks for a token, so that a page can ask its user before calling it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Access {
+    pub token_required: bool,
+}
+
+pub async fn access(State(shared): State<Shared>) -> Response {
+    Json(Access {
+        token_required: shared.token_required(),
+    })
+    .into_response()
+}
+
 pub async fn openapi() -> Response {
     Json(crate::openapi::document()).into_response()
 }

@@ -1,5 +1,6 @@
 //! The agent's HTTP side: `/livez`, `/readyz` (open, for process supervisors),
-//! `/api/v1/openapi.json` (open: it describes, it holds nothing), and `/metrics` and the
+//! `/api/v1/openapi.json` and `/api/v1/access` (open: they describe, they hold nothing),
+//! the dashboard's files at `/` (`dashboard.rs`; open, it holds no data), and `/metrics` and the
 //! rest of `/api/v1/` (`api.rs`) behind bearer tokens with roles: the `token` of
 //! `[agent]` may read and start actions, its `read_token` may only read. Without any
 //! token the reading endpoints are open (loopback only) and actions are refused.
@@ -17,6 +18,7 @@ use lifeboat_config::Config;
 
 use crate::actions::Actions;
 use crate::api;
+use crate::dashboard;
 use crate::state::State as JobState;
 use crate::status::AgentStatus;
 
@@ -68,10 +70,15 @@ pub(crate) fn serve(
         tokens,
     };
     let app = Router::new()
+        .route("/", get(dashboard::index))
+        .route("/dashboard/app.js", get(dashboard::script))
+        .route("/dashboard/style.css", get(dashboard::style))
+        .route("/dashboard/icon.svg", get(dashboard::icon))
         .route("/livez", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/v1/openapi.json", get(api::openapi))
+        .route("/api/v1/access", get(api::access))
         .route("/api/v1/status", get(api::status))
         .route("/api/v1/jobs", get(api::jobs))
         .route("/api/v1/drills", get(api::drills))
@@ -125,6 +132,10 @@ impl Shared {
             return Ok(Role::Read);
         }
         Err(unauthorized())
+    }
+
+    pub(crate) fn token_required(&self) -> bool {
+        self.tokens.operator.is_some() || self.tokens.read.is_some()
     }
 
     pub(crate) fn has_operator_token(&self) -> bool {

@@ -12,6 +12,7 @@ mod actions;
 mod alerting;
 mod api;
 mod children;
+mod dashboard;
 mod http;
 mod jobs;
 mod openapi;

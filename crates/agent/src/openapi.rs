@@ -6,7 +6,7 @@ use schemars::generate::SchemaSettings;
 use serde_json::{json, Value};
 
 use crate::actions::Action;
-use crate::api::ApiError;
+use crate::api::{Access, ApiError};
 use crate::state::{DrillStatus, Run};
 use crate::status::{AgentStatus, Incident};
 
@@ -26,6 +26,7 @@ pub fn document() -> Value {
     let incidents = schema(|g| g.subschema_for::<Vec<Incident>>());
     let actions = schema(|g| g.subschema_for::<Vec<Action>>());
     let action = schema(|g| g.subschema_for::<Action>());
+    let access = schema(|g| g.subschema_for::<Access>());
     schema(|g| g.subschema_for::<ApiError>());
     let schemas = generator.take_definitions(true);
 
@@ -77,6 +78,13 @@ pub fn document() -> Value {
                     "summary": "This document.",
                     "security": [],
                     "responses": {"200": ok("OK", json!({"type": "object"}))},
+                },
+            },
+            "/api/v1/access": {
+                "get": {
+                    "summary": "Whether the API asks for a token.",
+                    "security": [],
+                    "responses": {"200": ok("OK", access)},
                 },
             },
             "/api/v1/status": read("Everything the agent knows right now.", status),

@@ -910,3 +910,111 @@ state = "./agent.db"
     );
     agent.stop();
 }
+
+/// The dashboard at `/`, in Debian's chromium as a person uses it: the token given once,
+/// a card per source that says it is protected, a drill run from its button with the
+/// outcome shown, nothing fetched from anywhere but the agent, no console errors, and a
+/// page that fits a 1024 px window and a phone. Screenshots are kept where
+/// LIFEBOAT_KEEP_SCREENSHOTS points.
+#[test]
+fn the_dashboard_shows_protection_and_runs_a_drill_in_a_real_browser() {
+    let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser");
+    if !browser.join("node_modules/playwright-core").exists()
+        || !Path::new("/usr/bin/chromium").exists()
+    {
+        common::skip("the dashboard test needs chromium and `npm ci --prefix tests/browser` (scripts/test.sh does both)");
+        return;
+    }
+    let repo = TestRepo::local();
+    let dir = repo.dir.path();
+    std::fs::create_dir_all(dir.join("uploads")).unwrap();
+    std::fs::write(dir.join("uploads/a.txt"), "uploaded").unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let config = write_config(
+        dir,
+        &format!(
+            r#"
+[[source]]
+name = "uploads"
+url = "./uploads"
+[[target]]
+name = "local"
+url = "{url}"
+[[plan]]
+name = "app"
+sources = ["uploads"]
+targets = ["local"]
+schedule = "every 1h"
+rpo = "1h"
+[agent]
+listen = "{addr}"
+token = "${{AGENT_TOKEN}}"
+state = "./agent.db"
+"#,
+            url = repo.url,
+        ),
+    );
+    let agent = Agent::start(dir, &config, addr);
+    agent.wait_for("a protected source", Duration::from_secs(60), |a| {
+        a.status()["restore_points"][0]["rpo_met"] == true
+    });
+    let (code, page) = get(addr, "/", None).unwrap();
+    assert_eq!(code, 200);
+    assert!(page.contains("<title>Lifeboat</title>"), "{page}");
+
+    let shots = tempfile::tempdir().unwrap();
+    let mut child = Command::new("node")
+        .arg(browser.join("dashboard.js"))
+        .arg(format!("http://{addr}/"))
+        .arg(TOKEN)
+        .arg("app")
+        .arg(shots.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node is installed");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the dashboard did not finish in chromium within 180 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "dashboard.js failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cards = seen["cards"].as_array().unwrap();
+    assert_eq!(cards.len(), 1, "{seen}");
+    assert_eq!(cards[0]["source"], "uploads", "{seen}");
+    assert_eq!(cards[0]["state"], "protected", "{seen}");
+    assert!(
+        cards[0]["text"].as_str().unwrap().contains("Protected"),
+        "{seen}"
+    );
+    let drill = seen["drill"].as_str().unwrap();
+    assert!(drill.contains("drill of app succeeded"), "{seen}");
+    let after = seen["cards_after"][0].as_str().unwrap();
+    assert!(
+        after.contains("Last drill") && after.contains("passed"),
+        "{seen}"
+    );
+    assert_eq!(seen["console_errors"], serde_json::json!([]), "{seen}");
+    assert_eq!(seen["outside_requests"], serde_json::json!([]), "{seen}");
+    assert_eq!(seen["overflow_px"]["desktop"], 0, "{seen}");
+    assert_eq!(seen["overflow_px"]["phone"], 0, "{seen}");
+    for shot in ["desktop.png", "phone.png"] {
+        let path = shots.path().join(shot);
+        assert!(std::fs::metadata(&path).unwrap().len() > 10_000, "{shot}");
+        if let Ok(keep) = std::env::var("LIFEBOAT_KEEP_SCREENSHOTS") {
+            std::fs::create_dir_all(&keep).unwrap();
+            std::fs::copy(&path, Path::new(&keep).join(format!("dashboard-{shot}"))).unwrap();
+        }
+    }
+    eprintln!("dashboard loaded in {} ms", seen["load_ms"]);
+    agent.stop();
+}
