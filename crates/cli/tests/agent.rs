@@ -918,13 +918,9 @@ state = "./agent.db"
 /// LIFEBOAT_KEEP_SCREENSHOTS points.
 #[test]
 fn the_dashboard_shows_protection_and_runs_a_drill_in_a_real_browser() {
-    let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser");
-    if !browser.join("node_modules/playwright-core").exists()
-        || !Path::new("/usr/bin/chromium").exists()
-    {
-        common::skip("the dashboard test needs chromium and `npm ci --prefix tests/browser` (scripts/test.sh does both)");
+    let Some(browser) = common::browser::scripts("the dashboard test") else {
         return;
-    }
+    };
     let repo = TestRepo::local();
     let dir = repo.dir.path();
     std::fs::create_dir_all(dir.join("uploads")).unwrap();
@@ -963,31 +959,17 @@ state = "./agent.db"
     assert!(page.contains("<title>Lifeboat</title>"), "{page}");
 
     let shots = tempfile::tempdir().unwrap();
-    let mut child = Command::new("node")
-        .arg(browser.join("dashboard.js"))
-        .arg(format!("http://{addr}/"))
-        .arg(TOKEN)
-        .arg("app")
-        .arg(shots.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("node is installed");
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the dashboard did not finish in chromium within 180 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "dashboard.js failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let url = format!("http://{addr}/");
+    let seen = common::browser::run(
+        &browser.join("dashboard.js"),
+        &[
+            url.as_ref(),
+            TOKEN.as_ref(),
+            "app".as_ref(),
+            shots.path().as_os_str(),
+        ],
+        Duration::from_secs(180),
     );
-    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let cards = seen["cards"].as_array().unwrap();
     assert_eq!(cards.len(), 1, "{seen}");
     assert_eq!(cards[0]["source"], "uploads", "{seen}");

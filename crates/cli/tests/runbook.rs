@@ -153,28 +153,9 @@ fn render_in_chromium(page: &std::path::Path, screenshot: &std::path::Path) -> s
         browser.join("node_modules/playwright-core").exists(),
         "run `npm ci --prefix tests/browser` first (.ci/run does)"
     );
-    let mut child = std::process::Command::new("node")
-        .arg(browser.join("render.js"))
-        .arg(page)
-        .arg(screenshot)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("node is installed");
-    // Bounded: a browser that hangs fails the test instead of holding it up.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
-    while child.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("rendering the runbook in chromium took over 90 s");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "render.js failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    common::browser::run(
+        &browser.join("render.js"),
+        &[page.as_os_str(), screenshot.as_os_str()],
+        std::time::Duration::from_secs(90),
+    )
 }

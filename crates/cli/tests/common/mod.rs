@@ -2,6 +2,7 @@
 //! repository (a local directory, or Garage S3 when the test sets one up).
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod concurrent;
 pub mod http;
 pub mod paused;
