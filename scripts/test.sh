@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite in one command, on a fresh machine too: installs what the tests need
-# (sqlite3 and chromium from Debian, Garage when missing, moto's S3 server, the npm packages),
+# (sqlite3 and chromium from Debian, Garage when missing, moto's S3 server, schemathesis,
+# the npm packages),
 # starts the database servers if they are down, runs every test binary without stopping at
 # the first failure, and ends with one summary line. A test that could not run its checks for
 # want of a capability (root, a tmpfs mount) is counted as skipped, never as passed.
@@ -51,6 +52,11 @@ step "moto (S3 with object lock)"
 command -v moto_server >/dev/null ||
   pip install --quiet 'moto[server]' ||
   python3 -m pip install --quiet --break-system-packages 'moto[server]'
+
+step "schemathesis (the agent's API against its OpenAPI document)"
+command -v st >/dev/null ||
+  pip install --quiet schemathesis ||
+  python3 -m pip install --quiet --break-system-packages schemathesis
 
 step "npm packages (Node $(node --version 2>/dev/null || echo missing))"
 # The end-to-end test drives examples/express-crud (Express 5 + better-sqlite3 12); the

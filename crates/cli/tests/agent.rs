@@ -1000,3 +1000,82 @@ state = "./agent.db"
     eprintln!("dashboard loaded in {} ms", seen["load_ms"]);
     agent.stop();
 }
+
+/// The API against its own OpenAPI document: schemathesis (PyPI) generates requests from
+/// it for every operation (valid and invalid input, missing and wrong tokens, sequences
+/// that follow an action's id) and checks each answer against the document: status
+/// codes, content types, headers, response schemas, no server error, auth enforced.
+#[test]
+fn the_api_conforms_to_its_openapi_document_under_schemathesis() {
+    if Command::new("st").arg("--version").output().is_err() {
+        common::skip("schemathesis is not installed (scripts/test.sh installs it with pip)");
+        return;
+    }
+    let repo = TestRepo::local();
+    let dir = repo.dir.path();
+    std::fs::create_dir_all(dir.join("uploads")).unwrap();
+    std::fs::write(dir.join("uploads/a.txt"), "uploaded").unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let config = write_config(
+        dir,
+        &format!(
+            r#"
+[[source]]
+name = "uploads"
+url = "./uploads"
+[[target]]
+name = "local"
+url = "{url}"
+[[plan]]
+name = "app"
+sources = ["uploads"]
+targets = ["local"]
+schedule = "every 1h"
+rpo = "1h"
+[agent]
+listen = "{addr}"
+token = "${{AGENT_TOKEN}}"
+read_token = "reader-token"
+state = "./agent.db"
+"#,
+            url = repo.url,
+        ),
+    );
+    let agent = Agent::start(dir, &config, addr);
+    let mut child = Command::new("st")
+        .arg("run")
+        .arg(format!("http://{addr}/api/v1/openapi.json"))
+        .args(["--header", &format!("Authorization: Bearer {TOKEN}")])
+        .args(["--checks", "all", "--max-time", "30", "--no-color"])
+        .env("SCHEMATHESIS_HOOKS", "")
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("schemathesis did not finish within 240 s");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = child.wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && report.contains("No issues found"),
+        "schemathesis found problems:\n{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // It did exercise the operations (all but the document itself), actions included.
+    let tested: usize = report
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Tested: "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no count of tested operations in:\n{report}"));
+    assert!(tested >= 9, "{report}");
+    let (_, actions) = common::http::call(addr, "GET", "/api/v1/actions", Some(TOKEN)).unwrap();
+    assert!(!actions.as_array().unwrap().is_empty(), "{actions}");
+    agent.stop();
+}
