@@ -64,15 +64,18 @@ step "npm packages (Node $(node --version 2>/dev/null || echo missing))"
 npm ci --prefix examples/express-crud --no-audit --no-fund --loglevel=error
 npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 
-step "dashboard (TypeScript, compiled by tsc into dashboard/dist/, which the agent embeds)"
-# The compiled page is committed so that cargo alone builds the agent; it must be what
-# the sources compile to.
-npm ci --prefix dashboard --no-audit --no-fund --loglevel=error
-npm run --prefix dashboard --silent build
+step "TypeScript: the dashboard (dashboard/dist/, embedded by the agent) and the API client"
+# Both are committed compiled (cargo alone builds the agent; the client installs without a
+# build step), and the client's types are generated from docs/openapi.json: each must be
+# what its sources compile to.
+for package in dashboard clients/typescript; do
+  npm ci --prefix "$package" --no-audit --no-fund --loglevel=error
+  npm run --prefix "$package" --silent build >/dev/null
+done
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1 &&
-  ! git diff --quiet -- dashboard/dist; then
-  git diff --stat -- dashboard/dist
-  echo "dashboard/dist is not what dashboard/src compiles to: run npm run --prefix dashboard build and commit it"
+  ! git diff --quiet -- dashboard/dist clients/typescript/src clients/typescript/dist; then
+  git diff --stat -- dashboard/dist clients/typescript/src clients/typescript/dist
+  echo "compiled TypeScript is stale: run npm run --prefix dashboard build and npm run --prefix clients/typescript build, and commit"
   exit 1
 fi
 

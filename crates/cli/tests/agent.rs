@@ -1079,3 +1079,79 @@ state = "./agent.db"
     assert!(!actions.as_array().unwrap().is_empty(), "{actions}");
     agent.stop();
 }
+
+/// The TypeScript client (`clients/typescript`, generated from the OpenAPI document) from
+/// Node 20 against a live agent: typed reads with the read token, refusals as
+/// `AgentError`s with their status, and a backup run to its end with the operator token.
+#[test]
+fn the_typescript_client_drives_a_live_agent_from_node() {
+    let client = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../clients/typescript");
+    if !client.join("node_modules/openapi-fetch").exists() {
+        common::skip("the TypeScript client test needs `npm ci --prefix clients/typescript` (scripts/test.sh does it)");
+        return;
+    }
+    let repo = TestRepo::local();
+    let dir = repo.dir.path();
+    std::fs::create_dir_all(dir.join("uploads")).unwrap();
+    std::fs::write(dir.join("uploads/a.txt"), "uploaded").unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    const READER: &str = "reader-token";
+    let config = write_config(
+        dir,
+        &format!(
+            r#"
+[[source]]
+name = "uploads"
+url = "./uploads"
+[[target]]
+name = "local"
+url = "{url}"
+[[plan]]
+name = "app"
+sources = ["uploads"]
+targets = ["local"]
+schedule = "every 1h"
+[agent]
+listen = "{addr}"
+token = "${{AGENT_TOKEN}}"
+read_token = "{READER}"
+state = "./agent.db"
+"#,
+            url = repo.url,
+        ),
+    );
+    let agent = Agent::start(dir, &config, addr);
+    agent.wait_for("the first scheduled run", Duration::from_secs(60), |a| {
+        runs(a, "app", "local") >= 1 && !a.status()["plans"][0]["running"].as_bool().unwrap()
+    });
+    let url = format!("http://{addr}");
+    let seen = common::browser::run(
+        &client.join("test/live.mjs"),
+        &[
+            url.as_ref(),
+            TOKEN.as_ref(),
+            READER.as_ref(),
+            "app".as_ref(),
+        ],
+        Duration::from_secs(180),
+    );
+    assert_eq!(seen["token_required"], true, "{seen}");
+    assert!(seen["restore_points"].is_u64(), "{seen}");
+    assert_eq!(seen["reader_backup"]["status"], 403, "{seen}");
+    assert!(
+        seen["reader_backup"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("only read"),
+        "{seen}"
+    );
+    assert_eq!(seen["unknown_plan"]["status"], 404, "{seen}");
+    assert_eq!(seen["finished"]["state"], "succeeded", "{seen}");
+    assert_eq!(seen["newest_job"]["plan"], "app", "{seen}");
+    assert_eq!(seen["newest_job"]["ok"], true, "{seen}");
+    assert!(
+        seen["newest_job"]["started"].as_str() >= seen["action_started"].as_str(),
+        "{seen}"
+    );
+    agent.stop();
+}

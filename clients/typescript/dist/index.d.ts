@@ -1,0 +1,113 @@
+import type { components, paths } from './schema.js';
+export type { components, paths };
+type Schemas = components['schemas'];
+export type AgentStatus = Schemas['AgentStatus'];
+export type Run = Schemas['Run'];
+export type DrillStatus = Schemas['DrillStatus'];
+export type Incident = Schemas['Incident'];
+export type Action = Schemas['Action'];
+export type RestorePointStatus = Schemas['RestorePointStatus'];
+/** What the agent refused or failed, with its HTTP status (401, 403, 404, 409, ...). */
+export declare class AgentError extends Error {
+    readonly status: number;
+    constructor(message: string, status: number);
+}
+export interface AgentClientOptions {
+    /** Where the agent listens, e.g. `http://127.0.0.1:7070`. */
+    baseUrl: string;
+    /** `[agent] token` (reads and acts) or `read_token` (reads only). */
+    token?: string;
+}
+export declare function createAgentClient(options: AgentClientOptions): {
+    /** The openapi-fetch client, for anything the helpers below do not cover. */
+    raw: import("openapi-fetch").Client<paths, `${string}/${string}`>;
+    access: () => Promise<{
+        token_required: boolean;
+    }>;
+    status: () => Promise<{
+        alert_channels: components["schemas"]["ChannelStatus"][];
+        drills: components["schemas"]["DrillStatus"][];
+        open_incidents: components["schemas"]["Incident"][];
+        plans: components["schemas"]["PlanStatus"][];
+        ready: boolean;
+        replicators: components["schemas"]["ReplicatorStatus"][];
+        restore_points: components["schemas"]["RestorePointStatus"][];
+        restore_points_checked: string | null;
+        restore_points_error: string | null;
+        started: string | null;
+        version: string;
+    }>;
+    jobs: (limit?: number) => Promise<{
+        bytes: number;
+        duration_ms: number;
+        error: string | null;
+        finished: string | null;
+        id: number;
+        kind: string;
+        ok: boolean | null;
+        plan: string;
+        scheduled_for: string;
+        started: string;
+        target: string;
+    }[]>;
+    drills: () => Promise<{
+        finished: string;
+        last_success: string | null;
+        passed: boolean;
+        plan: string;
+        reason: string | null;
+        rpo_seconds: number | null;
+        rto_seconds: number | null;
+        source: string;
+        target: string;
+    }[]>;
+    incidents: () => Promise<{
+        detail: string;
+        key: string;
+        opened: string;
+    }[]>;
+    actions: () => Promise<{
+        error: string | null;
+        finished: string | null;
+        id: number;
+        kind: components["schemas"]["ActionKind"];
+        plan: string;
+        requested: string;
+        started: string | null;
+        state: components["schemas"]["ActionState"];
+    }[]>;
+    action: (id: number) => Promise<{
+        error: string | null;
+        finished: string | null;
+        id: number;
+        kind: components["schemas"]["ActionKind"];
+        plan: string;
+        requested: string;
+        started: string | null;
+        state: components["schemas"]["ActionState"];
+    }>;
+    /** Queues a run of the plan's backups (operator token); poll it with `finished`. */
+    backup: (plan: string) => Promise<{
+        error: string | null;
+        finished: string | null;
+        id: number;
+        kind: components["schemas"]["ActionKind"];
+        plan: string;
+        requested: string;
+        started: string | null;
+        state: components["schemas"]["ActionState"];
+    }>;
+    /** Queues the plan's restore drills (operator token). */
+    drill: (plan: string) => Promise<{
+        error: string | null;
+        finished: string | null;
+        id: number;
+        kind: components["schemas"]["ActionKind"];
+        plan: string;
+        requested: string;
+        started: string | null;
+        state: components["schemas"]["ActionState"];
+    }>;
+    finished: (started: Action, intervalMs?: number, timeoutMs?: number) => Promise<Action>;
+};
+export type AgentClient = ReturnType<typeof createAgentClient>;

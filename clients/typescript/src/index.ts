@@ -1,0 +1,86 @@
+// A typed client of the Lifeboat agent's API. The types come from docs/openapi.json
+// (`npm run generate` writes src/schema.ts with openapi-typescript); requests go through
+// openapi-fetch, so a path, parameter or field the document does not have is a compile
+// error. Errors are `AgentError`s that carry the HTTP status and the agent's one line.
+
+import createClient from 'openapi-fetch';
+import type { components, paths } from './schema.js';
+
+export type { components, paths };
+type Schemas = components['schemas'];
+export type AgentStatus = Schemas['AgentStatus'];
+export type Run = Schemas['Run'];
+export type DrillStatus = Schemas['DrillStatus'];
+export type Incident = Schemas['Incident'];
+export type Action = Schemas['Action'];
+export type RestorePointStatus = Schemas['RestorePointStatus'];
+
+/** What the agent refused or failed, with its HTTP status (401, 403, 404, 409, ...). */
+export class AgentError extends Error {
+  constructor(message: string, readonly status: number) {
+    super(message);
+    this.name = 'AgentError';
+  }
+}
+
+export interface AgentClientOptions {
+  /** Where the agent listens, e.g. `http://127.0.0.1:7070`. */
+  baseUrl: string;
+  /** `[agent] token` (reads and acts) or `read_token` (reads only). */
+  token?: string;
+}
+
+interface Answer<T> {
+  data?: T;
+  error?: { error: string };
+  response: Response;
+}
+
+async function unwrap<T>(request: Promise<Answer<T>>): Promise<T> {
+  const { data, error, response } = await request;
+  if (error !== undefined || data === undefined) {
+    throw new AgentError(error?.error ?? `the agent answered ${response.status}`, response.status);
+  }
+  return data;
+}
+
+export function createAgentClient(options: AgentClientOptions) {
+  const headers: Record<string, string> = {};
+  if (options.token) headers.Authorization = `Bearer ${options.token}`;
+  const client = createClient<paths>({ baseUrl: options.baseUrl, headers });
+  const action = (id: number) =>
+    unwrap(client.GET('/api/v1/actions/{id}', { params: { path: { id: String(id) } } }));
+  /** Polls an action until it has finished; rejects after `timeoutMs`. */
+  async function finished(started: Action, intervalMs = 500, timeoutMs = 600_000): Promise<Action> {
+    const deadline = Date.now() + timeoutMs;
+    let current = started;
+    while (!current.finished) {
+      if (Date.now() > deadline) {
+        throw new AgentError(`action ${started.id} did not finish within ${timeoutMs} ms`, 0);
+      }
+      await new Promise((resolve) => setTimeout(resolve, intervalMs));
+      current = await action(started.id);
+    }
+    return current;
+  }
+  return {
+    /** The openapi-fetch client, for anything the helpers below do not cover. */
+    raw: client,
+    access: () => unwrap(client.GET('/api/v1/access')),
+    status: () => unwrap(client.GET('/api/v1/status')),
+    jobs: (limit?: number) => unwrap(client.GET('/api/v1/jobs', { params: { query: { limit } } })),
+    drills: () => unwrap(client.GET('/api/v1/drills')),
+    incidents: () => unwrap(client.GET('/api/v1/incidents')),
+    actions: () => unwrap(client.GET('/api/v1/actions')),
+    action,
+    /** Queues a run of the plan's backups (operator token); poll it with `finished`. */
+    backup: (plan: string) =>
+      unwrap(client.POST('/api/v1/plans/{plan}/backup', { params: { path: { plan } } })),
+    /** Queues the plan's restore drills (operator token). */
+    drill: (plan: string) =>
+      unwrap(client.POST('/api/v1/plans/{plan}/drill', { params: { path: { plan } } })),
+    finished,
+  };
+}
+
+export type AgentClient = ReturnType<typeof createAgentClient>;
