@@ -62,6 +62,7 @@ pub(crate) fn serve(
         operator: secret(&config.agent.token),
         read: secret(&config.agent.read_token),
     };
+    let remote_allowed = config.agent.allow_remote;
     let shared = Shared {
         status,
         actions,
@@ -88,6 +89,10 @@ pub(crate) fn serve(
         .route("/api/v1/plans/{plan}/backup", post(api::run_backup))
         .route("/api/v1/plans/{plan}/drill", post(api::run_drill))
         .fallback(api::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            remote_allowed,
+            refuse_other_hosts,
+        ))
         .with_state(shared);
     std::thread::Builder::new()
         .name("http".into())
@@ -143,6 +148,46 @@ impl Shared {
     }
 }
 
+/// A web page on another site can point its own name at 127.0.0.1 (DNS rebinding) and
+/// then read what this agent serves without a token as if it were that site. Its requests
+/// carry its name in `Host`; an agent on loopback answers only requests that name it by
+/// IP address or as `localhost`. (One allowed off the machine requires a token, and is
+/// reached by whatever name its operators give it.)
+async fn refuse_other_hosts(
+    State(remote_allowed): State<bool>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .map(|h| h.to_str().unwrap_or("?"));
+    match host {
+        Some(host) if !remote_allowed && !names_this_machine(host) => (
+            StatusCode::FORBIDDEN,
+            axum::Json(api::ApiError::new(
+                "the agent answers only requests that name it by IP address or as localhost",
+            )),
+        )
+            .into_response(),
+        _ => next.run(request).await,
+    }
+}
+
+/// `Host` names an IP address (v4, or v6 in brackets) or localhost, with or without a port.
+fn names_this_machine(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => {
+            return rest
+                .split(']')
+                .next()
+                .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok())
+        }
+        None => host.rsplit_once(':').map_or(host, |(name, _port)| name),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::Ipv4Addr>().is_ok()
+}
+
 /// Compared in constant time: the token guards an API on the network.
 fn same(given: &str, token: &str) -> bool {
     given.len() == token.len()
@@ -189,7 +234,31 @@ async fn metrics(State(shared): State<Shared>, headers: HeaderMap) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::bearer_token;
+    use super::{bearer_token, names_this_machine};
+
+    #[test]
+    fn only_addresses_and_localhost_name_the_agent() {
+        for host in [
+            "127.0.0.1:7070",
+            "127.0.0.1",
+            "localhost:7070",
+            "LOCALHOST",
+            "[::1]:7070",
+            "10.0.0.5:80",
+        ] {
+            assert!(names_this_machine(host), "{host}");
+        }
+        for host in [
+            "evil.example:7070",
+            "evil.example",
+            "127.0.0.1.evil.example:7070",
+            "localhost.evil:7070",
+            "[evil]:7070",
+            "",
+        ] {
+            assert!(!names_this_machine(host), "{host}");
+        }
+    }
 
     #[test]
     fn the_scheme_is_case_insensitive() {

@@ -899,6 +899,19 @@ state = "./agent.db"
     write_config(dir, &body(""));
     let agent = Agent::start(dir, &config, addr);
     assert_eq!(call("GET", "/api/v1/status", None).0, 200);
+    // ...but not to a page of another site that pointed its name at 127.0.0.1 (DNS
+    // rebinding): its requests name that site.
+    let port = addr.port();
+    let (code, body) =
+        common::http::get_as(addr, &format!("evil.example:{port}"), "/api/v1/status").unwrap();
+    assert_eq!(code, 403, "{body}");
+    assert!(!body.contains("plans"), "{body}");
+    assert_eq!(
+        common::http::get_as(addr, &format!("localhost:{port}"), "/api/v1/status")
+            .unwrap()
+            .0,
+        200
+    );
     let (code, refused) = call("POST", "/api/v1/plans/app/backup", None);
     assert_eq!(code, 403, "{refused}");
     assert!(

@@ -35,6 +35,14 @@ pub fn request(
     )
 }
 
+/// GET `path` as a browser would send it for a page of `host` (no token).
+pub fn get_as(addr: SocketAddr, host: &str, path: &str) -> Option<(u16, String)> {
+    exchange(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+    )
+}
+
 /// `method path` with a bearer token and no body; returns the status code and the body
 /// parsed as JSON (None if nothing answers).
 pub fn call(
