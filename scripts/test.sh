@@ -68,7 +68,8 @@ step "TypeScript: the dashboard (dashboard/dist/, embedded by the agent) and the
 # Both are committed compiled (cargo alone builds the agent; the client installs without a
 # build step), and the client's types are generated from docs/openapi.json: each must be
 # what its sources compile to.
-for package in dashboard clients/typescript; do
+# The client first: the dashboard takes its types from the client's generated schema.
+for package in clients/typescript dashboard; do
   npm ci --prefix "$package" --no-audit --no-fund --loglevel=error
   npm run --prefix "$package" --silent build >/dev/null
 done

@@ -1,4 +1,3 @@
-"use strict";
 // The agent's dashboard: reads /api/v1/ with the token given once per tab, shows whether
 // each source is protected, and runs a plan's backups or drills on request. Every value
 // from the API is put in the page as text (never as HTML).
@@ -262,3 +261,4 @@ byId('login').addEventListener('submit', (event) => {
     });
 });
 void start();
+export {};

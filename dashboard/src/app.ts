@@ -2,35 +2,15 @@
 // each source is protected, and runs a plan's backups or drills on request. Every value
 // from the API is put in the page as text (never as HTML).
 
-interface RestorePoint {
-  plan: string; source: string; target: string; newest: string | null;
-  age_seconds: number | null; rpo_seconds: number | null; rpo_met: boolean | null;
-  error: string | null;
-}
-interface Run {
-  id: number; plan: string; target: string; kind: string; started: string;
-  finished: string | null; ok: boolean | null; error: string | null; bytes: number;
-  duration_ms: number;
-}
-interface TargetStatus { target: string; last_success: string | null; last_run: Run | null; }
-interface PlanStatus {
-  name: string; schedule: string | null; next_run: string | null; running: boolean;
-  targets: TargetStatus[];
-}
-interface Drill {
-  plan: string; source: string; target: string; finished: string; passed: boolean;
-  reason: string | null; rto_seconds: number | null; rpo_seconds: number | null;
-}
-interface Incident { key: string; opened: string; detail: string; }
-interface Status {
-  version: string; started: string | null; plans: PlanStatus[];
-  restore_points: RestorePoint[]; restore_points_checked: string | null;
-  restore_points_error: string | null; open_incidents: Incident[];
-}
-interface Action {
-  id: number; kind: string; plan: string; state: string; started: string | null;
-  finished: string | null; error: string | null;
-}
+// The API's types, generated from docs/openapi.json for the TypeScript client.
+import type { components } from '../../clients/typescript/dist/schema.js';
+
+type Schemas = components['schemas'];
+type RestorePoint = Schemas['RestorePointStatus'];
+type Run = Schemas['Run'];
+type Drill = Schemas['DrillStatus'];
+type Status = Schemas['AgentStatus'];
+type Action = Schemas['Action'];
 
 const TOKEN_KEY = 'lifeboat-agent-token';
 const REFRESH_MS = 5000;
