@@ -221,7 +221,8 @@ async function refresh() {
     if (status.open_incidents.length === 0)
         incidents.append(el('li', 'None', 'good'));
     for (const incident of status.open_incidents) {
-        incidents.append(el('li', `${incident.detail} (since ${ago(incident.opened)})`, 'bad'));
+        const seen = incident.acknowledged ? `; acknowledged ${ago(incident.acknowledged)}` : '';
+        incidents.append(el('li', `${incident.detail} (since ${ago(incident.opened)}${seen})`, 'bad'));
     }
     byId('drills').replaceChildren(table(['Source', 'Target', 'When', 'Result', 'RTO'], drills.map((d) => [d.source, d.target, ago(d.finished), d.passed ? 'passed' : `failed: ${d.reason ?? ''}`,
         d.rto_seconds !== null ? `${d.rto_seconds.toFixed(1)} s` : ''])));

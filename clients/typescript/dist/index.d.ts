@@ -62,6 +62,7 @@ export declare function createAgentClient(options: AgentClientOptions): {
         target: string;
     }[]>;
     incidents: () => Promise<{
+        acknowledged: string | null;
         detail: string;
         key: string;
         opened: string;

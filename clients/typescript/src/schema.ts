@@ -232,6 +232,82 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/incidents/acknowledge": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Mark an open incident as seen by a person (alerts do not change). */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["Acknowledgement"];
+                };
+            };
+            responses: {
+                /** @description The incident, acknowledged. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Incident"];
+                    };
+                };
+                /** @description The body is not {"key": "..."}. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                /** @description No token, or a token the agent does not know. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                /** @description A read-only token. */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                /** @description No open incident of that key. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/jobs": {
         parameters: {
             query?: never;
@@ -547,6 +623,14 @@ export interface components {
         Access: {
             token_required: boolean;
         };
+        /**
+         * @description The body of `POST /api/v1/incidents/acknowledge`. (A key holds slashes, so it is not
+         *     a path segment.)
+         */
+        Acknowledgement: {
+            /** @description The incident's `key`, as `/api/v1/incidents` lists it. */
+            key: string;
+        };
         Action: {
             /** @description What failed, one `target: error` (or `source from target: reason`) per failure. */
             error: string | null;
@@ -612,6 +696,11 @@ export interface components {
             target: string;
         };
         Incident: {
+            /**
+             * Format: date-time
+             * @description When someone said through the API that they are on it.
+             */
+            acknowledged: string | null;
             detail: string;
             key: string;
             /** Format: date-time */

@@ -127,9 +127,64 @@ pub async fn drills(State(shared): State<Shared>, headers: HeaderMap) -> Respons
 }
 
 pub async fn incidents(State(shared): State<Shared>, headers: HeaderMap) -> Response {
-    read(&shared, &headers, || {
-        shared.status.lock().expect("status").open_incidents.clone()
-    })
+    if let Err(refused) = shared.role(&headers) {
+        return refused;
+    }
+    match shared.state.open_incidents() {
+        Ok(incidents) => Json(incidents).into_response(),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot read the incidents: {e}"),
+        ),
+    }
+}
+
+/// The body of `POST /api/v1/incidents/acknowledge`. (A key holds slashes, so it is not
+/// a path segment.)
+#[derive(Debug, serde::Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Acknowledgement {
+    /// The incident's `key`, as `/api/v1/incidents` lists it.
+    pub key: String,
+}
+
+/// Marks an open incident as seen (operator token): 200 with the incident.
+pub async fn acknowledge(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    match shared.role(&headers) {
+        Ok(Role::Operator) => {}
+        Ok(Role::Read) => {
+            return error(
+                StatusCode::FORBIDDEN,
+                "this token may only read; acknowledging needs the operator's token",
+            )
+        }
+        Err(refused) => return refused,
+    }
+    // Parsed here rather than by axum's extractor, so a bad body gets a JSON error too.
+    let wanted: Acknowledgement = match serde_json::from_slice(&body) {
+        Ok(wanted) => wanted,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("the body must be {{\"key\": \"...\"}}: {e}"),
+            )
+        }
+    };
+    match shared.state.acknowledge_incident(&wanted.key) {
+        Ok(Some(incident)) => Json(incident).into_response(),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            format!("no open incident {:?}", wanted.key),
+        ),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot record the acknowledgement: {e}"),
+        ),
+    }
 }
 
 pub async fn actions(State(shared): State<Shared>, headers: HeaderMap) -> Response {

@@ -84,6 +84,7 @@ pub(crate) fn serve(
         .route("/api/v1/jobs", get(api::jobs))
         .route("/api/v1/drills", get(api::drills))
         .route("/api/v1/incidents", get(api::incidents))
+        .route("/api/v1/incidents/acknowledge", post(api::acknowledge))
         .route("/api/v1/actions", get(api::actions))
         .route("/api/v1/actions/{id}", get(api::action))
         .route("/api/v1/plans/{plan}/backup", post(api::run_backup))

@@ -36,7 +36,7 @@ use crate::actions::{ActionKind, Actions};
 use crate::alerting::Alerting;
 use crate::children::Children;
 use crate::state::State;
-use crate::status::{AgentStatus, Incident, PlanStatus, TargetStatus};
+use crate::status::{AgentStatus, PlanStatus, TargetStatus};
 use lifeboat_ops::{report, DrillReport, StatusReport};
 
 pub use status::AgentStatus as Status;
@@ -704,17 +704,7 @@ impl Agent {
                     .collect(),
             })
             .collect();
-        let incidents = self
-            .state
-            .open_incidents()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(key, opened, detail)| Incident {
-                key,
-                opened,
-                detail,
-            })
-            .collect();
+        let incidents = self.state.open_incidents().unwrap_or_default();
         let drills = self.state.drills().unwrap_or_default();
         let mut status = self.status.lock().expect("status");
         status.drills = drills;

@@ -6,7 +6,7 @@ use schemars::generate::SchemaSettings;
 use serde_json::{json, Value};
 
 use crate::actions::Action;
-use crate::api::{Access, ApiError};
+use crate::api::{Access, Acknowledgement, ApiError};
 use crate::state::{DrillStatus, Run};
 use crate::status::{AgentStatus, Incident};
 
@@ -27,8 +27,19 @@ pub fn document() -> Value {
     let actions = schema(|g| g.subschema_for::<Vec<Action>>());
     let action = schema(|g| g.subschema_for::<Action>());
     let access = schema(|g| g.subschema_for::<Access>());
+    let incident = schema(|g| g.subschema_for::<Incident>());
     schema(|g| g.subschema_for::<ApiError>());
     let schemas = generator.take_definitions(true);
+    // Request bodies are read, so their schema is the deserializing one.
+    let mut requests = SchemaSettings::draft2020_12()
+        .with(|s| {
+            s.definitions_path = "/components/schemas".into();
+            s.meta_schema = None;
+        })
+        .into_generator();
+    let acknowledgement = requests.subschema_for::<Acknowledgement>().to_value();
+    let mut schemas = schemas;
+    schemas.extend(requests.take_definitions(true));
 
     let read = |summary: &str, body: Value| {
         json!({
@@ -106,6 +117,22 @@ pub fn document() -> Value {
             },
             "/api/v1/drills": read("The newest drill of each plan's source on each target.", drills),
             "/api/v1/incidents": read("The open incidents.", incidents),
+            "/api/v1/incidents/acknowledge": {
+                "post": {
+                    "summary": "Mark an open incident as seen by a person (alerts do not change).",
+                    "requestBody": {
+                        "required": true,
+                        "content": {"application/json": {"schema": acknowledgement}},
+                    },
+                    "responses": {
+                        "200": ok("The incident, acknowledged.", incident),
+                        "400": fail("The body is not {\"key\": \"...\"}."),
+                        "401": fail("No token, or a token the agent does not know."),
+                        "403": fail("A read-only token."),
+                        "404": fail("No open incident of that key."),
+                    },
+                },
+            },
             "/api/v1/actions": read("The actions asked for, newest first.", actions),
             "/api/v1/actions/{id}": {
                 "get": {

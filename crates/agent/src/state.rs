@@ -12,6 +12,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use schemars::JsonSchema;
 use serde::Serialize;
 
+use crate::status::Incident;
+
 pub struct State {
     db: Mutex<Connection>,
 }
@@ -162,6 +164,13 @@ impl State {
         db.busy_timeout(std::time::Duration::from_secs(5))?;
         db.execute_batch(SCHEMA)
             .with_context(|| format!("{} is not an agent state database", path.display()))?;
+        // Added after the first release of the table: older state databases gain it here.
+        let acknowledged = db
+            .prepare("SELECT 1 FROM pragma_table_info('incidents') WHERE name = 'acknowledged'")?
+            .exists([])?;
+        if !acknowledged {
+            db.execute_batch("ALTER TABLE incidents ADD COLUMN acknowledged TEXT")?;
+        }
         Ok(State { db: Mutex::new(db) })
     }
 
@@ -352,17 +361,74 @@ impl State {
         Ok(opened.map(time))
     }
 
-    pub fn open_incidents(&self) -> Result<Vec<(String, DateTime<Utc>, String)>> {
+    pub fn open_incidents(&self) -> Result<Vec<Incident>> {
         let db = self.db();
-        let mut stmt = db.prepare("SELECT key, opened, detail FROM incidents ORDER BY opened")?;
-        let rows = stmt.query_map([], |row| Ok((row.get(0)?, time(row.get(1)?), row.get(2)?)))?;
+        let mut stmt = db.prepare(
+            "SELECT key, opened, detail, acknowledged FROM incidents ORDER BY opened, key",
+        )?;
+        let rows = stmt.query_map([], |row| {
+            Ok(Incident {
+                key: row.get(0)?,
+                opened: time(row.get(1)?),
+                detail: row.get(2)?,
+                acknowledged: row.get::<_, Option<String>>(3)?.map(time),
+            })
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Marks an open incident as seen by a person (the first time counts); `None` when no
+    /// incident of that key is open. Alerting does not change: it already said it once.
+    pub fn acknowledge_incident(&self, key: &str) -> Result<Option<Incident>> {
+        let changed = self.db().execute(
+            "UPDATE incidents SET acknowledged = coalesce(acknowledged, ?2) WHERE key = ?1",
+            params![key, Utc::now().to_rfc3339()],
+        )?;
+        if changed == 0 {
+            return Ok(None);
+        }
+        Ok(self.open_incidents()?.into_iter().find(|i| i.key == key))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_older_state_database_gains_acknowledgements_and_keeps_its_incidents() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.db");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE incidents (key TEXT PRIMARY KEY, opened TEXT NOT NULL, detail TEXT NOT NULL);
+             INSERT INTO incidents VALUES ('failed/app/local', '2026-12-01T00:00:00Z', 'disk full');",
+        )
+        .unwrap();
+        drop(old);
+        let state = State::open(&path).unwrap();
+        let open = state.open_incidents().unwrap();
+        assert_eq!(open.len(), 1);
+        assert_eq!(open[0].acknowledged, None);
+        let first = state
+            .acknowledge_incident("failed/app/local")
+            .unwrap()
+            .unwrap();
+        assert!(first.acknowledged.is_some());
+        // The first acknowledgement counts; a second does not move it.
+        let again = state
+            .acknowledge_incident("failed/app/local")
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.acknowledged, first.acknowledged);
+        assert!(state
+            .acknowledge_incident("failed/app/other")
+            .unwrap()
+            .is_none());
+        drop(state);
+        // Opening it again does not add the column twice.
+        State::open(&path).unwrap();
+    }
 
     #[test]
     fn the_state_database_is_private() {

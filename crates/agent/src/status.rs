@@ -57,6 +57,8 @@ pub struct Incident {
     pub key: String,
     pub opened: DateTime<Utc>,
     pub detail: String,
+    /// When someone said through the API that they are on it.
+    pub acknowledged: Option<DateTime<Utc>>,
 }
 
 fn label(value: &str) -> String {

@@ -51,17 +51,30 @@ pub fn call(
     path: &str,
     token: Option<&str>,
 ) -> Option<(u16, serde_json::Value)> {
+    call_with(addr, method, path, token, None)
+}
+
+/// [`call`] with a JSON body.
+pub fn call_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&serde_json::Value>,
+) -> Option<(u16, serde_json::Value)> {
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
-    let (code, body) = exchange(
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let (code, answer) = exchange(
         addr,
         format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
         ),
     )?;
-    let json = serde_json::from_str(&body).unwrap_or_else(|e| {
-        panic!("{method} {path} answered {code} with a body that is not JSON ({e}): {body}")
+    let json = serde_json::from_str(&answer).unwrap_or_else(|e| {
+        panic!("{method} {path} answered {code} with a body that is not JSON ({e}): {answer}")
     });
     Some((code, json))
 }
