@@ -39,6 +39,39 @@ fn read<T: Serialize>(shared: &Shared, headers: &HeaderMap, body: impl FnOnce() 
     }
 }
 
+/// The answer of a reading endpoint from the state database (not the status, which is
+/// refreshed once a second, so what an action just did is there); `what` names it in the
+/// error.
+fn from_history<T: Serialize>(what: &str, read: anyhow::Result<T>) -> Response {
+    match read {
+        Ok(body) => Json(body).into_response(),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot read the {what}: {e}"),
+        ),
+    }
+}
+
+/// Nothing, or the refusal to answer when the caller may not act.
+// The refusal is returned as it is answered; boxing it would only add a step.
+#[allow(clippy::result_large_err)]
+fn operator(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
+    let role = shared.role(headers)?;
+    if !shared.has_operator_token() {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "actions need an operator token: set token in the [agent] section of lifeboat.toml",
+        ));
+    }
+    if role != Role::Operator {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "this token may only read; actions need the operator's token",
+        ));
+    }
+    Ok(())
+}
+
 /// Whether the API asks for a token, so that a page can ask its user before calling it.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct Access {
@@ -71,16 +104,9 @@ pub async fn jobs(
     if let Err(refused) = shared.role(&headers) {
         return refused;
     }
-    let limit = match limit(query.as_deref()) {
-        Ok(limit) => limit,
-        Err(message) => return error(StatusCode::BAD_REQUEST, message),
-    };
-    match shared.state.recent_runs(limit) {
-        Ok(runs) => Json(runs).into_response(),
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot read the job history: {e}"),
-        ),
+    match limit(query.as_deref()) {
+        Ok(limit) => from_history("job history", shared.state.recent_runs(limit)),
+        Err(message) => error(StatusCode::BAD_REQUEST, message),
     }
 }
 
@@ -111,32 +137,18 @@ fn limit(query: Option<&str>) -> Result<u32, String> {
     Ok(limit)
 }
 
-/// Read from the job history, not the status (refreshed once a second), so that a drill
-/// whose action has finished is listed.
 pub async fn drills(State(shared): State<Shared>, headers: HeaderMap) -> Response {
     if let Err(refused) = shared.role(&headers) {
         return refused;
     }
-    match shared.state.drills() {
-        Ok(drills) => Json(drills).into_response(),
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot read the drill history: {e}"),
-        ),
-    }
+    from_history("drill history", shared.state.drills())
 }
 
 pub async fn incidents(State(shared): State<Shared>, headers: HeaderMap) -> Response {
     if let Err(refused) = shared.role(&headers) {
         return refused;
     }
-    match shared.state.open_incidents() {
-        Ok(incidents) => Json(incidents).into_response(),
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot read the incidents: {e}"),
-        ),
-    }
+    from_history("incidents", shared.state.open_incidents())
 }
 
 /// The body of `POST /api/v1/incidents/acknowledge`. (A key holds slashes, so it is not
@@ -154,15 +166,8 @@ pub async fn acknowledge(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    match shared.role(&headers) {
-        Ok(Role::Operator) => {}
-        Ok(Role::Read) => {
-            return error(
-                StatusCode::FORBIDDEN,
-                "this token may only read; acknowledging needs the operator's token",
-            )
-        }
-        Err(refused) => return refused,
+    if let Err(refused) = operator(&shared, &headers) {
+        return refused;
     }
     // Parsed here rather than by axum's extractor, so a bad body gets a JSON error too.
     let wanted: Acknowledgement = match serde_json::from_slice(&body) {
@@ -223,21 +228,8 @@ pub async fn run_drill(
 
 /// Queues an action: 202 with the action (and its URL in `Location`) to poll.
 fn start(shared: &Shared, headers: &HeaderMap, kind: ActionKind, plan: &str) -> Response {
-    let role = match shared.role(headers) {
-        Ok(role) => role,
-        Err(refused) => return refused,
-    };
-    if !shared.has_operator_token() {
-        return error(
-            StatusCode::FORBIDDEN,
-            "actions need an operator token: set token in the [agent] section of lifeboat.toml",
-        );
-    }
-    if role != Role::Operator {
-        return error(
-            StatusCode::FORBIDDEN,
-            "this token may only read; actions need the operator's token",
-        );
+    if let Err(refused) = operator(shared, headers) {
+        return refused;
     }
     if shared.config.plan(plan).is_none() {
         return error(StatusCode::NOT_FOUND, format!("no plan {plan:?}"));

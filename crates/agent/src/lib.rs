@@ -219,26 +219,10 @@ impl Agent {
                 }
             }
             self.start_actions(&mut running, &mut drilling, &due);
-            let drilled: Vec<String> = drilling
-                .iter()
-                .filter(|(_, h)| h.is_finished())
-                .map(|(name, _)| name.clone())
-                .collect();
-            for name in drilled {
-                if let Some(handle) = drilling.remove(&name) {
-                    let _ = handle.join();
-                }
+            for name in take_finished(&mut drilling) {
                 self.finish_action(ActionKind::Drill, &name);
             }
-            let finished: Vec<String> = running
-                .iter()
-                .filter(|(_, h)| h.is_finished())
-                .map(|(name, _)| name.clone())
-                .collect();
-            for name in finished {
-                if let Some(handle) = running.remove(&name) {
-                    let _ = handle.join();
-                }
+            for name in take_finished(&mut running) {
                 self.finish_action(ActionKind::Backup, &name);
                 self.refresh(&due, &running);
             }
@@ -640,11 +624,7 @@ impl Agent {
                 None => failures.push(format!("{target}: did not run")),
             }
         }
-        if failures.is_empty() {
-            Ok(())
-        } else {
-            Err(failures.join("; "))
-        }
+        all_passed(failures)
     }
 
     fn drill_outcome(&self, plan: &str, since: chrono::DateTime<Utc>) -> Result<(), String> {
@@ -672,11 +652,7 @@ impl Agent {
                 )
             })
             .collect();
-        if failures.is_empty() {
-            Ok(())
-        } else {
-            Err(failures.join("; "))
-        }
+        all_passed(failures)
     }
 
     /// Rebuilds the per-plan part of the status from the state database.
@@ -710,5 +686,29 @@ impl Agent {
         status.drills = drills;
         status.plans = plans;
         status.open_incidents = incidents;
+    }
+}
+
+/// Removes the jobs of `jobs` that have finished (joining their threads) and names them.
+fn take_finished(jobs: &mut HashMap<String, JoinHandle<()>>) -> Vec<String> {
+    let finished: Vec<String> = jobs
+        .iter()
+        .filter(|(_, h)| h.is_finished())
+        .map(|(name, _)| name.clone())
+        .collect();
+    for name in &finished {
+        if let Some(handle) = jobs.remove(name) {
+            let _ = handle.join();
+        }
+    }
+    finished
+}
+
+/// An action's outcome from its failures, one line each.
+fn all_passed(failures: Vec<String>) -> Result<(), String> {
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("; "))
     }
 }

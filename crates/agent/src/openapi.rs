@@ -10,35 +10,31 @@ use crate::api::{Access, Acknowledgement, ApiError};
 use crate::state::{DrillStatus, Run};
 use crate::status::{AgentStatus, Incident};
 
+/// A generator whose references point into the document's `components/schemas`.
+fn into_components(settings: SchemaSettings) -> schemars::SchemaGenerator {
+    settings
+        .with(|s| {
+            s.definitions_path = "/components/schemas".into();
+            s.meta_schema = None;
+        })
+        .into_generator()
+}
+
 pub fn document() -> Value {
-    let mut generator = SchemaSettings::draft2020_12()
-        .for_serialize()
-        .with(|s| {
-            s.definitions_path = "/components/schemas".into();
-            s.meta_schema = None;
-        })
-        .into_generator();
-    let mut schema =
-        |of: fn(&mut schemars::SchemaGenerator) -> schemars::Schema| of(&mut generator).to_value();
-    let status = schema(|g| g.subschema_for::<AgentStatus>());
-    let runs = schema(|g| g.subschema_for::<Vec<Run>>());
-    let drills = schema(|g| g.subschema_for::<Vec<DrillStatus>>());
-    let incidents = schema(|g| g.subschema_for::<Vec<Incident>>());
-    let actions = schema(|g| g.subschema_for::<Vec<Action>>());
-    let action = schema(|g| g.subschema_for::<Action>());
-    let access = schema(|g| g.subschema_for::<Access>());
-    let incident = schema(|g| g.subschema_for::<Incident>());
-    schema(|g| g.subschema_for::<ApiError>());
-    let schemas = generator.take_definitions(true);
+    let mut answers = into_components(SchemaSettings::draft2020_12().for_serialize());
+    let status = answers.subschema_for::<AgentStatus>().to_value();
+    let runs = answers.subschema_for::<Vec<Run>>().to_value();
+    let drills = answers.subschema_for::<Vec<DrillStatus>>().to_value();
+    let incidents = answers.subschema_for::<Vec<Incident>>().to_value();
+    let actions = answers.subschema_for::<Vec<Action>>().to_value();
+    let action = answers.subschema_for::<Action>().to_value();
+    let access = answers.subschema_for::<Access>().to_value();
+    let incident = answers.subschema_for::<Incident>().to_value();
+    answers.subschema_for::<ApiError>();
     // Request bodies are read, so their schema is the deserializing one.
-    let mut requests = SchemaSettings::draft2020_12()
-        .with(|s| {
-            s.definitions_path = "/components/schemas".into();
-            s.meta_schema = None;
-        })
-        .into_generator();
+    let mut requests = into_components(SchemaSettings::draft2020_12());
     let acknowledgement = requests.subschema_for::<Acknowledgement>().to_value();
-    let mut schemas = schemas;
+    let mut schemas = answers.take_definitions(true);
     schemas.extend(requests.take_definitions(true));
 
     let read = |summary: &str, body: Value| {

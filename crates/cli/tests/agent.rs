@@ -133,6 +133,55 @@ fn write_config(dir: &Path, body: &str) -> PathBuf {
     path
 }
 
+/// Plan `app`: an uploads folder backed up every hour to target `local`, and an agent on
+/// a free loopback port, for the tests of the agent's HTTP side.
+struct UploadsPlan {
+    repo: TestRepo,
+    addr: SocketAddr,
+}
+
+impl UploadsPlan {
+    fn new() -> UploadsPlan {
+        let repo = TestRepo::local();
+        let uploads = repo.dir.path().join("uploads");
+        std::fs::create_dir_all(&uploads).unwrap();
+        std::fs::write(uploads.join("a.txt"), "uploaded").unwrap();
+        let addr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        UploadsPlan { repo, addr }
+    }
+
+    fn dir(&self) -> &Path {
+        self.repo.dir.path()
+    }
+
+    /// lifeboat.toml, with `plan_keys` in the plan (an `rpo`, say) and `after_agent` after
+    /// `[agent]`'s address and state (tokens, then any `[[alert]]` tables).
+    fn config(&self, plan_keys: &str, after_agent: &str) -> String {
+        format!(
+            r#"
+[[source]]
+name = "uploads"
+url = "./uploads"
+[[target]]
+name = "local"
+url = "{url}"
+[[plan]]
+name = "app"
+sources = ["uploads"]
+targets = ["local"]
+schedule = "every 1h"
+{plan_keys}
+[agent]
+listen = "{addr}"
+state = "./agent.db"
+{after_agent}
+"#,
+            url = self.repo.url,
+            addr = self.addr,
+        )
+    }
+}
+
 #[test]
 fn agent_runs_plans_checks_objectives_and_alerts_once_per_incident() {
     let good = TestRepo::local();
@@ -678,36 +727,15 @@ url = "{hook}"
 /// is an incident, alerted once, with the reason, and over when the check runs again.
 #[test]
 fn a_status_check_that_cannot_run_is_an_incident_not_silence() {
-    let repo = TestRepo::local();
-    let dir = repo.dir.path();
-    std::fs::create_dir_all(dir.join("uploads")).unwrap();
-    std::fs::write(dir.join("uploads/a.txt"), "uploaded").unwrap();
+    let app = UploadsPlan::new();
+    let (dir, addr) = (app.dir(), app.addr);
     let hook = WebhookReceiver::start();
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let good = format!(
-        r#"
-[[source]]
-name = "uploads"
-url = "./uploads"
-[[target]]
-name = "local"
-url = "{url}"
-[[plan]]
-name = "app"
-sources = ["uploads"]
-targets = ["local"]
-schedule = "every 1h"
-rpo = "1h"
-[agent]
-listen = "{addr}"
-token = "${{AGENT_TOKEN}}"
-state = "./agent.db"
-[[alert]]
-kind = "webhook"
-url = "{hook}"
-"#,
-        url = repo.url,
-        hook = hook.url,
+    let good = app.config(
+        "rpo = \"1h\"",
+        &format!(
+            "token = \"${{AGENT_TOKEN}}\"\n[[alert]]\nkind = \"webhook\"\nurl = \"{}\"",
+            hook.url
+        ),
     );
     let config = write_config(dir, &good);
     let agent = Agent::start(dir, &config, addr);
@@ -807,34 +835,10 @@ url = "{hook}"
 /// without an operator token configured, actions are refused.
 #[test]
 fn the_api_reads_with_either_token_and_acts_only_with_the_operators() {
-    let repo = TestRepo::local();
-    let dir = repo.dir.path();
-    std::fs::create_dir_all(dir.join("uploads")).unwrap();
-    std::fs::write(dir.join("uploads/a.txt"), "uploaded").unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let app = UploadsPlan::new();
+    let (repo, dir, addr) = (&app.repo, app.dir(), app.addr);
     const READER: &str = "reader-token";
-    let body = |tokens: &str| {
-        format!(
-            r#"
-[[source]]
-name = "uploads"
-url = "./uploads"
-[[target]]
-name = "local"
-url = "{url}"
-[[plan]]
-name = "app"
-sources = ["uploads"]
-targets = ["local"]
-schedule = "every 1h"
-[agent]
-listen = "{addr}"
-state = "./agent.db"
-{tokens}
-"#,
-            url = repo.url,
-        )
-    };
+    let body = |tokens: &str| app.config("", tokens);
     let config = write_config(
         dir,
         &body(&format!(
@@ -874,7 +878,7 @@ state = "./agent.db"
     agent.wait_for("the first scheduled run", Duration::from_secs(60), |a| {
         runs(a, "app", "local") >= 1 && !a.status()["plans"][0]["running"].as_bool().unwrap()
     });
-    let before = snapshots_tagged(&repo, "plan:app");
+    let before = snapshots_tagged(repo, "plan:app");
     let follow = |kind: &str| -> serde_json::Value {
         let (code, action) = call("POST", &format!("/api/v1/plans/app/{kind}"), Some(TOKEN));
         assert_eq!(code, 202, "{action}");
@@ -896,7 +900,7 @@ state = "./agent.db"
     };
     let backup = follow("backup");
     assert_eq!(backup["state"], "succeeded", "{backup}");
-    assert_eq!(snapshots_tagged(&repo, "plan:app"), before + 1);
+    assert_eq!(snapshots_tagged(repo, "plan:app"), before + 1);
     let (_, jobs) = call("GET", "/api/v1/jobs?limit=1", Some(READER));
     assert_eq!(jobs.as_array().unwrap().len(), 1, "{jobs}");
     assert_eq!(jobs[0]["ok"], true, "{jobs}");
@@ -959,34 +963,11 @@ fn the_dashboard_shows_protection_and_runs_a_drill_in_a_real_browser() {
     let Some(browser) = common::browser::scripts("the dashboard test") else {
         return;
     };
-    let repo = TestRepo::local();
-    let dir = repo.dir.path();
-    std::fs::create_dir_all(dir.join("uploads")).unwrap();
-    std::fs::write(dir.join("uploads/a.txt"), "uploaded").unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let app = UploadsPlan::new();
+    let (dir, addr) = (app.dir(), app.addr);
     let config = write_config(
         dir,
-        &format!(
-            r#"
-[[source]]
-name = "uploads"
-url = "./uploads"
-[[target]]
-name = "local"
-url = "{url}"
-[[plan]]
-name = "app"
-sources = ["uploads"]
-targets = ["local"]
-schedule = "every 1h"
-rpo = "1h"
-[agent]
-listen = "{addr}"
-token = "${{AGENT_TOKEN}}"
-state = "./agent.db"
-"#,
-            url = repo.url,
-        ),
+        &app.config("rpo = \"1h\"", "token = \"${AGENT_TOKEN}\""),
     );
     let agent = Agent::start(dir, &config, addr);
     agent.wait_for("a protected source", Duration::from_secs(60), |a| {
@@ -1049,34 +1030,13 @@ fn the_api_conforms_to_its_openapi_document_under_schemathesis() {
         common::skip("schemathesis is not installed (scripts/test.sh installs it with pip)");
         return;
     }
-    let repo = TestRepo::local();
-    let dir = repo.dir.path();
-    std::fs::create_dir_all(dir.join("uploads")).unwrap();
-    std::fs::write(dir.join("uploads/a.txt"), "uploaded").unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let app = UploadsPlan::new();
+    let (dir, addr) = (app.dir(), app.addr);
     let config = write_config(
         dir,
-        &format!(
-            r#"
-[[source]]
-name = "uploads"
-url = "./uploads"
-[[target]]
-name = "local"
-url = "{url}"
-[[plan]]
-name = "app"
-sources = ["uploads"]
-targets = ["local"]
-schedule = "every 1h"
-rpo = "1h"
-[agent]
-listen = "{addr}"
-token = "${{AGENT_TOKEN}}"
-read_token = "reader-token"
-state = "./agent.db"
-"#,
-            url = repo.url,
+        &app.config(
+            "rpo = \"1h\"",
+            "token = \"${AGENT_TOKEN}\"\nread_token = \"reader-token\"",
         ),
     );
     let agent = Agent::start(dir, &config, addr);
@@ -1130,34 +1090,14 @@ fn the_typescript_client_drives_a_live_agent_from_node() {
         common::skip("the TypeScript client test needs `npm ci --prefix clients/typescript` (scripts/test.sh does it)");
         return;
     }
-    let repo = TestRepo::local();
-    let dir = repo.dir.path();
-    std::fs::create_dir_all(dir.join("uploads")).unwrap();
-    std::fs::write(dir.join("uploads/a.txt"), "uploaded").unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let app = UploadsPlan::new();
+    let (dir, addr) = (app.dir(), app.addr);
     const READER: &str = "reader-token";
     let config = write_config(
         dir,
-        &format!(
-            r#"
-[[source]]
-name = "uploads"
-url = "./uploads"
-[[target]]
-name = "local"
-url = "{url}"
-[[plan]]
-name = "app"
-sources = ["uploads"]
-targets = ["local"]
-schedule = "every 1h"
-[agent]
-listen = "{addr}"
-token = "${{AGENT_TOKEN}}"
-read_token = "{READER}"
-state = "./agent.db"
-"#,
-            url = repo.url,
+        &app.config(
+            "",
+            &format!("token = \"${{AGENT_TOKEN}}\"\nread_token = \"{READER}\""),
         ),
     );
     let agent = Agent::start(dir, &config, addr);
