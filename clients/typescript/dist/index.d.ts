@@ -7,6 +7,8 @@ export type DrillStatus = Schemas['DrillStatus'];
 export type Incident = Schemas['Incident'];
 export type Action = Schemas['Action'];
 export type RestorePointStatus = Schemas['RestorePointStatus'];
+export type TimelineReport = Schemas['TimelineReport'];
+export type RestoreReport = Schemas['RestoreReport'];
 /** What the agent refused or failed, with its HTTP status (401, 403, 404, 409, ...). */
 export declare class AgentError extends Error {
     readonly status: number;
@@ -68,46 +70,91 @@ export declare function createAgentClient(options: AgentClientOptions): {
         opened: string;
     }[]>;
     actions: () => Promise<{
+        at: string | null;
         error: string | null;
         finished: string | null;
         id: number;
         kind: components["schemas"]["ActionKind"];
         plan: string;
         requested: string;
+        restored: components["schemas"]["RestoreReport"] | null;
+        source: string | null;
         started: string | null;
         state: components["schemas"]["ActionState"];
+        target: string | null;
     }[]>;
     action: (id: number) => Promise<{
+        at: string | null;
         error: string | null;
         finished: string | null;
         id: number;
         kind: components["schemas"]["ActionKind"];
         plan: string;
         requested: string;
+        restored: components["schemas"]["RestoreReport"] | null;
+        source: string | null;
         started: string | null;
         state: components["schemas"]["ActionState"];
+        target: string | null;
     }>;
     /** Queues a run of the plan's backups (operator token); poll it with `finished`. */
     backup: (plan: string) => Promise<{
+        at: string | null;
         error: string | null;
         finished: string | null;
         id: number;
         kind: components["schemas"]["ActionKind"];
         plan: string;
         requested: string;
+        restored: components["schemas"]["RestoreReport"] | null;
+        source: string | null;
         started: string | null;
         state: components["schemas"]["ActionState"];
+        target: string | null;
     }>;
     /** Queues the plan's restore drills (operator token). */
     drill: (plan: string) => Promise<{
+        at: string | null;
         error: string | null;
         finished: string | null;
         id: number;
         kind: components["schemas"]["ActionKind"];
         plan: string;
         requested: string;
+        restored: components["schemas"]["RestoreReport"] | null;
+        source: string | null;
         started: string | null;
         state: components["schemas"]["ActionState"];
+        target: string | null;
+    }>;
+    /** Every restore point of a source, read from its repository (`target`: which one). */
+    timeline: (source: string, target?: string) => Promise<{
+        clusters: components["schemas"]["Cluster"][];
+        dumps: components["schemas"]["Dump"][];
+        kind: components["schemas"]["TimelineKind"];
+        restore_points: components["schemas"]["TimelinePoint"][];
+        source: string;
+        spans: components["schemas"]["Span"][];
+        window: components["schemas"]["Window"] | null;
+    }>;
+    /**
+     * Queues a restore of a source as it was `at` (`latest`, an RFC 3339 time, `-10m` or
+     * `tx:N`) into the agent's scratch space (operator token); once finished, the action's
+     * `restored` says where.
+     */
+    restore: (source: string, at: string, target?: string) => Promise<{
+        at: string | null;
+        error: string | null;
+        finished: string | null;
+        id: number;
+        kind: components["schemas"]["ActionKind"];
+        plan: string;
+        requested: string;
+        restored: components["schemas"]["RestoreReport"] | null;
+        source: string | null;
+        started: string | null;
+        state: components["schemas"]["ActionState"];
+        target: string | null;
     }>;
     finished: (started: Action, intervalMs?: number, timeoutMs?: number) => Promise<Action>;
 };

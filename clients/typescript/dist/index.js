@@ -52,6 +52,19 @@ export function createAgentClient(options) {
         backup: (plan) => unwrap(client.POST('/api/v1/plans/{plan}/backup', { params: { path: { plan } } })),
         /** Queues the plan's restore drills (operator token). */
         drill: (plan) => unwrap(client.POST('/api/v1/plans/{plan}/drill', { params: { path: { plan } } })),
+        /** Every restore point of a source, read from its repository (`target`: which one). */
+        timeline: (source, target) => unwrap(client.GET('/api/v1/sources/{source}/timeline', {
+            params: { path: { source }, query: { target } },
+        })),
+        /**
+         * Queues a restore of a source as it was `at` (`latest`, an RFC 3339 time, `-10m` or
+         * `tx:N`) into the agent's scratch space (operator token); once finished, the action's
+         * `restored` says where.
+         */
+        restore: (source, at, target) => unwrap(client.POST('/api/v1/sources/{source}/restore', {
+            params: { path: { source } },
+            body: { at, target: target ?? null },
+        })),
         finished,
     };
 }

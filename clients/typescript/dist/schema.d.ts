@@ -141,6 +141,67 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/actions/{id}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Follow one action as server-sent events: an `action` event carrying the action (as /api/v1/actions/{id} gives it) each time it changes; the stream ends after the one that has finished it. */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description The action's id. */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description An event stream; each event is an `action` whose data is the action as JSON. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/event-stream": {
+                            data: string;
+                            /** @constant */
+                            event: "action";
+                        };
+                    };
+                };
+                /** @description No token, or a token the agent does not know. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                /** @description No such action (or one long finished and forgotten). */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/drills": {
         parameters: {
             query?: never;
@@ -569,6 +630,200 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/sources/{source}/restore": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Restore a database file or directory as it was at a moment into the agent's scratch space (a new directory beside its state database, readable by its user only; the newest three are kept). Never over live data. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description A source of lifeboat.toml. */
+                    source: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["RestoreRequest"];
+                };
+            };
+            responses: {
+                /** @description Queued; follow the action at its Location. Once finished, its `restored` says what was restored where. */
+                202: {
+                    headers: {
+                        Location?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Action"];
+                    };
+                };
+                /** @description The body is not {"at": ...}, or `at` cannot be read. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                /** @description No token, or a token the agent does not know. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                /** @description A read-only token, or no operator token configured. */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                /** @description No such source, or no plan writes it to that target. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                /** @description The same restore is queued or running. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                /** @description A command's output or a database server: restore those from the command line. */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                /** @description The agent is stopping. */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/sources/{source}/timeline": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every restore point of a source, read from its repository: snapshots and replication segments (with gaps) of a database file, snapshots of a directory, dumps and recovery windows of a database server. */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description The target to read from (default: the first target of the source's first plan). */
+                    target?: string;
+                };
+                header?: never;
+                path: {
+                    /** @description A source of lifeboat.toml. */
+                    source: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["TimelineReport"];
+                    };
+                };
+                /** @description A bad or unknown query parameter. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                /** @description No token, or a token the agent does not know. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                /** @description No such source, or no plan writes it to that target. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                /** @description The source is a command's output, which has no timeline. */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                /** @description The repository could not be read. */
+                502: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/status": {
         parameters: {
             query?: never;
@@ -631,6 +886,7 @@ export interface components {
             key: string;
         };
         Action: {
+            at: string | null;
             /** @description What failed, one `target: error` (or `source from target: reason`) per failure. */
             error: string | null;
             /** Format: date-time */
@@ -638,14 +894,20 @@ export interface components {
             /** Format: uint64 */
             id: number;
             kind: components["schemas"]["ActionKind"];
+            /** @description The plan (for a restore, the first plan that backs its source up). */
             plan: string;
             /** Format: date-time */
             requested: string;
+            /** @description What a finished restore wrote, and where. */
+            restored: components["schemas"]["RestoreReport"] | null;
+            /** @description A restore's source, target and moment (`at` as it was asked for). */
+            source: string | null;
             /** Format: date-time */
             started: string | null;
             state: components["schemas"]["ActionState"];
+            target: string | null;
         };
-        ActionKind: "backup" | "drill";
+        ActionKind: "backup" | "drill" | "restore";
         /** @enum {string} */
         ActionState: "queued" | "running" | "succeeded" | "failed";
         AgentStatus: {
@@ -670,6 +932,23 @@ export interface components {
             /** @description One line: what was wrong and, where there is one, what to do. */
             error: string;
         };
+        BaseBackup: {
+            end_wal: string;
+            /** Format: date-time */
+            finished: string;
+            /** @description The snapshot's id (64 hex digits). */
+            snapshot: string;
+            start_wal: string;
+            /** Format: uint32 */
+            timeline: number;
+            /** @description The first missing WAL file after that reach, when later ones exist. */
+            wal_gap: string | null;
+            /**
+             * @description How far the archive reaches from this backup's first WAL file (none: that file is
+             *     missing).
+             */
+            wal_reaches: string | null;
+        };
         ChannelStatus: {
             channel: string;
             /** Format: uint64 */
@@ -677,6 +956,25 @@ export interface components {
             last_error: string | null;
             /** Format: uint64 */
             sent: number;
+        };
+        Cluster: {
+            /** Format: uint */
+            archived_files: number;
+            base_backups: components["schemas"]["BaseBackup"][];
+            /** @description The cluster's system identifier. */
+            cluster: string;
+            /**
+             * Format: date-time
+             * @description When the oldest base backup finished: the earliest moment recovery reaches.
+             */
+            from: string | null;
+            /**
+             * Format: date-time
+             * @description The last archived commit (read from the WAL), when one could be read.
+             */
+            to: string | null;
+            /** @description The last WAL file the archive holds without a gap, from any base backup. */
+            to_wal: string | null;
         };
         /** @description The newest drill of a plan's source on a target. */
         DrillStatus: {
@@ -693,6 +991,13 @@ export interface components {
             rto_seconds: number | null;
             source: string;
             target: string;
+        };
+        Dump: {
+            databases: string[];
+            /** @description The snapshot's id (64 hex digits). */
+            snapshot: string;
+            /** Format: date-time */
+            time: string;
         };
         Incident: {
             /**
@@ -713,6 +1018,8 @@ export interface components {
             schedule: string | null;
             targets: components["schemas"]["TargetStatus"][];
         };
+        /** @enum {string} */
+        PointKind: "snapshot" | "segment";
         ReplicatorStatus: {
             /**
              * Format: date-time
@@ -746,6 +1053,57 @@ export interface components {
             source: string;
             target: string;
         };
+        /** @description `lifeboat restore --source ... --json`, and what a restore to scratch space reports. */
+        RestoreReport: {
+            /** @description The moment asked for. */
+            at: string;
+            /** Format: uint64 */
+            bytes: number;
+            /** @description SQLite's `integrity_check` and `foreign_key_check` passed on what was restored. */
+            checked: boolean;
+            /**
+             * @description When a later restore point lies in the same second as the moment asked for: how to
+             *     name it instead.
+             */
+            note: string | null;
+            restore_point: components["schemas"]["RestoredPoint"];
+            /** Format: double */
+            seconds: number;
+            /** @description The path as backed up. */
+            source: string;
+            /** @description The file (for a file source) or directory (for a directory source) written. */
+            target: string;
+        };
+        /** @description The body of `POST /api/v1/sources/{source}/restore`. */
+        RestoreRequest: {
+            /**
+             * @description `latest`, an RFC 3339 time (as the timeline lists it), a time relative to now
+             *     (`-10m`), or `tx:N` (right after a replicated transaction).
+             */
+            at: ("latest" | "now") | string;
+            /**
+             * @description The target to restore from (default: the first target of the source's first plan).
+             * @default null
+             */
+            target: string | null;
+        };
+        RestoredPoint: {
+            kind: components["schemas"]["PointKind"];
+            /**
+             * Format: uint64
+             * @description The last stream segment rolled forward through.
+             */
+            segment: number | null;
+            /** @description The snapshot's id (64 hex digits). */
+            snapshot: string;
+            /** Format: date-time */
+            time: string;
+            /**
+             * Format: uint64
+             * @description The transaction restored up to (`--at tx:N`).
+             */
+            transaction: number | null;
+        };
         /** @description One finished (or running) job. */
         Run: {
             /** Format: uint64 */
@@ -766,6 +1124,29 @@ export interface components {
             started: string;
             target: string;
         };
+        SegmentRange: {
+            /** Format: uint64 */
+            first: number;
+            /** Format: uint64 */
+            last: number;
+        };
+        Span: {
+            /**
+             * Format: uint64
+             * @description The run starts after this missing segment: none of its moments can be restored.
+             */
+            after_gap: number | null;
+            /** Format: date-time */
+            from: string;
+            kind: components["schemas"]["PointKind"];
+            /** @description For a run of segments: its first and last numbers. */
+            segments: components["schemas"]["SegmentRange"] | null;
+            /** @description The snapshot's id (64 hex digits). */
+            snapshot: string;
+            /** Format: date-time */
+            to: string;
+            transactions: components["schemas"]["Transactions"] | null;
+        };
         /** @description Per plan and target: what the metrics and the status API show. */
         TargetStatus: {
             /** Format: uint64 */
@@ -776,6 +1157,67 @@ export interface components {
             /** Format: uint64 */
             runs_total: number;
             target: string;
+        };
+        /** @enum {string} */
+        TimelineKind: "file" | "directory" | "database_server";
+        TimelinePoint: {
+            /**
+             * Format: uint64
+             * @description A segment's stored size; a snapshot's, the file's size (a directory's, the
+             *     snapshot's total).
+             */
+            bytes: number;
+            kind: components["schemas"]["PointKind"];
+            /** @description False after a missing segment of the same generation: roll-forward stops there. */
+            restorable: boolean;
+            /**
+             * Format: uint64
+             * @description The segment's number in its generation.
+             */
+            segment: number | null;
+            /** @description The snapshot's id, 64 hex digits (for a segment, its generation's base). */
+            snapshot: string;
+            /**
+             * Format: date-time
+             * @description To the millisecond, as `restore --at` takes it: this time selects this point.
+             */
+            time: string;
+            /** @description The stream's transactions the segment holds (`restore --at tx:N`). */
+            transactions: components["schemas"]["Transactions"] | null;
+        };
+        /** @description `lifeboat timeline --json`, and `GET /api/v1/sources/{source}/timeline`. */
+        TimelineReport: {
+            /** @description A PostgreSQL server's clusters: base backups and how far the WAL archive reaches. */
+            clusters: components["schemas"]["Cluster"][];
+            /** @description A database server's logical dumps, oldest first. */
+            dumps: components["schemas"]["Dump"][];
+            kind: components["schemas"]["TimelineKind"];
+            /** @description Every restore point of a file or directory, oldest first. */
+            restore_points: components["schemas"]["TimelinePoint"][];
+            /** @description The path as backed up, or the server's URL without its password. */
+            source: string;
+            /**
+             * @description A file's restore points as spans: each snapshot, and each continuous run of one
+             *     generation's stream segments (every moment from its first to its last).
+             */
+            spans: components["schemas"]["Span"][];
+            /**
+             * @description The first and last restorable moment (none without a restore point). For a
+             *     PostgreSQL cluster, its base backups' and archive's window.
+             */
+            window: components["schemas"]["Window"] | null;
+        };
+        Transactions: {
+            /** Format: uint64 */
+            first: number;
+            /** Format: uint64 */
+            last: number;
+        };
+        Window: {
+            /** Format: date-time */
+            from: string;
+            /** Format: date-time */
+            to: string;
         };
     };
     responses: never;

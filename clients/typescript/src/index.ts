@@ -14,6 +14,8 @@ export type DrillStatus = Schemas['DrillStatus'];
 export type Incident = Schemas['Incident'];
 export type Action = Schemas['Action'];
 export type RestorePointStatus = Schemas['RestorePointStatus'];
+export type TimelineReport = Schemas['TimelineReport'];
+export type RestoreReport = Schemas['RestoreReport'];
 
 /** What the agent refused or failed, with its HTTP status (401, 403, 404, 409, ...). */
 export class AgentError extends Error {
@@ -79,6 +81,21 @@ export function createAgentClient(options: AgentClientOptions) {
     /** Queues the plan's restore drills (operator token). */
     drill: (plan: string) =>
       unwrap(client.POST('/api/v1/plans/{plan}/drill', { params: { path: { plan } } })),
+    /** Every restore point of a source, read from its repository (`target`: which one). */
+    timeline: (source: string, target?: string) =>
+      unwrap(client.GET('/api/v1/sources/{source}/timeline', {
+        params: { path: { source }, query: { target } },
+      })),
+    /**
+     * Queues a restore of a source as it was `at` (`latest`, an RFC 3339 time, `-10m` or
+     * `tx:N`) into the agent's scratch space (operator token); once finished, the action's
+     * `restored` says where.
+     */
+    restore: (source: string, at: string, target?: string) =>
+      unwrap(client.POST('/api/v1/sources/{source}/restore', {
+        params: { path: { source } },
+        body: { at, target: target ?? null },
+      })),
     finished,
   };
 }

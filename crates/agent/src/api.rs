@@ -9,7 +9,13 @@ use axum::Json;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use crate::actions::ActionKind;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use lifeboat_ops::point_in_time::PointInTime;
+use lifeboat_ops::request::Request;
+use lifeboat_ops::timeline::TimelineReport;
+use lifeboat_sources::database_url::DatabaseUrl;
+
+use crate::actions::{Action, ActionKind, RestoreWanted};
 use crate::http::{Role, Shared};
 
 /// Every error the API answers with.
@@ -237,7 +243,15 @@ fn start(shared: &Shared, headers: &HeaderMap, kind: ActionKind, plan: &str) -> 
     if !shared.status.lock().expect("status").ready {
         return error(StatusCode::SERVICE_UNAVAILABLE, "the agent is stopping");
     }
-    match shared.actions.request(kind, plan) {
+    accepted(
+        shared.actions.request(kind, plan),
+        &format!("plan {plan:?}"),
+    )
+}
+
+/// 202 with a queued action (its URL in `Location`), or 409 with the same one pending.
+fn accepted(queued: Result<Action, Box<Action>>, what: &str) -> Response {
+    match queued {
         Ok(action) => (
             StatusCode::ACCEPTED,
             [(header::LOCATION, format!("/api/v1/actions/{}", action.id))],
@@ -247,7 +261,7 @@ fn start(shared: &Shared, headers: &HeaderMap, kind: ActionKind, plan: &str) -> 
         Err(pending) => error(
             StatusCode::CONFLICT,
             format!(
-                "action {} already {} this for plan {plan:?}; poll /api/v1/actions/{}",
+                "action {} already {} this for {what}; poll /api/v1/actions/{}",
                 pending.id,
                 match pending.state {
                     crate::actions::ActionState::Queued => "queues",
@@ -257,6 +271,242 @@ fn start(shared: &Shared, headers: &HeaderMap, kind: ActionKind, plan: &str) -> 
             ),
         ),
     }
+}
+
+/// Follows one action as server-sent events: an `action` event with the action each time
+/// it changes, the last once it has finished (then the stream ends).
+pub async fn action_events(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(refused) = shared.role(&headers) {
+        return refused;
+    }
+    let Some(id) = id
+        .parse()
+        .ok()
+        .filter(|id| shared.actions.get(*id).is_some())
+    else {
+        return error(StatusCode::NOT_FOUND, format!("no action {id:?}"));
+    };
+    let actions = shared.actions.clone();
+    // State: the last action sent (as JSON), and whether the stream is over.
+    let events = futures_util::stream::unfold((String::new(), false), move |(sent, over)| {
+        let actions = actions.clone();
+        async move {
+            if over {
+                return None;
+            }
+            loop {
+                // Forgotten (a hundred newer actions have finished): nothing more to say.
+                let action = actions.get(id)?;
+                let json = serde_json::to_string(&action).expect("actions serialize");
+                if json != sent {
+                    let event = Event::default().event("action").data(json.clone());
+                    return Some((
+                        Ok::<_, std::convert::Infallible>(event),
+                        (json, action.finished.is_some()),
+                    ));
+                }
+                tokio::time::sleep(EVENT_POLL).await;
+            }
+        }
+    });
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+/// How often a followed action is looked at; it changes a few times in its life.
+const EVENT_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The restore points of one source, read from its repository (by a `lifeboat request`
+/// child): `?target=NAME` (default: the first target of its first plan).
+pub async fn timeline(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    Path(source): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if let Err(refused) = shared.role(&headers) {
+        return refused;
+    }
+    let wanted = match target_parameter(query.as_deref()) {
+        Ok(wanted) => wanted,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
+    let (_, target) = match locate(&shared, &source, wanted.as_deref()) {
+        Ok(found) => found,
+        Err(refused) => return refused,
+    };
+    let request = Request::Timeline {
+        source: source.clone(),
+        target: Some(target.name.clone()),
+    };
+    let asker = shared.asker.clone();
+    let name = target.name.clone();
+    let asked = tokio::task::spawn_blocking(move || {
+        asker.ask::<TimelineReport>(&target, &request, "request (timeline)")
+    })
+    .await;
+    match asked {
+        Ok(Ok(report)) => Json(report).into_response(),
+        Ok(Err(e)) => error(
+            StatusCode::BAD_GATEWAY,
+            format!("cannot read the timeline of {source} from {name}: {e}"),
+        ),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the timeline stopped: {e}"),
+        ),
+    }
+}
+
+fn target_parameter(query: Option<&str>) -> Result<Option<String>, String> {
+    let mut target = None;
+    for pair in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        match pair.split_once('=') {
+            Some(("target", value)) if !value.is_empty() => target = Some(value.to_string()),
+            _ => {
+                return Err(format!(
+                    "unknown query parameter {pair:?}; this endpoint takes target"
+                ))
+            }
+        }
+    }
+    Ok(target)
+}
+
+/// The plan that backs `source` up and the target to read it from (`wanted`, which must
+/// be one of that source's plans' targets; else the first plan's first), or the answer
+/// that says why not.
+// The refusal is returned as it is answered; boxing it would only add a step.
+#[allow(clippy::result_large_err)]
+fn locate(
+    shared: &Shared,
+    source: &str,
+    wanted: Option<&str>,
+) -> Result<(String, lifeboat_config::Target), Response> {
+    let config = &shared.config;
+    let Some(entry) = config.source(source) else {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            format!("no source {source:?}"),
+        ));
+    };
+    if matches!(entry.location, lifeboat_config::SourceLocation::Command(_)) {
+        return Err(error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{source} is a command's output: it has snapshots, not a timeline; use `lifeboat snapshots --tag source:{source}`"),
+        ));
+    }
+    let plans: Vec<_> = config
+        .plans
+        .iter()
+        .filter(|p| p.sources.iter().any(|s| s == source))
+        .collect();
+    let found = plans.iter().find_map(|plan| {
+        let name = match wanted {
+            Some(wanted) => plan.targets.iter().find(|t| *t == wanted)?,
+            None => plan.targets.first()?,
+        };
+        Some((plan.name.clone(), config.target(name)?.clone()))
+    });
+    found.ok_or_else(|| {
+        error(
+            StatusCode::NOT_FOUND,
+            match wanted {
+                Some(wanted) => format!("no plan writes {source} to a target {wanted:?}"),
+                None => format!("no plan writes {source} anywhere"),
+            },
+        )
+    })
+}
+
+/// The body of `POST /api/v1/sources/{source}/restore`.
+#[derive(Debug, serde::Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreRequest {
+    /// `latest`, an RFC 3339 time (as the timeline lists it), a time relative to now
+    /// (`-10m`), or `tx:N` (right after a replicated transaction).
+    #[schemars(schema_with = "moment_schema")]
+    pub at: String,
+    /// The target to restore from (default: the first target of the source's first plan).
+    #[serde(default)]
+    pub target: Option<String>,
+}
+
+/// Exactly what [`PointInTime::parse`] reads, so that the document promises nothing it
+/// refuses.
+fn moment_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "latest, an RFC 3339 time, a time relative to now (-10m, -2h, -1d, -30s) or tx:N",
+        "anyOf": [
+            {"enum": ["latest", "now"]},
+            {"type": "string", "format": "date-time"},
+            {"type": "string", "pattern": "^-[0-9]{1,6}(s|m|min|h|d)$"},
+            {"type": "string", "pattern": "^tx:[1-9][0-9]{0,18}$"},
+        ],
+    })
+}
+
+/// Restores a source as it was at a moment into the agent's scratch space (never over
+/// live data): 202 with an action whose `restored` says where, once it has finished.
+pub async fn restore(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    Path(source): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(refused) = operator(&shared, &headers) {
+        return refused;
+    }
+    let wanted: RestoreRequest = match serde_json::from_slice(&body) {
+        Ok(wanted) => wanted,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("the body must be {{\"at\": \"...\", \"target\": \"...\"}}: {e}"),
+            )
+        }
+    };
+    let (plan, target) = match locate(&shared, &source, wanted.target.as_deref()) {
+        Ok(found) => found,
+        Err(refused) => return refused,
+    };
+    if let Err(e) = PointInTime::parse(&wanted.at, chrono::Utc::now()) {
+        return error(StatusCode::BAD_REQUEST, e);
+    }
+    let is_server = shared
+        .config
+        .source(&source)
+        .is_some_and(|s| match &s.location {
+            lifeboat_config::SourceLocation::Url(url) => DatabaseUrl::parse(url).is_some(),
+            lifeboat_config::SourceLocation::Command(_) => false,
+        });
+    if is_server {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{source} is a database server, which the API does not write to: restore a dump into a new database with `lifeboat restore SNAPSHOT --into URL`"),
+        );
+    }
+    if !shared.status.lock().expect("status").ready {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the agent is stopping");
+    }
+    let asked = RestoreWanted {
+        source: source.clone(),
+        target: target.name,
+        at: wanted.at,
+    };
+    accepted(
+        shared.actions.request_restore(&plan, asked),
+        &format!("source {source:?}"),
+    )
 }
 
 pub async fn not_found() -> Response {
@@ -278,5 +528,19 @@ mod tests {
         assert!(limit(Some("limit=1001")).is_err());
         assert!(limit(Some("limit=x")).is_err());
         assert!(limit(Some("offset=3")).unwrap_err().contains("offset"));
+    }
+
+    #[test]
+    fn only_a_target_is_taken_by_the_timeline() {
+        use super::target_parameter;
+        assert_eq!(target_parameter(None), Ok(None));
+        assert_eq!(
+            target_parameter(Some("target=offsite")),
+            Ok(Some("offsite".into()))
+        );
+        assert!(target_parameter(Some("target=")).is_err());
+        assert!(target_parameter(Some("at=latest"))
+            .unwrap_err()
+            .contains("at"));
     }
 }

@@ -49,11 +49,28 @@ impl Children {
         args: &[String],
         env: &[(&str, &str)],
     ) -> std::io::Result<Finished> {
+        self.run_with_input(exe, target, args, env, None)
+    }
+
+    /// [`Children::run_with_env`] with `input` written to the child's standard input
+    /// (then closed): how a request reaches `lifeboat request`.
+    pub fn run_with_input(
+        &self,
+        exe: &PathBuf,
+        target: &Target,
+        args: &[String],
+        env: &[(&str, &str)],
+        input: Option<Vec<u8>>,
+    ) -> std::io::Result<Finished> {
         let mut command = Command::new(exe);
         command
             .args(args)
             .envs(env.iter().copied())
-            .stdin(Stdio::null())
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for_target(&mut command, target);
@@ -64,6 +81,15 @@ impl Children {
             .lock()
             .expect("children")
             .insert(key, child.id());
+        // Written from a thread of its own: a child that prints before it has read all
+        // of its input must not stall on a full pipe while we are still writing.
+        let writer = match (input, child.stdin.take()) {
+            (Some(bytes), Some(mut stdin)) => Some(std::thread::spawn(move || {
+                use std::io::Write;
+                let _ = stdin.write_all(&bytes);
+            })),
+            _ => None,
+        };
         let mut stderr = child.stderr.take().expect("piped");
         let reader = std::thread::spawn(move || {
             let mut text = String::new();
@@ -75,6 +101,9 @@ impl Children {
             let _ = out.read_to_string(&mut stdout);
         }
         let status = child.wait();
+        if let Some(writer) = writer {
+            let _ = writer.join();
+        }
         self.running.lock().expect("children").remove(&key);
         let stderr = reader.join().unwrap_or_default();
         let status = status?;

@@ -18,6 +18,7 @@ use lifeboat_config::Config;
 
 use crate::actions::Actions;
 use crate::api;
+use crate::asking::Asker;
 use crate::dashboard;
 use crate::state::State as JobState;
 use crate::status::AgentStatus;
@@ -28,7 +29,18 @@ pub(crate) struct Shared {
     pub actions: Arc<Actions>,
     pub config: Arc<Config>,
     pub state: Arc<JobState>,
+    /// Answers what only the repository knows (a source's timeline).
+    pub asker: Arc<Asker>,
     tokens: Tokens,
+}
+
+/// What the HTTP side shares with the agent's loop.
+pub(crate) struct Parts {
+    pub status: Arc<Mutex<AgentStatus>>,
+    pub actions: Arc<Actions>,
+    pub config: Arc<Config>,
+    pub state: Arc<JobState>,
+    pub asker: Arc<Asker>,
 }
 
 #[derive(Clone)]
@@ -46,13 +58,14 @@ pub(crate) enum Role {
 
 /// Binds at once (so a taken port is an error the caller sees) and serves on its own
 /// thread until the process ends.
-pub(crate) fn serve(
-    addr: SocketAddr,
-    status: Arc<Mutex<AgentStatus>>,
-    actions: Arc<Actions>,
-    config: Arc<Config>,
-    state: Arc<JobState>,
-) -> anyhow::Result<SocketAddr> {
+pub(crate) fn serve(addr: SocketAddr, parts: Parts) -> anyhow::Result<SocketAddr> {
+    let Parts {
+        status,
+        actions,
+        config,
+        state,
+        asker,
+    } = parts;
     let listener = std::net::TcpListener::bind(addr)
         .map_err(|e| anyhow::anyhow!("the agent cannot listen on {addr}: {e}"))?;
     listener.set_nonblocking(true)?;
@@ -68,6 +81,7 @@ pub(crate) fn serve(
         actions,
         config,
         state,
+        asker,
         tokens,
     };
     let app = Router::new()
@@ -87,6 +101,9 @@ pub(crate) fn serve(
         .route("/api/v1/incidents/acknowledge", post(api::acknowledge))
         .route("/api/v1/actions", get(api::actions))
         .route("/api/v1/actions/{id}", get(api::action))
+        .route("/api/v1/actions/{id}/events", get(api::action_events))
+        .route("/api/v1/sources/{source}/timeline", get(api::timeline))
+        .route("/api/v1/sources/{source}/restore", post(api::restore))
         .route("/api/v1/plans/{plan}/backup", post(api::run_backup))
         .route("/api/v1/plans/{plan}/drill", post(api::run_drill))
         .fallback(api::not_found)

@@ -11,6 +11,7 @@
 mod actions;
 mod alerting;
 mod api;
+mod asking;
 mod children;
 mod dashboard;
 mod http;
@@ -34,6 +35,7 @@ use lifeboat_config::Config;
 
 use crate::actions::{ActionKind, Actions};
 use crate::alerting::Alerting;
+use crate::asking::Asker;
 use crate::children::Children;
 use crate::state::State;
 use crate::status::{AgentStatus, PlanStatus, TargetStatus};
@@ -78,8 +80,14 @@ struct Agent {
     alerting: Arc<Alerting>,
     actions: Arc<Actions>,
     children: Children,
+    asker: Arc<Asker>,
+    /// Where restores asked for through the API go, one directory per action.
+    restores: PathBuf,
     stop: Arc<AtomicBool>,
 }
+
+/// How many restores to scratch space are kept; the oldest goes when another finishes.
+const KEPT_RESTORES: usize = 3;
 
 pub fn run(config: Config, options: AgentOptions) -> Result<()> {
     let state_path = config
@@ -99,12 +107,24 @@ pub fn run(config: Config, options: AgentOptions) -> Result<()> {
     }));
     let config = Arc::new(config);
     let actions = Arc::new(Actions::default());
+    let children = Children::default();
+    let asker = Arc::new(Asker {
+        exe: options.exe.clone(),
+        config_path: options.config_path.clone(),
+        children: children.clone(),
+    });
+    let restores = state_path
+        .parent()
+        .map_or_else(|| PathBuf::from("restores"), |dir| dir.join("restores"));
     let addr = http::serve(
         config.agent.listen,
-        status.clone(),
-        actions.clone(),
-        config.clone(),
-        state.clone(),
+        http::Parts {
+            status: status.clone(),
+            actions: actions.clone(),
+            config: config.clone(),
+            state: state.clone(),
+            asker: asker.clone(),
+        },
     )?;
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
@@ -130,7 +150,9 @@ pub fn run(config: Config, options: AgentOptions) -> Result<()> {
         status,
         alerting,
         actions,
-        children: Children::default(),
+        children,
+        asker,
+        restores,
         stop: Arc::new(AtomicBool::new(false)),
     };
     agent.run()
@@ -563,6 +585,7 @@ impl Agent {
             let startable = match action.kind {
                 ActionKind::Backup => !backing_up,
                 ActionKind::Drill => !backing_up && !drilling.contains_key(&action.plan),
+                ActionKind::Restore => !self.actions.restoring(),
             };
             if !startable {
                 continue;
@@ -583,8 +606,54 @@ impl Agent {
                 ActionKind::Drill => {
                     drilling.insert(action.plan.clone(), self.start_drills(&action.plan, now));
                 }
+                ActionKind::Restore => self.start_restore(action),
             }
         }
+    }
+
+    /// Restores a source into a new directory of the scratch space, on a thread of its
+    /// own: it reads the repository and writes nothing a backup or drill uses.
+    fn start_restore(&self, action: crate::actions::Action) {
+        let (asker, actions, config) = (
+            self.asker.clone(),
+            self.actions.clone(),
+            self.config.clone(),
+        );
+        let restores = self.restores.clone();
+        std::thread::spawn(move || {
+            let outcome = (|| {
+                let (Some(source), Some(target), Some(at)) =
+                    (action.source, action.target, action.at)
+                else {
+                    return Err("a restore action without a source, target or moment".to_string());
+                };
+                let target = config
+                    .target(&target)
+                    .ok_or_else(|| format!("no target {target:?}"))?;
+                make_private_dir(&restores)
+                    .map_err(|e| format!("cannot make {}: {e}", restores.display()))?;
+                let request = lifeboat_ops::request::Request::Restore {
+                    source,
+                    target: Some(target.name.clone()),
+                    at,
+                    // Named by time first: ids start again at 1 when the agent restarts.
+                    into: restores.join(format!(
+                        "{}-{}",
+                        Utc::now().format("%Y%m%dT%H%M%S"),
+                        action.id
+                    )),
+                };
+                asker.ask(target, &request, "request (restore)")
+            })();
+            if let Err(e) = &outcome {
+                tracing::warn!(
+                    "restore {} asked for through the API failed: {e}",
+                    action.id
+                );
+            }
+            actions.finished_restore(action.id, outcome);
+            forget_old_restores(&restores);
+        });
     }
 
     /// Completes the action that ran `kind` of `plan`, if one did, from what the job
@@ -597,6 +666,8 @@ impl Agent {
         let outcome = match kind {
             ActionKind::Backup => self.backup_outcome(plan, since),
             ActionKind::Drill => self.drill_outcome(plan, since),
+            // Completed by its own thread, with its report.
+            ActionKind::Restore => return,
         };
         self.actions.finished(action.id, outcome.err());
     }
@@ -686,6 +757,42 @@ impl Agent {
         status.drills = drills;
         status.plans = plans;
         status.open_incidents = incidents;
+    }
+}
+
+/// Makes the scratch space, readable by the agent's user only: restored data is the data
+/// the repository kept encrypted.
+fn make_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+/// Keeps the newest [`KEPT_RESTORES`] restores (directories named `TIME-ID`) and removes
+/// the others, so that restores asked for again and again cannot fill the disk.
+fn forget_old_restores(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let restore_name = |name: &str| {
+        name.split_once('-').is_some_and(|(time, id)| {
+            time.len() == 15 && time.as_bytes()[8] == b'T' && id.parse::<u64>().is_ok()
+        })
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| restore_name(name))
+        .collect();
+    names.sort_by_key(|name| {
+        let (time, id) = name.split_once('-').expect("checked");
+        (time.to_string(), id.parse::<u64>().unwrap_or_default())
+    });
+    let excess = names.len().saturating_sub(KEPT_RESTORES);
+    for name in &names[..excess] {
+        let _ = std::fs::remove_dir_all(dir.join(name));
     }
 }
 

@@ -6,9 +6,10 @@ use schemars::generate::SchemaSettings;
 use serde_json::{json, Value};
 
 use crate::actions::Action;
-use crate::api::{Access, Acknowledgement, ApiError};
+use crate::api::{Access, Acknowledgement, ApiError, RestoreRequest};
 use crate::state::{DrillStatus, Run};
 use crate::status::{AgentStatus, Incident};
+use lifeboat_ops::timeline::TimelineReport;
 
 /// A generator whose references point into the document's `components/schemas`.
 fn into_components(settings: SchemaSettings) -> schemars::SchemaGenerator {
@@ -30,10 +31,12 @@ pub fn document() -> Value {
     let action = answers.subschema_for::<Action>().to_value();
     let access = answers.subschema_for::<Access>().to_value();
     let incident = answers.subschema_for::<Incident>().to_value();
+    let timeline = answers.subschema_for::<TimelineReport>().to_value();
     answers.subschema_for::<ApiError>();
     // Request bodies are read, so their schema is the deserializing one.
     let mut requests = into_components(SchemaSettings::draft2020_12());
     let acknowledgement = requests.subschema_for::<Acknowledgement>().to_value();
+    let restore_request = requests.subschema_for::<RestoreRequest>().to_value();
     let mut schemas = answers.take_definitions(true);
     schemas.extend(requests.take_definitions(true));
 
@@ -138,6 +141,78 @@ pub fn document() -> Value {
                         "200": ok("OK", action.clone()),
                         "401": fail("No token, or a token the agent does not know."),
                         "404": fail("No such action (or one long finished and forgotten)."),
+                    },
+                },
+            },
+            "/api/v1/actions/{id}/events": {
+                "get": {
+                    "summary": "Follow one action as server-sent events: an `action` event carrying the action (as /api/v1/actions/{id} gives it) each time it changes; the stream ends after the one that has finished it.",
+                    "parameters": [path_parameter("id", "The action's id.", json!({"type": "string"}))],
+                    "responses": {
+                        "200": {
+                            "description": "An event stream; each event is an `action` whose data is the action as JSON.",
+                            "content": {"text/event-stream": {"schema": {
+                                "type": "object",
+                                "properties": {
+                                    "event": {"const": "action"},
+                                    "data": {
+                                        "type": "string",
+                                        "contentMediaType": "application/json",
+                                        "contentSchema": action.clone(),
+                                    },
+                                },
+                                "required": ["event", "data"],
+                            }}},
+                        },
+                        "401": fail("No token, or a token the agent does not know."),
+                        "404": fail("No such action (or one long finished and forgotten)."),
+                    },
+                },
+            },
+            "/api/v1/sources/{source}/timeline": {
+                "get": {
+                    "summary": "Every restore point of a source, read from its repository: snapshots and replication segments (with gaps) of a database file, snapshots of a directory, dumps and recovery windows of a database server.",
+                    "parameters": [
+                        path_parameter("source", "A source of lifeboat.toml.", json!({"type": "string"})),
+                        {
+                            "name": "target",
+                            "in": "query",
+                            "required": false,
+                            "description": "The target to read from (default: the first target of the source's first plan).",
+                            "schema": {"type": "string", "minLength": 1},
+                        },
+                    ],
+                    "responses": {
+                        "200": ok("OK", timeline),
+                        "400": fail("A bad or unknown query parameter."),
+                        "401": fail("No token, or a token the agent does not know."),
+                        "404": fail("No such source, or no plan writes it to that target."),
+                        "422": fail("The source is a command's output, which has no timeline."),
+                        "502": fail("The repository could not be read."),
+                    },
+                },
+            },
+            "/api/v1/sources/{source}/restore": {
+                "post": {
+                    "summary": "Restore a database file or directory as it was at a moment into the agent's scratch space (a new directory beside its state database, readable by its user only; the newest three are kept). Never over live data.",
+                    "parameters": [path_parameter("source", "A source of lifeboat.toml.", json!({"type": "string"}))],
+                    "requestBody": {
+                        "required": true,
+                        "content": {"application/json": {"schema": restore_request}},
+                    },
+                    "responses": {
+                        "202": {
+                            "description": "Queued; follow the action at its Location. Once finished, its `restored` says what was restored where.",
+                            "headers": {"Location": {"schema": {"type": "string"}}},
+                            "content": {"application/json": {"schema": action.clone()}},
+                        },
+                        "400": fail("The body is not {\"at\": ...}, or `at` cannot be read."),
+                        "401": fail("No token, or a token the agent does not know."),
+                        "403": fail("A read-only token, or no operator token configured."),
+                        "404": fail("No such source, or no plan writes it to that target."),
+                        "409": fail("The same restore is queued or running."),
+                        "422": fail("A command's output or a database server: restore those from the command line."),
+                        "503": fail("The agent is stopping."),
                     },
                 },
             },

@@ -72,6 +72,10 @@ pub enum Command {
     Replicate(ReplicateArgs),
     /// List the restore points of a database (or file): the window you can restore from.
     Timeline(TimelineArgs),
+    /// Run one operation described as JSON on standard input (a timeline, or a restore
+    /// into a new directory) and print its report as JSON: how the agent asks, so that
+    /// nothing it is asked shows in the process list.
+    Request(RequestArgs),
     /// Check the repository: every reference resolves; with --read-data, every byte.
     Verify(VerifyArgs),
     /// PostgreSQL physical backups, WAL archiving and point-in-time recovery.
@@ -609,6 +613,12 @@ pub struct ReplicateArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct RequestArgs {
+    #[command(flatten)]
+    pub file: ConfigFileArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct TimelineArgs {
     /// A source name of lifeboat.toml, or the database's path as backed up, a sqlite:/file:
     /// URL, or a postgres:// or mysql:// server (with or without a database).
@@ -941,17 +951,8 @@ pub struct NewKeyArgs {
 /// Checks a restore time (or `tx:N`) when the command line is read, so a bad one is a
 /// usage error.
 fn restore_time(text: &str) -> Result<String, String> {
-    if let Some(number) = text.strip_prefix("tx:") {
-        return match number.parse::<u64>() {
-            Ok(n) if n > 0 => Ok(text.to_string()),
-            _ => Err(format!(
-                "cannot read the transaction {text:?}: give tx:NUMBER, as `lifeboat timeline` lists them"
-            )),
-        };
-    }
-    lifeboat_sources::timeline::parse_time(text, chrono::Utc::now())
+    lifeboat_ops::point_in_time::PointInTime::parse(text, chrono::Utc::now())
         .map(|_| text.to_string())
-        .map_err(|e| e.to_string())
 }
 
 /// Checks a time (no `tx:N`) when the command line is read.

@@ -1135,3 +1135,165 @@ fn the_typescript_client_drives_a_live_agent_from_node() {
     );
     agent.stop();
 }
+
+/// Follows `/api/v1/actions/{id}/events` to its end: the actions its events carried.
+fn follow_events(addr: SocketAddr, id: u64) -> Vec<serde_json::Value> {
+    let (code, stream) =
+        get(addr, &format!("/api/v1/actions/{id}/events"), Some(TOKEN)).expect("events");
+    assert_eq!(code, 200, "{stream}");
+    stream
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|data| serde_json::from_str(data).unwrap())
+        .collect()
+}
+
+/// Restore to scratch space through the API: a moment picked from a source's timeline (a
+/// SQLite database backed up twice) restores the database as it was then, followed live
+/// with server-sent events; a directory source restores from its snapshot; nothing is
+/// written but new private directories beside the state, of which three are kept; bad
+/// requests get clear refusals.
+#[test]
+fn a_moment_picked_from_the_timeline_restores_to_scratch_space_through_the_api() {
+    let app = UploadsPlan::new();
+    let (dir, addr) = (app.dir(), app.addr);
+    let db = rusqlite::Connection::open(dir.join("app.db")).unwrap();
+    db.execute_batch("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('first');")
+        .unwrap();
+    const READER: &str = "reader-token";
+    let config = app
+        .config(
+            "",
+            &format!("token = \"${{AGENT_TOKEN}}\"\nread_token = \"{READER}\""),
+        )
+        .replace(
+            "sources = [\"uploads\"]",
+            "sources = [\"uploads\", \"app-db\"]",
+        )
+        .replace(
+            "[[target]]",
+            "[[source]]\nname = \"app-db\"\nurl = \"sqlite:./app.db\"\n[[target]]",
+        );
+    let config = write_config(dir, &config);
+    let agent = Agent::start(dir, &config, addr);
+    let call = |method: &str, path: &str, token: Option<&str>, body: Option<serde_json::Value>| {
+        common::http::call_with(addr, method, path, token, body.as_ref()).expect("answers")
+    };
+    agent.wait_for("the first scheduled run", Duration::from_secs(60), |a| {
+        runs(a, "app", "local") >= 1 && !a.status()["plans"][0]["running"].as_bool().unwrap()
+    });
+    db.execute("INSERT INTO notes VALUES ('second')", [])
+        .unwrap();
+    let (code, backup) = call("POST", "/api/v1/plans/app/backup", Some(TOKEN), None);
+    assert_eq!(code, 202, "{backup}");
+    let events = follow_events(addr, backup["id"].as_u64().unwrap());
+    assert_eq!(events.last().unwrap()["state"], "succeeded", "{events:?}");
+
+    // The timeline, read from the repository with the read-only token.
+    let (code, timeline) = call("GET", "/api/v1/sources/app-db/timeline", Some(READER), None);
+    assert_eq!(code, 200, "{timeline}");
+    assert_eq!(timeline["kind"], "file", "{timeline}");
+    let points = timeline["restore_points"].as_array().unwrap();
+    assert_eq!(points.len(), 2, "{timeline}");
+    assert!(points.iter().all(|p| p["restorable"] == true), "{timeline}");
+    let (code, uploads) = call(
+        "GET",
+        "/api/v1/sources/uploads/timeline?target=local",
+        Some(READER),
+        None,
+    );
+    assert_eq!(code, 200, "{uploads}");
+    assert_eq!(uploads["kind"], "directory", "{uploads}");
+    assert_eq!(uploads["restore_points"].as_array().unwrap().len(), 2);
+
+    // Refusals: a read-only token, a moment that is not one, no such source or target.
+    let restore_body = |at: &str| Some(serde_json::json!({ "at": at }));
+    let refused = |token, path: &str, body, want: u16| {
+        let (code, answer) = call("POST", path, token, body);
+        assert_eq!(code, want, "{path}: {answer}");
+        answer["error"].as_str().unwrap().to_string()
+    };
+    let db_restore = "/api/v1/sources/app-db/restore";
+    assert!(refused(Some(READER), db_restore, restore_body("latest"), 403).contains("only read"));
+    assert!(
+        refused(Some(TOKEN), db_restore, restore_body("yesterday-ish"), 400)
+            .contains("yesterday-ish")
+    );
+    refused(
+        Some(TOKEN),
+        "/api/v1/sources/nope/restore",
+        restore_body("latest"),
+        404,
+    );
+    let elsewhere = Some(serde_json::json!({"at": "latest", "target": "offsite"}));
+    assert!(refused(Some(TOKEN), db_restore, elsewhere, 404).contains("offsite"));
+    assert_eq!(
+        call(
+            "GET",
+            "/api/v1/sources/app-db/timeline?target=offsite",
+            Some(READER),
+            None
+        )
+        .0,
+        404
+    );
+
+    // The first restore point, picked by its time as the timeline gives it.
+    let restore = |source: &str, at: &str| -> serde_json::Value {
+        let path = format!("/api/v1/sources/{source}/restore");
+        let (code, action) = call("POST", &path, Some(TOKEN), restore_body(at));
+        assert_eq!(code, 202, "{action}");
+        assert_eq!(action["kind"], "restore", "{action}");
+        let events = follow_events(addr, action["id"].as_u64().unwrap());
+        let last = events.last().unwrap().clone();
+        assert!(last["finished"].is_string(), "{events:?}");
+        last
+    };
+    let first = restore("app-db", points[0]["time"].as_str().unwrap());
+    assert_eq!(first["state"], "succeeded", "{first}");
+    let restored = &first["restored"];
+    assert_eq!(restored["checked"], true, "{first}");
+    let file = PathBuf::from(restored["target"].as_str().unwrap());
+    let scratch = dir.join("restores");
+    assert!(file.starts_with(&scratch), "{first}");
+    let rows = |file: &Path| -> Vec<String> {
+        let copy = rusqlite::Connection::open(file).unwrap();
+        let mut query = copy
+            .prepare("SELECT body FROM notes ORDER BY rowid")
+            .unwrap();
+        let rows = query.query_map([], |r| r.get(0)).unwrap();
+        rows.map(Result::unwrap).collect()
+    };
+    assert_eq!(rows(&file), ["first"]);
+    use std::os::unix::fs::PermissionsExt;
+    let private = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o077;
+    assert_eq!(private(&scratch), 0);
+    assert_eq!(private(file.parent().unwrap()), 0);
+
+    let latest = restore("app-db", "latest");
+    let latest_file = PathBuf::from(latest["restored"]["target"].as_str().unwrap());
+    assert_eq!(rows(&latest_file), ["first", "second"]);
+    let folder = restore("uploads", "latest");
+    assert_eq!(folder["state"], "succeeded", "{folder}");
+    let into = PathBuf::from(folder["restored"]["target"].as_str().unwrap());
+    assert_eq!(
+        std::fs::read_to_string(into.join("uploads/a.txt")).unwrap(),
+        "uploaded"
+    );
+
+    // A moment before any restore point fails cleanly, leaving no directory behind.
+    let early = restore("app-db", "2001-01-01T00:00:00Z");
+    assert_eq!(early["state"], "failed", "{early}");
+    assert!(
+        early["error"].as_str().unwrap().contains("before"),
+        "{early}"
+    );
+    let kept = || std::fs::read_dir(&scratch).unwrap().count();
+    assert_eq!(kept(), 3);
+    // A fourth restore: the oldest goes, so that restores cannot fill the disk.
+    restore("app-db", "latest");
+    assert_eq!(kept(), 3);
+    assert!(!file.exists(), "the oldest restore was kept");
+    assert!(latest_file.exists());
+    agent.stop();
+}

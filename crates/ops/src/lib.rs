@@ -4,9 +4,13 @@
 //! read back by the agent strictly (`report::parse`): a report that does not parse is an
 //! error the agent turns into an incident, never a row of zeros.
 
+pub mod point_in_time;
 pub mod report;
+pub mod request;
+pub mod restore;
 pub mod status;
 pub mod tags;
+pub mod timeline;
 
 pub use report::{BackupReport, CheckResult, DrillReport, RestorePointStatus, StatusReport};
 

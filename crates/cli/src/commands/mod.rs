@@ -22,6 +22,7 @@ mod prune;
 mod recover;
 mod repair;
 mod replicate;
+mod request;
 mod restore;
 mod rows;
 mod run;
@@ -67,6 +68,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Restore(args) => restore::run(&ctx, args),
         Command::Replicate(args) => replicate::run(&ctx, args),
         Command::Timeline(args) => timeline::run(&ctx, args),
+        Command::Request(args) => request::run(&ctx, args),
         Command::Verify(args) => verify::run(&ctx, args),
         Command::Key(args) => key::run(&ctx, args),
         Command::Pg(args) => pg::run(&ctx, args),

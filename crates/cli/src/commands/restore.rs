@@ -1,6 +1,8 @@
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Result};
+use lifeboat_ops::point_in_time::PointInTime;
+use lifeboat_ops::restore::file_target;
 use lifeboat_repo::snapshot::Engine;
 use lifeboat_repo::snapshot::SnapshotSource;
 use lifeboat_repo::tree::escape_path;
@@ -176,105 +178,49 @@ fn restore_source(ctx: &Context, args: &RestoreArgs, source: &str) -> Result<()>
             }
         );
     }
-    let source = timeline::source_path(&subject.location)?;
-    // `tx:N` (checked when the command line was read): right after the stream's
-    // transaction N, as `timeline` lists them; else a time.
-    let transaction: Option<u64> = args.at.strip_prefix("tx:").and_then(|n| n.parse().ok());
-    let at = match transaction {
-        Some(_) => chrono::Utc::now(),
-        None => timeline::parse_time(&args.at, chrono::Utc::now())?,
-    };
-    let repo = subject.repo;
-    let started = Instant::now();
-    let index = repo.load_index()?;
-    let points = timeline::restore_points(&repo, &index, &source)?;
-    let point = match transaction {
-        Some(number) => timeline::choose_transaction(&points, number, &source)?,
-        None => timeline::choose(&points, at, &source)?,
-    };
+    // Checked when the command line was read.
+    let at = PointInTime::parse(&args.at, chrono::Utc::now()).map_err(anyhow::Error::msg)?;
     let target = args.target.as_ref().expect("clap requires --target");
-    let file = file_target(target, &point.node.name, args.force)?;
-    let bar = Bar::bytes(ctx.progress_enabled(), Some(point.node.size), "restoring");
-    match transaction {
-        Some(number) => {
-            timeline::restore_transaction(&repo, &index, &points, point, number, &file, &bar)?
-        }
-        None => timeline::restore_point(&repo, &index, &points, point, &file, &bar)?,
-    }
+    let bar = Bar::bytes(ctx.progress_enabled(), None, "restoring");
+    let report = lifeboat_ops::restore::source(
+        &subject.repo,
+        &subject.location,
+        at,
+        target,
+        args.force,
+        &bar,
+    )?;
     bar.finish();
-    let seconds = started.elapsed().as_secs_f64();
-    let time = timeline::show_time(point.time);
-    let later = match transaction {
-        Some(_) => None,
-        None => timeline::later_in_same_second(&points, point, at),
-    };
     if ctx.global.json {
-        ctx.print_json(&json!({
-            "source": source,
-            "at": timeline::show_time(at),
-            "restore_point": {
-                "time": time,
-                "kind": point.kind(),
-                "snapshot": point.snapshot,
-                "segment": point.segment.as_ref().map(|s| s.seq),
-                "transaction": transaction,
-            },
-            "target": file,
-            "bytes": point.node.size,
-            "checked": point.node.sqlite,
-            "seconds": seconds,
-            "note": later,
-        }));
+        ctx.print_json(&report);
+        return Ok(());
+    }
+    let checked = if report.checked {
+        "; integrity_check and foreign_key_check passed"
     } else {
-        let checked = if point.node.sqlite {
-            "; integrity_check and foreign_key_check passed"
-        } else {
-            ""
-        };
-        let used = match &point.segment {
-            Some(segment) => format!(
-                "snapshot {} + stream segments 1-{}{}",
-                point.snapshot.short(),
-                segment.seq,
-                transaction
-                    .map(|n| format!(", up to transaction {n}"))
-                    .unwrap_or_default()
-            ),
-            None => format!("snapshot {}", point.snapshot.short()),
-        };
-        ctx.say(format!(
-            "restored {} as of {time} (restore point: {used}) to {}{checked} in {seconds:.1}s",
-            source.display(),
-            escape_path(&file)
-        ));
-        if let Some(later) = later {
-            ctx.say(format!("note: {later}"));
-        }
+        ""
+    };
+    let point = &report.restore_point;
+    let used = match point.segment {
+        Some(seq) => format!(
+            "snapshot {} + stream segments 1-{seq}{}",
+            point.snapshot.short(),
+            point
+                .transaction
+                .map(|n| format!(", up to transaction {n}"))
+                .unwrap_or_default()
+        ),
+        None => format!("snapshot {}", point.snapshot.short()),
+    };
+    ctx.say(format!(
+        "restored {} as of {} (restore point: {used}) to {}{checked} in {:.1}s",
+        report.source,
+        timeline::show_time(point.time),
+        escape_path(&report.target),
+        report.seconds
+    ));
+    if let Some(later) = &report.note {
+        ctx.say(format!("note: {later}"));
     }
     Ok(())
-}
-
-/// The file to restore one stream or database into: `target`, or `target/name` when it
-/// is a directory; an existing file is replaced only with --force. `name` comes from the
-/// repository, so it must be one plain path component (the tree rules): an absolute name
-/// or `..` would leave the target.
-fn file_target(target: &std::path::Path, name: &str, force: bool) -> Result<std::path::PathBuf> {
-    let file = if target.is_dir() {
-        if let Err(problem) = lifeboat_repo::tree::check_name(name.as_bytes()) {
-            bail!(
-                "refusing to restore into {}: {problem}",
-                escape_path(target)
-            );
-        }
-        target.join(name)
-    } else {
-        target.to_path_buf()
-    };
-    // `symlink_metadata`: a symlink there counts as existing (it is replaced, not followed).
-    ensure!(
-        force || std::fs::symlink_metadata(&file).is_err(),
-        "{} already exists; restore elsewhere or add --force to replace it",
-        escape_path(&file)
-    );
-    Ok(file)
 }

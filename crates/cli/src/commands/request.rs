@@ -1,0 +1,81 @@
+//! `lifeboat request`: one use case described as JSON on standard input
+//! ([`lifeboat_ops::request::Request`]), its report printed as JSON. The agent runs its
+//! API's timelines and restores this way, so that nothing it is asked reaches the
+//! process list.
+
+use std::io::Read;
+
+use anyhow::{ensure, Context as _, Result};
+use lifeboat_ops::point_in_time::PointInTime;
+use lifeboat_ops::request::Request;
+use lifeboat_repo::tree::escape_path;
+
+use crate::args::RequestArgs;
+use crate::context::Context;
+
+/// A request is a few hundred bytes; more is not one.
+const MAX_REQUEST: u64 = 64 * 1024;
+
+pub fn run(ctx: &Context, args: &RequestArgs) -> Result<()> {
+    let mut text = String::new();
+    std::io::stdin()
+        .take(MAX_REQUEST + 1)
+        .read_to_string(&mut text)
+        .context("cannot read the request from standard input")?;
+    ensure!(
+        text.len() as u64 <= MAX_REQUEST,
+        "the request is larger than {MAX_REQUEST} bytes"
+    );
+    let config = &args.file.config;
+    match Request::parse(&text).map_err(crate::exit::Usage)? {
+        Request::Timeline { source, target } => {
+            let subject =
+                crate::commands::subject::resolve(ctx, &source, target.as_deref(), config)?;
+            let report = lifeboat_ops::timeline::of(&subject.repo, &subject.location)?;
+            ctx.print_json(&report);
+        }
+        Request::Restore {
+            source,
+            target,
+            at,
+            into,
+        } => {
+            let at = PointInTime::parse(&at, chrono::Utc::now()).map_err(crate::exit::Usage)?;
+            let subject =
+                crate::commands::subject::resolve(ctx, &source, target.as_deref(), config)?;
+            make_private_dir(&into)?;
+            let restored = lifeboat_ops::restore::source(
+                &subject.repo,
+                &subject.location,
+                at,
+                &into,
+                false,
+                &lifeboat_sources::NoProgress,
+            );
+            match restored {
+                Ok(report) => ctx.print_json(&report),
+                Err(e) => {
+                    // The directory was made for this restore: nothing half-written stays.
+                    let _ = std::fs::remove_dir_all(&into);
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Makes `dir`, which must not exist, readable by its owner only: what is restored there
+/// is the data the repository kept encrypted.
+fn make_private_dir(dir: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| {
+            format!(
+                "cannot make the directory {} to restore into",
+                escape_path(dir)
+            )
+        })
+}
