@@ -2,68 +2,14 @@
 // each source is protected, and runs a plan's backups or drills on request. Every value
 // from the API is put in the page as text (never as HTML).
 
-// The API's types, generated from docs/openapi.json for the TypeScript client.
-import type { components } from '../../clients/typescript/dist/schema.js';
+import { durations, restorePointAge, rtos, sizes } from './charts.js';
+import {
+  ago, age, api, byId, bytes, el, follow, TOKEN_KEY, Unauthorized,
+  type Action, type Drill, type DrillRecord, type RestorePoint, type Run, type Status,
+} from './page.js';
+import { load as loadTimeline, offerSources, wire } from './timeline.js';
 
-type Schemas = components['schemas'];
-type RestorePoint = Schemas['RestorePointStatus'];
-type Run = Schemas['Run'];
-type Drill = Schemas['DrillStatus'];
-type Status = Schemas['AgentStatus'];
-type Action = Schemas['Action'];
-
-const TOKEN_KEY = 'lifeboat-agent-token';
 const REFRESH_MS = 5000;
-
-class Unauthorized extends Error {}
-
-function byId<T extends HTMLElement>(id: string): T {
-  const element = document.getElementById(id);
-  if (!element) throw new Error(`the page has no #${id}`);
-  return element as T;
-}
-
-function el(tag: string, text?: string, className?: string): HTMLElement {
-  const element = document.createElement(tag);
-  if (text !== undefined) element.textContent = text;
-  if (className) element.className = className;
-  return element;
-}
-
-async function api<T>(path: string, method = 'GET'): Promise<T> {
-  const token = sessionStorage.getItem(TOKEN_KEY);
-  const headers: Record<string, string> = {};
-  if (token) headers.Authorization = `Bearer ${token}`;
-  const response = await fetch(path, { method, headers });
-  if (response.status === 401) throw new Unauthorized('the agent asks for a token');
-  const body = await response.json();
-  if (!response.ok) throw new Error(body.error ?? `${method} ${path}: ${response.status}`);
-  return body as T;
-}
-
-function age(seconds: number): string {
-  const s = Math.max(0, seconds);
-  if (s < 120) return `${s.toFixed(s < 10 ? 1 : 0)} s`;
-  if (s < 7200) return `${Math.round(s / 60)} min`;
-  if (s < 172800) return `${Math.round(s / 3600)} h`;
-  return `${Math.round(s / 86400)} d`;
-}
-
-function ago(time: string | null): string {
-  if (!time) return 'never';
-  return `${age((Date.now() - Date.parse(time)) / 1000)} ago`;
-}
-
-function bytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = n;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
-}
 
 /** protected, at risk or failing, and the line that says why. */
 function verdict(point: RestorePoint, status: Status): [string, string] {
@@ -80,7 +26,7 @@ const STATE_NAMES: Record<string, string> = {
   protected: 'Protected', 'at-risk': 'At risk', failing: 'Failing', 'no-rpo': 'No objective',
 };
 
-function renderCards(status: Status, drills: Drill[]): void {
+function renderCards(status: Status, drills: Drill[], jobs: Run[]): void {
   const cards = byId('cards');
   cards.replaceChildren();
   if (status.restore_points.length === 0) {
@@ -106,6 +52,7 @@ function renderCards(status: Status, drills: Drill[]): void {
     } else {
       card.append(el('p', 'Never drilled', 'muted'));
     }
+    card.append(restorePointAge(jobs, point.plan, point.target, point.rpo_seconds));
     card.append(el('p', `Plan ${point.plan}`, 'muted'));
     cards.append(card);
   }
@@ -149,16 +96,15 @@ async function run(plan: string, kind: string, button: HTMLButtonElement): Promi
   };
   button.disabled = true;
   try {
-    let action = await api<Action>(`/api/v1/plans/${encodeURIComponent(plan)}/${kind}`, 'POST');
+    const queued = await api<Action>(`/api/v1/plans/${encodeURIComponent(plan)}/${kind}`, 'POST');
     say(`${kind} of ${plan}: queued`, 'muted');
-    while (!action.finished) {
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      action = await api<Action>(`/api/v1/actions/${action.id}`);
-      say(`${kind} of ${plan}: ${action.state}`, 'muted');
-    }
-    const took = action.started ? ` in ${age((Date.parse(action.finished) - Date.parse(action.started)) / 1000)}` : '';
+    const action = await follow(queued, (a) => say(`${kind} of ${plan}: ${a.state}`, 'muted'));
+    const finished = action.finished as string;
+    const took = action.started ? ` in ${age((Date.parse(finished) - Date.parse(action.started)) / 1000)}` : '';
     if (action.state === 'succeeded') say(`${kind} of ${plan} succeeded${took}`, 'good');
     else say(`${kind} of ${plan} failed: ${action.error ?? 'no reason given'}`, 'bad');
+    // A backup adds a restore point the timeline shows.
+    if (kind === 'backup') await loadTimeline();
     await refresh();
   } catch (error) {
     say(`${kind} of ${plan}: ${(error as Error).message}`, 'bad');
@@ -182,43 +128,18 @@ function table(headings: string[], rows: string[][]): HTMLElement {
   return wrap;
 }
 
-/** Bars of each recent backup's duration, oldest on the left; failures in red. */
-function chart(jobs: Run[]): SVGElement {
-  const ns = 'http://www.w3.org/2000/svg';
-  const width = 600;
-  const height = 90;
-  const svg = document.createElementNS(ns, 'svg');
-  svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
-  svg.setAttribute('role', 'img');
-  const runs = jobs.filter((j) => j.finished).reverse();
-  const longest = Math.max(1, ...runs.map((j) => j.duration_ms));
-  const label = document.createElementNS(ns, 'title');
-  label.textContent = `Duration of the last ${runs.length} backups; the longest took ${age(longest / 1000)}`;
-  svg.append(label);
-  // A slot per job of the last 20, so that one job is one thin bar, not the whole width.
-  const slot = width / Math.max(runs.length, 20);
-  runs.forEach((job, i) => {
-    const bar = document.createElementNS(ns, 'rect');
-    const h = Math.max(2, (job.duration_ms / longest) * (height - 10));
-    bar.setAttribute('x', String(i * slot + 2));
-    bar.setAttribute('y', String(height - h));
-    bar.setAttribute('width', String(Math.max(1, slot - 4)));
-    bar.setAttribute('height', String(h));
-    bar.setAttribute('fill', job.ok ? '#3a7ca5' : '#c62828');
-    svg.append(bar);
-  });
-  return svg;
-}
-
 async function refresh(): Promise<void> {
-  const [status, drills, jobs] = await Promise.all([
+  const [status, drills, history, jobs] = await Promise.all([
     api<Status>('/api/v1/status'),
     api<Drill[]>('/api/v1/drills'),
-    api<Run[]>('/api/v1/jobs?limit=20'),
+    api<DrillRecord[]>('/api/v1/drills/history?limit=50'),
+    api<Run[]>('/api/v1/jobs?limit=200'),
   ]);
+  const recent = jobs.slice(0, 20);
   const checked = status.restore_points_checked ? `; restore points measured ${ago(status.restore_points_checked)}` : '';
   byId('agent').textContent = `agent ${status.version}, up since ${status.started ? new Date(status.started).toLocaleString() : '?'}${checked}`;
-  renderCards(status, drills);
+  renderCards(status, drills, jobs);
+  offerSources(status.restore_points.map((p) => ({ source: p.source, target: p.target })));
   renderPlans(status);
   const incidents = byId('incidents');
   incidents.replaceChildren();
@@ -227,15 +148,20 @@ async function refresh(): Promise<void> {
     const seen = incident.acknowledged ? `; acknowledged ${ago(incident.acknowledged)}` : '';
     incidents.append(el('li', `${incident.detail} (since ${ago(incident.opened)}${seen})`, 'bad'));
   }
+  // One objective line when every plan drilled has the same RTO; none otherwise.
+  const objectives = new Set(history.map((d) => status.plans.find((p) => p.name === d.plan)?.rto_seconds ?? null));
+  const objective = objectives.size === 1 ? [...objectives][0] : null;
+  byId('drills-chart').replaceChildren(rtos(history, objective));
   byId('drills').replaceChildren(table(
     ['Source', 'Target', 'When', 'Result', 'RTO'],
     drills.map((d) => [d.source, d.target, ago(d.finished), d.passed ? 'passed' : `failed: ${d.reason ?? ''}`,
       d.rto_seconds !== null ? `${d.rto_seconds.toFixed(1)} s` : '']),
   ));
-  byId('jobs-chart').replaceChildren(chart(jobs));
+  byId('jobs-chart').replaceChildren(durations(recent));
+  byId('sizes-chart').replaceChildren(sizes(recent));
   byId('jobs').replaceChildren(table(
     ['Started', 'Plan', 'Target', 'Result', 'Stored', 'Took'],
-    jobs.map((j) => [ago(j.started), j.plan, j.target,
+    recent.map((j) => [ago(j.started), j.plan, j.target,
       j.ok === null ? 'running' : j.ok ? 'ok' : `failed: ${j.error ?? ''}`, bytes(j.bytes),
       `${(j.duration_ms / 1000).toFixed(1)} s`]),
   ));
@@ -270,4 +196,5 @@ byId<HTMLFormElement>('login').addEventListener('submit', (event) => {
   });
 });
 
+wire();
 void start();

@@ -5,10 +5,12 @@
 //
 //   node dashboard.js URL TOKEN PLAN SCREENSHOT_DIR
 //
-// Gives the token, reads the status cards, runs PLAN's drill with its button and waits for
-// the outcome, then looks again on a phone-sized screen. Screenshots: desktop.png,
-// phone.png. {"load_ms", "cards": [{source, state, text}], "drill": text, "drill_class",
-// "console_errors", "outside_requests", "overflow_px": {desktop, phone}}
+// Gives the token, reads the status cards, runs PLAN's backup with its button, picks the
+// oldest restore point on the timeline and restores a copy as it was then, runs PLAN's
+// drill and waits for the outcome, then looks again on a phone-sized screen.
+// Screenshots: desktop.png, phone.png. {"load_ms", "cards": [{source, state, text}],
+// "backup", "ticks": [time], "picked", "restore": {text, className}, "drill": text,
+// "drill_class", "console_errors", "outside_requests", "overflow_px": {desktop, phone}}
 
 const path = require('node:path');
 const { chromium } = require('playwright-core');
@@ -53,9 +55,26 @@ async function main() {
     })));
 
     const planBox = `.plan[data-plan="${plan}"]`;
-    await page.click(`${planBox} button[data-action=drill]`);
     const line = `${planBox} .action.good, ${planBox} .action.bad`;
+    const ticksShown = () => page.$$eval('#timeline .tick', (all) => all.map((t) => t.dataset.time));
+    await page.waitForSelector('#timeline .tick');
+    const ticksBefore = (await ticksShown()).length;
+    await page.click(`${planBox} button[data-action=backup]`);
     await page.waitForSelector(line);
+    const backup = await page.$eval(line, (e) => e.innerText);
+    await page.waitForFunction((n) => document.querySelectorAll('#timeline .tick').length > n, ticksBefore);
+    const ticks = await ticksShown();
+    await page.click('#timeline .tick >> nth=0');
+    const picked = await page.$eval('#picked', (e) => e.dataset.time);
+    await page.click('#restore');
+    await page.waitForSelector('#restore-result.good, #restore-result.bad');
+    const restore = await page.$eval('#restore-result', (e) => ({ text: e.innerText, className: e.className }));
+
+    await page.click(`${planBox} button[data-action=drill]`);
+    await page.waitForFunction((selector) => {
+      const shown = document.querySelector(selector);
+      return shown && shown.textContent.startsWith('drill');
+    }, line);
     const drill = await page.$eval(line, (e) => ({ text: e.innerText, className: e.className }));
     // The card shows the drill once the page has read it back.
     await page.waitForFunction(() => [...document.querySelectorAll('.card')]
@@ -73,6 +92,10 @@ async function main() {
       load_ms: loadMs,
       cards,
       cards_after: cardsAfter,
+      backup,
+      ticks,
+      picked,
+      restore,
       drill: drill.text,
       drill_class: drill.className,
       console_errors: consoleErrors,

@@ -7,6 +7,7 @@ export type DrillStatus = Schemas['DrillStatus'];
 export type Incident = Schemas['Incident'];
 export type Action = Schemas['Action'];
 export type RestorePointStatus = Schemas['RestorePointStatus'];
+export type DrillRecord = Schemas['DrillRecord'];
 export type TimelineReport = Schemas['TimelineReport'];
 export type RestoreReport = Schemas['RestoreReport'];
 /** What the agent refused or failed, with its HTTP status (401, 403, 404, 409, ...). */
@@ -55,6 +56,17 @@ export declare function createAgentClient(options: AgentClientOptions): {
     drills: () => Promise<{
         finished: string;
         last_success: string | null;
+        passed: boolean;
+        plan: string;
+        reason: string | null;
+        rpo_seconds: number | null;
+        rto_seconds: number | null;
+        source: string;
+        target: string;
+    }[]>;
+    /** Every drill recorded, newest first (RTO and RPO of each). */
+    drillHistory: (limit?: number) => Promise<{
+        finished: string;
         passed: boolean;
         plan: string;
         reason: string | null;

@@ -45,6 +45,8 @@ export function createAgentClient(options) {
         status: () => unwrap(client.GET('/api/v1/status')),
         jobs: (limit) => unwrap(client.GET('/api/v1/jobs', { params: { query: { limit } } })),
         drills: () => unwrap(client.GET('/api/v1/drills')),
+        /** Every drill recorded, newest first (RTO and RPO of each). */
+        drillHistory: (limit) => unwrap(client.GET('/api/v1/drills/history', { params: { query: { limit } } })),
         incidents: () => unwrap(client.GET('/api/v1/incidents')),
         actions: () => unwrap(client.GET('/api/v1/actions')),
         action,

@@ -14,6 +14,7 @@ export type DrillStatus = Schemas['DrillStatus'];
 export type Incident = Schemas['Incident'];
 export type Action = Schemas['Action'];
 export type RestorePointStatus = Schemas['RestorePointStatus'];
+export type DrillRecord = Schemas['DrillRecord'];
 export type TimelineReport = Schemas['TimelineReport'];
 export type RestoreReport = Schemas['RestoreReport'];
 
@@ -72,6 +73,9 @@ export function createAgentClient(options: AgentClientOptions) {
     status: () => unwrap(client.GET('/api/v1/status')),
     jobs: (limit?: number) => unwrap(client.GET('/api/v1/jobs', { params: { query: { limit } } })),
     drills: () => unwrap(client.GET('/api/v1/drills')),
+    /** Every drill recorded, newest first (RTO and RPO of each). */
+    drillHistory: (limit?: number) =>
+      unwrap(client.GET('/api/v1/drills/history', { params: { query: { limit } } })),
     incidents: () => unwrap(client.GET('/api/v1/incidents')),
     actions: () => unwrap(client.GET('/api/v1/actions')),
     action,

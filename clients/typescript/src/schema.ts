@@ -248,6 +248,62 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/drills/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every drill recorded, newest first: RTO and RPO per drill. */
+        get: {
+            parameters: {
+                query?: {
+                    limit?: number;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["DrillRecord"][];
+                    };
+                };
+                /** @description A bad or unknown query parameter. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                /** @description No token, or a token the agent does not know. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/incidents": {
         parameters: {
             query?: never;
@@ -977,6 +1033,26 @@ export interface components {
             /** @description The last WAL file the archive holds without a gap, from any base backup. */
             to_wal: string | null;
         };
+        /** @description One drill as it was recorded. */
+        DrillRecord: {
+            /** Format: date-time */
+            finished: string;
+            passed: boolean;
+            plan: string;
+            reason: string | null;
+            /**
+             * Format: double
+             * @description Age of the restore point the drill restored.
+             */
+            rpo_seconds: number | null;
+            /**
+             * Format: double
+             * @description Start to a checked, queryable copy.
+             */
+            rto_seconds: number | null;
+            source: string;
+            target: string;
+        };
         /** @description The newest drill of a plan's source on a target. */
         DrillStatus: {
             /** Format: date-time */
@@ -1015,6 +1091,11 @@ export interface components {
             name: string;
             /** Format: date-time */
             next_run: string | null;
+            /**
+             * Format: uint64
+             * @description The plan's recovery time objective: how long a drill may take.
+             */
+            rto_seconds: number | null;
             running: boolean;
             schedule: string | null;
             targets: components["schemas"]["TargetStatus"][];

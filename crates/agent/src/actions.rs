@@ -82,7 +82,11 @@ impl Actions {
     }
 
     /// Queues a restore of `wanted`, unless the same restore is queued or running.
-    pub fn request_restore(&self, plan: &str, wanted: RestoreWanted) -> Result<Action, Box<Action>> {
+    pub fn request_restore(
+        &self,
+        plan: &str,
+        wanted: RestoreWanted,
+    ) -> Result<Action, Box<Action>> {
         self.queue(ActionKind::Restore, plan, Some(wanted))
     }
 

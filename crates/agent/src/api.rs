@@ -150,6 +150,21 @@ pub async fn drills(State(shared): State<Shared>, headers: HeaderMap) -> Respons
     from_history("drill history", shared.state.drills())
 }
 
+/// Every drill recorded, newest first; `?limit=N` (1 to 1000, default 50).
+pub async fn drill_history(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if let Err(refused) = shared.role(&headers) {
+        return refused;
+    }
+    match limit(query.as_deref()) {
+        Ok(limit) => from_history("drill history", shared.state.drill_history(limit)),
+        Err(message) => error(StatusCode::BAD_REQUEST, message),
+    }
+}
+
 pub async fn incidents(State(shared): State<Shared>, headers: HeaderMap) -> Response {
     if let Err(refused) = shared.role(&headers) {
         return refused;

@@ -8,9 +8,38 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 const INDEX: &str = include_str!("../../../dashboard/index.html");
-const SCRIPT: &str = include_str!("../../../dashboard/dist/app.js");
-const STYLE: &str = include_str!("../../../dashboard/style.css");
-const ICON: &str = include_str!("../../../dashboard/icon.svg");
+const JS: &str = "text/javascript; charset=utf-8";
+
+/// The page's files under `/dashboard/`: its modules (by the names they import each
+/// other with), its style and its icon.
+const FILES: [(&str, &str, &str); 6] = [
+    ("app.js", JS, include_str!("../../../dashboard/dist/app.js")),
+    (
+        "page.js",
+        JS,
+        include_str!("../../../dashboard/dist/page.js"),
+    ),
+    (
+        "charts.js",
+        JS,
+        include_str!("../../../dashboard/dist/charts.js"),
+    ),
+    (
+        "timeline.js",
+        JS,
+        include_str!("../../../dashboard/dist/timeline.js"),
+    ),
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_str!("../../../dashboard/style.css"),
+    ),
+    (
+        "icon.svg",
+        "image/svg+xml",
+        include_str!("../../../dashboard/icon.svg"),
+    ),
+];
 
 const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
     connect-src 'self'; img-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'";
@@ -33,14 +62,9 @@ pub async fn index() -> Response {
     file("text/html; charset=utf-8", INDEX)
 }
 
-pub async fn script() -> Response {
-    file("text/javascript; charset=utf-8", SCRIPT)
-}
-
-pub async fn style() -> Response {
-    file("text/css; charset=utf-8", STYLE)
-}
-
-pub async fn icon() -> Response {
-    file("image/svg+xml", ICON)
+pub async fn asset(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
+    match FILES.iter().find(|(file_name, _, _)| *file_name == name) {
+        Some((_, content_type, body)) => file(content_type, body),
+        None => crate::api::not_found().await,
+    }
 }

@@ -86,9 +86,7 @@ pub(crate) fn serve(addr: SocketAddr, parts: Parts) -> anyhow::Result<SocketAddr
     };
     let app = Router::new()
         .route("/", get(dashboard::index))
-        .route("/dashboard/app.js", get(dashboard::script))
-        .route("/dashboard/style.css", get(dashboard::style))
-        .route("/dashboard/icon.svg", get(dashboard::icon))
+        .route("/dashboard/{module}", get(dashboard::asset))
         .route("/livez", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -97,6 +95,7 @@ pub(crate) fn serve(addr: SocketAddr, parts: Parts) -> anyhow::Result<SocketAddr
         .route("/api/v1/status", get(api::status))
         .route("/api/v1/jobs", get(api::jobs))
         .route("/api/v1/drills", get(api::drills))
+        .route("/api/v1/drills/history", get(api::drill_history))
         .route("/api/v1/incidents", get(api::incidents))
         .route("/api/v1/incidents/acknowledge", post(api::acknowledge))
         .route("/api/v1/actions", get(api::actions))

@@ -739,6 +739,7 @@ impl Agent {
             .map(|plan| PlanStatus {
                 name: plan.name.clone(),
                 schedule: plan.schedule.as_ref().map(|s| s.to_string()),
+                rto_seconds: plan.rto.map(|rto| rto.as_secs()),
                 next_run: due.get(&plan.name).copied().flatten(),
                 running: running.get(&plan.name).is_some_and(|h| !h.is_finished()),
                 targets: plan

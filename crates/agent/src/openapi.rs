@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::actions::Action;
 use crate::api::{Access, Acknowledgement, ApiError, RestoreRequest};
-use crate::state::{DrillStatus, Run};
+use crate::state::{DrillRecord, DrillStatus, Run};
 use crate::status::{AgentStatus, Incident};
 use lifeboat_ops::timeline::TimelineReport;
 
@@ -26,6 +26,7 @@ pub fn document() -> Value {
     let status = answers.subschema_for::<AgentStatus>().to_value();
     let runs = answers.subschema_for::<Vec<Run>>().to_value();
     let drills = answers.subschema_for::<Vec<DrillStatus>>().to_value();
+    let drill_history = answers.subschema_for::<Vec<DrillRecord>>().to_value();
     let incidents = answers.subschema_for::<Vec<Incident>>().to_value();
     let actions = answers.subschema_for::<Vec<Action>>().to_value();
     let action = answers.subschema_for::<Action>().to_value();
@@ -46,6 +47,24 @@ pub fn document() -> Value {
                 "summary": summary,
                 "responses": {
                     "200": ok("OK", body),
+                    "401": fail("No token, or a token the agent does not know."),
+                },
+            },
+        })
+    };
+    let listed = |summary: &str, body: Value| {
+        json!({
+            "get": {
+                "summary": summary,
+                "parameters": [{
+                    "name": "limit",
+                    "in": "query",
+                    "required": false,
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50},
+                }],
+                "responses": {
+                    "200": ok("OK", body),
+                    "400": fail("A bad or unknown query parameter."),
                     "401": fail("No token, or a token the agent does not know."),
                 },
             },
@@ -98,22 +117,8 @@ pub fn document() -> Value {
                 },
             },
             "/api/v1/status": read("Everything the agent knows right now.", status),
-            "/api/v1/jobs": {
-                "get": {
-                    "summary": "The newest jobs (backups) first.",
-                    "parameters": [{
-                        "name": "limit",
-                        "in": "query",
-                        "required": false,
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50},
-                    }],
-                    "responses": {
-                        "200": ok("OK", runs),
-                        "400": fail("A bad or unknown query parameter."),
-                        "401": fail("No token, or a token the agent does not know."),
-                    },
-                },
-            },
+            "/api/v1/jobs": listed("The newest jobs (backups) first.", runs),
+            "/api/v1/drills/history": listed("Every drill recorded, newest first: RTO and RPO per drill.", drill_history),
             "/api/v1/drills": read("The newest drill of each plan's source on each target.", drills),
             "/api/v1/incidents": read("The open incidents.", incidents),
             "/api/v1/incidents/acknowledge": {

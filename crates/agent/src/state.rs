@@ -58,6 +58,21 @@ pub struct DrillStatus {
     pub last_success: Option<DateTime<Utc>>,
 }
 
+/// One drill as it was recorded.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct DrillRecord {
+    pub plan: String,
+    pub source: String,
+    pub target: String,
+    pub finished: DateTime<Utc>,
+    pub passed: bool,
+    pub reason: Option<String>,
+    /// Start to a checked, queryable copy.
+    pub rto_seconds: Option<f64>,
+    /// Age of the restore point the drill restored.
+    pub rpo_seconds: Option<f64>,
+}
+
 /// Per plan and target: what the metrics and the status API show.
 #[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 pub struct TargetHistory {
@@ -334,6 +349,28 @@ impl State {
                 rto_seconds: row.get::<_, Option<i64>>(6)?.map(|ms| ms as f64 / 1000.0),
                 rpo_seconds: row.get::<_, Option<i64>>(7)?.map(|ms| ms as f64 / 1000.0),
                 last_success: row.get::<_, Option<String>>(8)?.map(time),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The newest `limit` drills of every source, newest first.
+    pub fn drill_history(&self, limit: u32) -> Result<Vec<DrillRecord>> {
+        let db = self.db();
+        let mut stmt = db.prepare(
+            "SELECT plan, source, target, finished, passed, reason, rto_ms, rpo_ms
+             FROM drills ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map(params![limit], |row| {
+            Ok(DrillRecord {
+                plan: row.get(0)?,
+                source: row.get(1)?,
+                target: row.get(2)?,
+                finished: time(row.get(3)?),
+                passed: row.get(4)?,
+                reason: row.get(5)?,
+                rto_seconds: row.get::<_, Option<i64>>(6)?.map(|ms| ms as f64 / 1000.0),
+                rpo_seconds: row.get::<_, Option<i64>>(7)?.map(|ms| ms as f64 / 1000.0),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

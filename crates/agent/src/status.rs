@@ -32,6 +32,8 @@ pub struct AgentStatus {
 pub struct PlanStatus {
     pub name: String,
     pub schedule: Option<String>,
+    /// The plan's recovery time objective: how long a drill may take.
+    pub rto_seconds: Option<u64>,
     pub next_run: Option<DateTime<Utc>>,
     pub running: bool,
     pub targets: Vec<TargetStatus>,

@@ -954,8 +954,9 @@ fn the_api_reads_with_either_token_and_acts_only_with_the_operators() {
 }
 
 /// The dashboard at `/`, in Debian's chromium as a person uses it: the token given once,
-/// a card per source that says it is protected, a drill run from its button with the
-/// outcome shown, nothing fetched from anywhere but the agent, no console errors, and a
+/// a card per source that says it is protected, a backup run from its button, the oldest
+/// moment picked on the timeline and restored as it was, a drill run with the outcome
+/// shown, nothing fetched from anywhere but the agent, no console errors, and a
 /// page that fits a 1024 px window and a phone. Screenshots are kept where
 /// LIFEBOAT_KEEP_SCREENSHOTS points.
 #[test]
@@ -973,6 +974,9 @@ fn the_dashboard_shows_protection_and_runs_a_drill_in_a_real_browser() {
     agent.wait_for("a protected source", Duration::from_secs(60), |a| {
         a.status()["restore_points"][0]["rpo_met"] == true
     });
+    // Changed after the first backup: the page's backup keeps the change, and a restore
+    // of the oldest point on its timeline brings the upload back as it was.
+    std::fs::write(dir.join("uploads/a.txt"), "changed").unwrap();
     let (code, page) = get(addr, "/", None).unwrap();
     assert_eq!(code, 200);
     assert!(page.contains("<title>Lifeboat</title>"), "{page}");
@@ -996,6 +1000,35 @@ fn the_dashboard_shows_protection_and_runs_a_drill_in_a_real_browser() {
     assert!(
         cards[0]["text"].as_str().unwrap().contains("Protected"),
         "{seen}"
+    );
+    assert!(
+        seen["backup"]
+            .as_str()
+            .unwrap()
+            .contains("backup of app succeeded"),
+        "{seen}"
+    );
+    let ticks = seen["ticks"].as_array().unwrap();
+    assert!(ticks.len() >= 2, "{seen}");
+    assert_eq!(seen["picked"], ticks[0], "{seen}");
+    let restore = seen["restore"]["text"].as_str().unwrap();
+    assert!(
+        seen["restore"]["className"]
+            .as_str()
+            .unwrap()
+            .contains("good"),
+        "{seen}"
+    );
+    let into = restore
+        .split_once(" to ")
+        .and_then(|(_, rest)| rest.rsplit_once(" in "))
+        .map(|(path, _)| PathBuf::from(path))
+        .unwrap_or_else(|| panic!("no path in {restore:?}"));
+    assert!(restore.starts_with("Restored uploads as of"), "{seen}");
+    assert!(into.starts_with(dir.join("restores")), "{seen}");
+    assert_eq!(
+        std::fs::read_to_string(into.join("uploads/a.txt")).unwrap(),
+        "uploaded"
     );
     let drill = seen["drill"].as_str().unwrap();
     assert!(drill.contains("drill of app succeeded"), "{seen}");
@@ -1082,7 +1115,8 @@ fn the_api_conforms_to_its_openapi_document_under_schemathesis() {
 
 /// The TypeScript client (`clients/typescript`, generated from the OpenAPI document) from
 /// Node 20 against a live agent: typed reads with the read token, refusals as
-/// `AgentError`s with their status, and a backup run to its end with the operator token.
+/// `AgentError`s with their status, a backup run to its end with the operator token, then
+/// the source's timeline and a restore of its oldest point to scratch space.
 #[test]
 fn the_typescript_client_drives_a_live_agent_from_node() {
     let client = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../clients/typescript");
@@ -1112,10 +1146,27 @@ fn the_typescript_client_drives_a_live_agent_from_node() {
             TOKEN.as_ref(),
             READER.as_ref(),
             "app".as_ref(),
+            "uploads".as_ref(),
         ],
         Duration::from_secs(180),
     );
     assert_eq!(seen["token_required"], true, "{seen}");
+    assert_eq!(seen["timeline"]["kind"], "directory", "{seen}");
+    assert!(seen["timeline"]["points"].as_u64().unwrap() >= 2, "{seen}");
+    assert_eq!(seen["restored"]["state"], "succeeded", "{seen}");
+    let restored_at = seen["restored"]["time"].as_str().unwrap();
+    let oldest = seen["timeline"]["oldest"].as_str().unwrap();
+    let millis = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .unwrap()
+            .timestamp_millis()
+    };
+    assert_eq!(millis(restored_at), millis(oldest), "{seen}");
+    assert!(
+        Path::new(seen["restored"]["target"].as_str().unwrap()).starts_with(dir.join("restores")),
+        "{seen}"
+    );
+    assert_eq!(seen["bad_moment"]["status"], 400, "{seen}");
     assert!(seen["restore_points"].is_u64(), "{seen}");
     assert_eq!(seen["reader_backup"]["status"], 403, "{seen}");
     assert!(
