@@ -61,7 +61,7 @@ impl Context<'_> {
     /// server up front, so such a command is refused before it does anything, with the
     /// reason, rather than halfway.
     pub fn require_admin(&self, repo: &Repository, command: &str) -> Result<()> {
-        if let Some(access) = repo.storage().server_access()? {
+        if let Some(access) = repo.server_access()? {
             if access.role != "admin" {
                 anyhow::bail!(
                     "{command} needs an admin token: the server refused: token '{}' has role {}, which may not delete or change what is stored (run {command} where the admin token is)",
@@ -112,7 +112,7 @@ impl Context<'_> {
         Some(lifeboat_sources::sqlite::page_cache::PageCache::new(
             &self.cache_root()?,
             &repo.config().id.to_string(),
-            repo.key().page_hash_key(),
+            repo.page_hash_key(),
         ))
     }
 

@@ -193,25 +193,6 @@ fn wrong_passphrase_and_missing_repository() {
 }
 
 #[test]
-fn unknown_format_version_is_refused() {
-    let repo = TestRepo::local();
-    // Rewrite the config with a future version, sealed with the real key.
-    let storage = lifeboat_storage::Storage::open(&repo.url).unwrap();
-    let opened =
-        lifeboat_repo::Repository::open(storage.clone(), common::PASSWORD.as_bytes()).unwrap();
-    let mut config = serde_json::to_value(opened.config()).unwrap();
-    config["version"] = 99.into();
-    let sealed = opened.key().seal(
-        lifeboat_repo::crypto::ObjectKind::Config,
-        &serde_json::to_vec(&config).unwrap(),
-        None,
-    );
-    storage.write("config", sealed).unwrap();
-    let stderr = repo.fails(&["snapshots"], 1);
-    assert!(stderr.contains("format version 99"), "{stderr}");
-}
-
-#[test]
 fn missing_paths_fail_without_a_snapshot() {
     let repo = TestRepo::local();
     let missing = repo.path("does/not/exist");

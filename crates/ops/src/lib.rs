@@ -4,6 +4,7 @@
 //! read back by the agent strictly (`report::parse`): a report that does not parse is an
 //! error the agent turns into an incident, never a row of zeros.
 
+pub mod forget;
 pub mod point_in_time;
 pub mod report;
 pub mod request;

@@ -11,6 +11,7 @@ pub mod copy;
 pub mod crypto;
 pub mod error;
 pub mod fault;
+mod housekeeping;
 pub mod id;
 pub mod index;
 pub mod keys;

@@ -10,7 +10,7 @@ use std::path::{Component, Path, PathBuf};
 
 use chrono::{DateTime, Duration, Utc};
 use lifeboat_repo::index::MasterIndex;
-use lifeboat_repo::segment::{generation_name, stream_id, SegmentName};
+use lifeboat_repo::segment::{generation_name, SegmentName};
 use lifeboat_repo::snapshot::SnapshotSource;
 use lifeboat_repo::tree::{Node, NodeType, Tree};
 use lifeboat_repo::{Id, Repository};
@@ -76,7 +76,7 @@ pub fn restore_points(
             }
         }
     }
-    let stream = stream_id(repo.key(), &source.display().to_string());
+    let stream = repo.stream_id(&source.display().to_string());
     let mut stream_points = Vec::new();
     for segment in repo.list_segments(&stream)? {
         let base = points

@@ -13,7 +13,6 @@ use std::time::Instant;
 use anyhow::{bail, Context as _, Result};
 use chrono::{DateTime, Utc};
 use lifeboat_ops::{CheckResult, DrillReport};
-use lifeboat_repo::crypto::ObjectKind;
 use lifeboat_repo::snapshot::{Engine, SnapshotSource, StoredSnapshot};
 use lifeboat_repo::Repository;
 use lifeboat_sources::database_url::DatabaseUrl;
@@ -68,10 +67,7 @@ pub fn run(ctx: &Context, args: &DrillArgs) -> Result<()> {
         Err(e) => record.reason = Some(crate::exit::one_line(&e)),
     }
     drop(scratch);
-    if let Err(e) = subject
-        .repo
-        .save_json(ObjectKind::DrillRecord, "drills", &record)
-    {
+    if let Err(e) = subject.repo.save_drill_record(&record) {
         tracing::warn!("cannot record the drill in the repository: {e}");
     }
     if ctx.global.json {

@@ -31,7 +31,7 @@ pub fn run(ctx: &Context, args: &InitArgs) -> Result<()> {
     if ctx.global.json {
         ctx.print_json(&json!({
             "id": repo.config().id,
-            "location": repo.storage().location(),
+            "location": repo.location(),
             "version": repo.config().version,
             "object_lock": repo.config().object_lock,
         }));
@@ -39,7 +39,7 @@ pub fn run(ctx: &Context, args: &InitArgs) -> Result<()> {
         ctx.say(format!(
             "created repository {} at {}",
             repo.config().id.short(),
-            repo.storage().location()
+            repo.location()
         ));
         if let Some(lock) = repo.config().object_lock {
             ctx.say(format!(

@@ -7,7 +7,6 @@ use std::fmt::Write as _;
 use anyhow::Result;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use lifeboat_config::{format_duration, Config, SourceLocation, Target};
-use lifeboat_repo::crypto::ObjectKind;
 use lifeboat_storage::Location;
 
 mod recovery_steps;
@@ -97,10 +96,10 @@ fn observe(ctx: &Context, target: &Target) -> Observed {
     };
     let mut observed = Observed {
         append_only: matches!(
-            repo.storage().server_access(),
+            repo.server_access(),
             Ok(Some(access)) if access.role == "append"
         ),
-        object_lock: repo.storage().object_lock(),
+        object_lock: repo.object_lock(),
         ..Default::default()
     };
     if let Ok(snapshots) = repo.list_snapshots() {
@@ -124,13 +123,8 @@ fn observe(ctx: &Context, target: &Target) -> Observed {
             }
         }
     }
-    if let Ok(objects) = repo.storage().list("drills") {
-        for object in objects {
-            if let Ok(record) = repo.load_json::<DrillReport>(ObjectKind::DrillRecord, &object.name)
-            {
-                observed.drills.push(record);
-            }
-        }
+    if let Ok(records) = repo.drill_records::<DrillReport>() {
+        observed.drills = records;
     }
     observed.drills.sort_by_key(|d| d.time);
     observed

@@ -207,7 +207,7 @@ fn find_config(ctx: &Context, args: &RecoverArgs, at: DateTime<Utc>) -> Result<F
     let Some(chosen) = newest_before.or(stored.len().checked_sub(1)) else {
         bail!(
             "{} holds no configuration (the agent stores lifeboat.toml in each target when it starts); give the file with --config",
-            repo.storage().location()
+            repo.location()
         );
     };
     let chosen = stored.swap_remove(chosen);

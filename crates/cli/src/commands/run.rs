@@ -21,7 +21,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<()> {
     } else {
         args.source.clone()
     };
-    let location = ctx.open()?.storage().location().to_string();
+    let location = ctx.open()?.location().to_string();
     let mut rollbacks = Vec::new();
     for source in &sources {
         let backup = BackupArgs {

@@ -26,13 +26,7 @@ pub fn run(ctx: &Context, args: &StatsArgs) -> Result<()> {
     // data a prune will free) and every object on the storage.
     let repository = if whole {
         let (index_raw, index_stored) = index.total_sizes();
-        let mut objects = vec![lifeboat_storage::ObjectInfo {
-            name: "config".into(),
-            size: repo.storage().size("config")?,
-        }];
-        for dir in lifeboat_storage::REPOSITORY_DIRECTORIES {
-            objects.extend(repo.storage().list(dir)?);
-        }
+        let objects = repo.inventory()?;
         Some(json!({
             "blobs": index.blob_count(),
             "raw_bytes": index_raw,

@@ -3,7 +3,6 @@
 //! removed after (as restic does): a crash between leaves both, never neither.
 
 use anyhow::{ensure, Result};
-use lifeboat_repo::snapshot::snapshot_name;
 use serde_json::json;
 
 use crate::args::TagArgs;
@@ -48,7 +47,7 @@ pub fn run(ctx: &Context, args: &TagArgs) -> Result<()> {
         }
         snapshot.tags = tags;
         let id = repo.save_snapshot(&snapshot)?;
-        repo.storage().delete(&snapshot_name(&stored.id))?;
+        repo.delete_snapshot(&stored.id)?;
         if !ctx.global.json {
             ctx.say(format!(
                 "snapshot {} is now {} (tags: {})",

@@ -15,7 +15,7 @@ pub fn run(ctx: &Context, args: &UnlockArgs) -> Result<()> {
     let (stale, live) = lifeboat_repo::lock::stale_and_live(&repo)?;
     let mut removed = Vec::new();
     for lock in &stale {
-        repo.storage().delete(&lock.name)?;
+        repo.remove_lock(&lock.name)?;
         let whose = lock
             .record
             .as_ref()
@@ -26,7 +26,7 @@ pub fn run(ctx: &Context, args: &UnlockArgs) -> Result<()> {
     let mut kept = Vec::new();
     for lock in &live {
         if args.remove_all {
-            repo.storage().delete(&lock.name)?;
+            repo.remove_lock(&lock.name)?;
             ctx.say(format!(
                 "removed {}: {} (live; --remove-all)",
                 lock.name,

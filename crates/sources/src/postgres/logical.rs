@@ -164,7 +164,7 @@ fn restrict_key(session: &WriteSession, url: &DatabaseUrl) -> String {
         url.server(),
         url.database().unwrap_or_default()
     );
-    session.repo().key().blob_id(seed.as_bytes()).to_hex()[..32].to_string()
+    session.repo().keyed_id(seed.as_bytes()).to_hex()[..32].to_string()
 }
 
 /// Roles and tablespaces. Role passwords need a superuser; without one the roles are

@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use lifeboat_repo::segment::{stream_id, Segment, SegmentHeader, Transaction};
+use lifeboat_repo::segment::{Segment, SegmentHeader, Transaction};
 use lifeboat_repo::session::WriteSession;
 use lifeboat_repo::snapshot::{Snapshot, SnapshotSource, SnapshotSummary};
 use lifeboat_repo::{Id, Repository};
@@ -112,7 +112,7 @@ impl<'a> Replicator<'a> {
             .map_err(|e| sqlite_error(path, "reading page_size", e))?;
         let source = path.display().to_string();
         let inode = inode_of(path)?;
-        let stream = stream_id(repo.key(), &source);
+        let stream = repo.stream_id(&source);
         let next_transaction = repo
             .list_segments(&stream)?
             .iter()

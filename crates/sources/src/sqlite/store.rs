@@ -126,7 +126,7 @@ pub fn store_database(
     }
     let map = builder.finish();
     let encoded = map.encode();
-    let map_digest = session.repo().key().blob_id(&encoded).0;
+    let map_digest = session.repo().keyed_id(&encoded).0;
     let stored = session.store_reader(
         &encoded[..],
         &format!("{} page map", path.display()),
@@ -171,7 +171,7 @@ fn previous(
             return None;
         }
     };
-    let digest = session.repo().key().blob_id(&map.encode()).0;
+    let digest = session.repo().keyed_id(&map.encode()).0;
     let usable = digest == cached.map_digest
         && map.page_size == page_size
         && cached.page_size == page_size
