@@ -685,10 +685,8 @@ mod tests {
         );
     }
 
-    /// Moved from the CLI's tests when the master key stopped being public: a config of
-    /// a later format, sealed with the real key, is refused with a message that says so.
-    #[test]
-    fn unknown_format_version_is_refused() {
+    /// A repository in a new directory, with a key slot cheap to open.
+    fn new_repository() -> (tempfile::TempDir, Storage, Repository) {
         let dir = tempfile::tempdir().unwrap();
         let storage = Storage::open(dir.path().to_str().unwrap()).unwrap();
         let fast = KdfParams {
@@ -697,6 +695,14 @@ mod tests {
             parallelism: 1,
         };
         let repo = Repository::init(storage.clone(), b"pw", fast).unwrap();
+        (dir, storage, repo)
+    }
+
+    /// Moved from the CLI's tests when the master key stopped being public: a config of
+    /// a later format, sealed with the real key, is refused with a message that says so.
+    #[test]
+    fn unknown_format_version_is_refused() {
+        let (_dir, storage, repo) = new_repository();
         let mut config = serde_json::to_value(repo.config()).unwrap();
         config["version"] = 99.into();
         let sealed = repo.key().seal(
@@ -714,14 +720,7 @@ mod tests {
 
     #[test]
     fn oversized_objects_of_each_kind_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::open(dir.path().to_str().unwrap()).unwrap();
-        let fast = KdfParams {
-            memory_kib: 256,
-            iterations: 1,
-            parallelism: 1,
-        };
-        let repo = Repository::init(storage, b"pw", fast).unwrap();
+        let (dir, _, repo) = new_repository();
         let name = format!("snapshots/{}", "4".repeat(64));
         std::fs::create_dir_all(dir.path().join("snapshots")).unwrap();
         let file = std::fs::File::create(dir.path().join(&name)).unwrap();
