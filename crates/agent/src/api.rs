@@ -362,7 +362,7 @@ pub async fn timeline(
     let asker = shared.asker.clone();
     let name = target.name.clone();
     let asked = tokio::task::spawn_blocking(move || {
-        asker.ask::<TimelineReport>(&target, &request, "request (timeline)")
+        asker.ask::<TimelineReport>(Some(&target), &request, "request (timeline)")
     })
     .await;
     match asked {

@@ -19,11 +19,11 @@ pub struct Asker {
 }
 
 impl Asker {
-    /// Runs `request` against `target` and reads its report; the error is one line, the
-    /// child's own when it failed.
+    /// Runs `request` against `target` (none: the repositories lifeboat.toml names) and
+    /// reads its report; the error is one line, the child's own when it failed.
     pub fn ask<R: DeserializeOwned>(
         &self,
-        target: &Target,
+        target: Option<&Target>,
         request: &Request,
         what: &str,
     ) -> Result<R, String> {

@@ -49,15 +49,16 @@ impl Children {
         args: &[String],
         env: &[(&str, &str)],
     ) -> std::io::Result<Finished> {
-        self.run_with_input(exe, target, args, env, None)
+        self.run_with_input(exe, Some(target), args, env, None)
     }
 
     /// [`Children::run_with_env`] with `input` written to the child's standard input
-    /// (then closed): how a request reaches `lifeboat request`.
+    /// (then closed): how a request reaches `lifeboat request`. Without a target, the
+    /// child finds each repository in lifeboat.toml itself.
     pub fn run_with_input(
         &self,
         exe: &PathBuf,
-        target: &Target,
+        target: Option<&Target>,
         args: &[String],
         env: &[(&str, &str)],
         input: Option<Vec<u8>>,
@@ -73,7 +74,9 @@ impl Children {
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        for_target(&mut command, target);
+        if let Some(target) = target {
+            for_target(&mut command, target);
+        }
         die_with_the_agent(&mut command);
         let mut child = command.spawn()?;
         let key = self.next.fetch_add(1, Ordering::SeqCst);

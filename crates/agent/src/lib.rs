@@ -3,8 +3,9 @@
 //! One loop owns the schedules; every job runs as a `lifeboat` child process on a thread
 //! of its own (one per target, so a failing target never holds up the others);
 //! continuous plans keep a `lifeboat replicate` child per SQLite source and target;
-//! every `check_every` a `lifeboat status --json` child measures each source's newest
-//! restore point against its RPO. History and open incidents live in a SQLite state
+//! every `check_every` a `lifeboat request` child (a status request on its stdin)
+//! measures each source's newest restore point against its RPO; drills, timelines and
+//! restores are asked the same way (`asking.rs`). History and open incidents live in a SQLite state
 //! database, so a restart neither repeats nor forgets. SIGTERM stops the schedules, asks
 //! every child to stop, waits for them and records what was cut short.
 
@@ -39,7 +40,7 @@ use crate::asking::Asker;
 use crate::children::Children;
 use crate::state::State;
 use crate::status::{AgentStatus, PlanStatus, TargetStatus};
-use lifeboat_ops::{report, DrillReport, StatusReport};
+use lifeboat_ops::{DrillReport, StatusReport};
 
 pub use status::AgentStatus as Status;
 
@@ -413,12 +414,7 @@ impl Agent {
             self.state.clone(),
             self.alerting.clone(),
         );
-        let (children, exe, config_path, stop) = (
-            self.children.clone(),
-            self.options.exe.clone(),
-            self.options.config_path.clone(),
-            self.stop.clone(),
-        );
+        let (asker, stop) = (self.asker.clone(), self.stop.clone());
         std::thread::spawn(move || {
             for source in &plan.sources {
                 let is_command = config.source(source).is_some_and(|s| {
@@ -431,48 +427,30 @@ impl Agent {
                     if stop.load(Ordering::SeqCst) {
                         return;
                     }
-                    let args: Vec<String> = vec![
-                        "drill".into(),
-                        source.clone(),
-                        "--target".into(),
-                        target.name.clone(),
-                        "--config".into(),
-                        config_path.display().to_string(),
-                        "--at".into(),
-                        plan.drill_at.clone(),
-                        "--json".into(),
-                    ];
-                    let drill = match children.run(&exe, target, &args) {
-                        Ok(done) => {
-                            // A failed drill still prints its report (which check failed);
-                            // without one, the child's own line is the reason.
-                            match report::parse::<DrillReport>("drill", &done.stdout) {
-                                Ok(report) => state::Drill {
-                                    finished: Utc::now(),
-                                    passed: done.success && report.passed,
-                                    reason: report
-                                        .reason
-                                        .or((!done.success).then(|| done.error.clone())),
-                                    rto_seconds: Some(report.rto_seconds),
-                                    rpo_seconds: report.rpo_seconds,
-                                },
-                                Err(e) => state::Drill {
-                                    finished: Utc::now(),
-                                    passed: false,
-                                    reason: Some(if done.success { e } else { done.error.clone() }),
-                                    rto_seconds: None,
-                                    rpo_seconds: None,
-                                },
-                            }
-                        }
-                        Err(e) => state::Drill {
-                            finished: Utc::now(),
-                            passed: false,
-                            reason: Some(format!("cannot start lifeboat: {e}")),
-                            rto_seconds: None,
-                            rpo_seconds: None,
-                        },
+                    let request = lifeboat_ops::request::Request::Drill {
+                        source: source.clone(),
+                        target: Some(target.name.clone()),
+                        at: plan.drill_at.clone(),
                     };
+                    // A failed drill still reports (which check failed); without a
+                    // report, the child's own line is the reason.
+                    let drill =
+                        match asker.ask::<DrillReport>(Some(target), &request, "request (drill)") {
+                            Ok(report) => state::Drill {
+                                finished: Utc::now(),
+                                passed: report.passed,
+                                reason: report.reason,
+                                rto_seconds: Some(report.rto_seconds),
+                                rpo_seconds: report.rpo_seconds,
+                            },
+                            Err(reason) => state::Drill {
+                                finished: Utc::now(),
+                                passed: false,
+                                reason: Some(reason),
+                                rto_seconds: None,
+                                rpo_seconds: None,
+                            },
+                        };
                     if stop.load(Ordering::SeqCst) && !drill.passed {
                         return;
                     }
@@ -516,34 +494,21 @@ impl Agent {
 
     /// Measures every restore point against its RPO with `lifeboat status --json`.
     fn start_check(&self) -> JoinHandle<()> {
-        let (exe, config_path) = (self.options.exe.clone(), self.options.config_path.clone());
-        let (config, status, alerting) = (
+        let (config, status, alerting, asker) = (
             self.config.clone(),
             self.status.clone(),
             self.alerting.clone(),
+            self.asker.clone(),
         );
         std::thread::spawn(move || {
-            let mut command = std::process::Command::new(&exe);
-            command
-                .args(["status", "--json", "--config"])
-                .arg(&config_path)
-                .stdin(std::process::Stdio::null());
-            children::die_with_the_agent(&mut command);
-            // `status` exits 1 when an objective is missed; its report says which. Only a
-            // missing or unreadable report means the restore points were not measured.
-            let report = match command.output() {
-                Ok(out) => {
-                    report::parse::<StatusReport>("status", &String::from_utf8_lossy(&out.stdout))
-                        .map_err(|e| {
-                            let why = children::error_line(
-                                &String::from_utf8_lossy(&out.stderr),
-                                &out.status,
-                            );
-                            format!("{e}: {why}")
-                        })
-                }
-                Err(e) => Err(format!("cannot run lifeboat status: {e}")),
+            // Only a missing or unreadable report means the restore points were not
+            // measured; a missed objective is in the report.
+            let request = lifeboat_ops::request::Request::Status {
+                sources: Vec::new(),
             };
+            let report = asker
+                .ask::<StatusReport>(None, &request, "request (status)")
+                .map_err(|e| format!("lifeboat status: {e}"));
             let rows = match report {
                 Ok(report) => {
                     alerting.measured(None);
@@ -643,7 +608,7 @@ impl Agent {
                         action.id
                     )),
                 };
-                asker.ask(target, &request, "request (restore)")
+                asker.ask(Some(target), &request, "request (restore)")
             })();
             if let Err(e) = &outcome {
                 tracing::warn!(

@@ -4,12 +4,15 @@
 //! read back by the agent strictly (`report::parse`): a report that does not parse is an
 //! error the agent turns into an incident, never a row of zeros.
 
+pub mod drill;
 pub mod forget;
+pub mod pg_archive;
 pub mod point_in_time;
 pub mod report;
 pub mod request;
 pub mod restore;
 pub mod status;
+pub mod subject;
 pub mod tags;
 pub mod timeline;
 

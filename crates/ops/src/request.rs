@@ -27,6 +27,17 @@ pub enum Request {
         at: String,
         into: PathBuf,
     },
+    /// A restore drill of a source from a target: a
+    /// [`DrillReport`](crate::report::DrillReport), passed or not.
+    Drill {
+        source: String,
+        target: Option<String>,
+        /// `latest`, `random` or a time.
+        at: String,
+    },
+    /// Every plan's sources (or these) measured against their RPO on each target: a
+    /// [`StatusReport`](crate::report::StatusReport).
+    Status { sources: Vec<String> },
 }
 
 impl Request {

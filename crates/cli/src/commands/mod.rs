@@ -7,7 +7,6 @@ mod config;
 mod copy;
 mod docs;
 mod drill;
-mod drill_cluster;
 mod dump;
 mod find;
 mod forget;

@@ -660,7 +660,7 @@ fn run_sqlite_checks(file: &Path, checks: &[String]) -> Result<String> {
         let value = db
             .query_row(sql, [], |row| row.get::<_, rusqlite::types::Value>(0))
             .with_context(|| format!("check {sql:?}"))?;
-        if !super::drill::truthy_sqlite(&value) {
+        if !lifeboat_ops::drill::truthy_sqlite(&value) {
             bail!("check {sql:?} is false on the restored database");
         }
     }

@@ -1,7 +1,9 @@
 //! `lifeboat request`: one use case described as JSON on standard input
-//! ([`lifeboat_ops::request::Request`]), its report printed as JSON. The agent runs its
-//! API's timelines and restores this way, so that nothing it is asked reaches the
-//! process list.
+//! ([`lifeboat_ops::request::Request`]), its report printed as JSON. The agent asks for
+//! its status checks, drills, and its API's timelines and restores this way, so that
+//! nothing it is asked reaches the process list. A report is printed whenever the use
+//! case ran, a failed drill or a missed objective included; only a use case that could
+//! not run exits non-zero.
 
 use std::io::Read;
 
@@ -60,6 +62,33 @@ pub fn run(ctx: &Context, args: &RequestArgs) -> Result<()> {
                     return Err(e);
                 }
             }
+        }
+        Request::Drill { source, target, at } => {
+            let subject =
+                crate::commands::subject::resolve(ctx, &source, target.as_deref(), config)?;
+            let lifeboat_command = |tail: &str| super::pg::lifeboat_command(ctx, tail);
+            let report = lifeboat_ops::drill::run(
+                &subject,
+                &lifeboat_ops::drill::DrillOptions {
+                    at: &at,
+                    physical: false,
+                    lifeboat_command: &lifeboat_command,
+                },
+            )?;
+            ctx.print_json(&report);
+        }
+        Request::Status { sources } => {
+            let config = super::config::load_repositories(config)?;
+            if let Some(unknown) = sources.iter().find(|s| config.source(s).is_none()) {
+                return Err(crate::exit::Usage(format!("no source {unknown:?}")).into());
+            }
+            let report = lifeboat_ops::status::measure(
+                &config,
+                &sources,
+                |target| ctx.open_target(target),
+                chrono::Utc::now(),
+            );
+            ctx.print_json(&report);
         }
     }
     Ok(())

@@ -19,9 +19,10 @@ use lifeboat_sources::timeline;
 use serde_json::json;
 
 use crate::args::{DiffArgs, RestoreRowsArgs};
-use crate::commands::drill::{dump_at, resolve_subject, ScratchDatabase, Subject};
-use crate::commands::drill_cluster::{base_backups_of, recover_cluster, RecoveredCluster};
+use crate::commands::drill::{resolve_subject, Subject};
 use crate::context::Context;
+use lifeboat_ops::drill::cluster::{base_backups_of, recover_cluster, RecoveredCluster};
+use lifeboat_ops::drill::{dump_at, ScratchDatabase};
 use lifeboat_sources::postgres::recovery::RecoveryTarget;
 
 /// A past state of a PostgreSQL database, kept while this lives.
@@ -69,8 +70,9 @@ fn postgres_at(
         let dir = tempfile::Builder::new()
             .prefix(&format!("lifeboat-{purpose}-"))
             .tempdir()?;
+        let lifeboat_command = |tail: &str| super::pg::lifeboat_command(ctx, tail);
         let (cluster, _, meta) = recover_cluster(
-            ctx,
+            &lifeboat_command,
             &subject.repo,
             url,
             &bases,

@@ -7,19 +7,10 @@ use std::path::Path;
 
 use anyhow::{bail, Context as _, Result};
 use lifeboat_config::{Config, Needs, SourceLocation};
-use lifeboat_repo::Repository;
 
 use crate::context::Context;
 
-pub(crate) struct Subject {
-    /// The source's name in the configuration, or the path/URL as given.
-    pub name: String,
-    /// What was backed up: a path, or a `sqlite:`/`postgres://`/`mysql://` URL.
-    pub location: String,
-    /// The source's drill checks (none without a configuration).
-    pub checks: Vec<String>,
-    pub repo: Repository,
-}
+pub(crate) use lifeboat_ops::subject::Subject;
 
 /// Finds `source` in the configuration at `config_path` (its repository: `target`, else
 /// the first target of the first plan that has it) or, failing that, takes it as a path

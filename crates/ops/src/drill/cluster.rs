@@ -12,16 +12,16 @@ use lifeboat_sources::database_url::DatabaseUrl;
 use lifeboat_sources::postgres::recovery::{self, RecoverySettings, RecoveryTarget};
 use lifeboat_sources::postgres::Psql;
 
-use super::drill::{random_below, truthy_text, verdict, Subject};
-use crate::args::DrillArgs;
-use crate::context::Context;
-use lifeboat_ops::{CheckResult, DrillReport};
+use super::{random_below, truthy_text, verdict, DrillOptions};
+use crate::pg_archive::{check_time_is_archived, last_commit};
+use crate::report::{CheckResult, DrillReport};
+use crate::subject::Subject;
 
 /// Replaying a day of WAL can take a while; a drill that takes longer has failed.
 const RECOVERY_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// The base backups of `url`'s server among `snapshots`.
-pub(crate) fn base_backups_of<'a>(
+pub fn base_backups_of<'a>(
     snapshots: &'a [StoredSnapshot],
     url: &DatabaseUrl,
 ) -> Vec<(&'a StoredSnapshot, &'a PgBaseBackup)> {
@@ -43,7 +43,7 @@ struct RunningCluster(PathBuf);
 
 /// A base backup of `url`'s server recovered to a point in a throwaway cluster on a free
 /// loopback port: for drills, and for row-level diff and undo between dumps.
-pub(crate) struct RecoveredCluster {
+pub struct RecoveredCluster {
     _running: RunningCluster,
     /// `url` pointed at the recovered copy.
     pub url: DatabaseUrl,
@@ -53,8 +53,8 @@ pub(crate) struct RecoveredCluster {
 
 /// Recovers the newest base backup in `bases` that ends before `target` into `dir` (new
 /// or empty), replays the archived WAL to `target` and starts the server.
-pub(crate) fn recover_cluster<'a>(
-    ctx: &Context,
+pub fn recover_cluster<'a>(
+    lifeboat_command: &dyn Fn(&str) -> Result<String>,
     repo: &lifeboat_repo::Repository,
     url: &DatabaseUrl,
     bases: &[(&'a StoredSnapshot, &'a PgBaseBackup)],
@@ -63,14 +63,14 @@ pub(crate) fn recover_cluster<'a>(
 ) -> Result<(RecoveredCluster, &'a StoredSnapshot, &'a PgBaseBackup)> {
     let (base, meta) = recovery::choose_base(bases, target)?;
     if let RecoveryTarget::Time(time) = target {
-        super::pg::check_time_is_archived(repo, meta, *time)?;
+        check_time_is_archived(repo, meta, *time)?;
     }
     let settings = RecoverySettings {
         target: target.clone(),
-        restore_command: super::pg::lifeboat_command(
-            ctx,
-            &format!("pg wal-fetch --cluster {} %f %p", meta.cluster),
-        )?,
+        restore_command: lifeboat_command(&format!(
+            "pg wal-fetch --cluster {} %f %p",
+            meta.cluster
+        ))?,
         timeline: None,
         keep_archiving: false,
     };
@@ -118,11 +118,9 @@ impl Drop for RunningCluster {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 pub fn drill_physical(
-    ctx: &Context,
     subject: &Subject,
-    args: &DrillArgs,
+    options: &DrillOptions,
     url: &DatabaseUrl,
     snapshots: &[StoredSnapshot],
     scratch: &Path,
@@ -133,12 +131,12 @@ pub fn drill_physical(
     let Some(oldest) = bases.iter().map(|(_, meta)| meta.finished).min() else {
         bail!("no base backup of {} in this repository", url.server());
     };
-    let target = match args.at.as_str() {
+    let target = match options.at {
         // Any moment the archive can recover to: from the end of the oldest base backup
         // to the last archived commit (a time after it cannot be reached).
         "random" => {
             let newest = bases.last().map(|(_, meta)| *meta).expect("not empty");
-            match super::pg::archive_last_commit(&subject.repo, newest)? {
+            match last_commit(&subject.repo, newest)? {
                 Some(end) if end > oldest => {
                     let span = (end - oldest).num_milliseconds().max(1) as usize;
                     RecoveryTarget::Time(
@@ -151,7 +149,7 @@ pub fn drill_physical(
         at => RecoveryTarget::parse(at, Utc::now()),
     };
     let (cluster, base, meta) = recover_cluster(
-        ctx,
+        options.lifeboat_command,
         &subject.repo,
         url,
         &bases,
