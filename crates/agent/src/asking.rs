@@ -9,7 +9,7 @@ use lifeboat_ops::report;
 use lifeboat_ops::request::Request;
 use serde::de::DeserializeOwned;
 
-use crate::children::Children;
+use crate::children::{Children, Finished};
 
 pub struct Asker {
     pub exe: PathBuf,
@@ -27,19 +27,25 @@ impl Asker {
         request: &Request,
         what: &str,
     ) -> Result<R, String> {
-        let args = vec![
-            "request".to_string(),
-            "--config".into(),
-            self.config_path.display().to_string(),
-        ];
-        let input = serde_json::to_vec(request).expect("requests serialize");
-        match self
-            .children
-            .run_with_input(&self.exe, target, &args, &[], Some(input))
-        {
+        match self.run(target, request) {
             Ok(done) if done.success => report::parse(what, &done.stdout),
             Ok(done) => Err(done.error),
             Err(e) => Err(format!("cannot start lifeboat: {e}")),
         }
+    }
+
+    /// Runs `request` and gives what the child printed and how it exited, for a use
+    /// case whose report comes with a non-zero exit too (a backup saved with warnings).
+    pub fn run(&self, target: Option<&Target>, request: &Request) -> std::io::Result<Finished> {
+        let args = vec![
+            "--json".to_string(),
+            "--quiet".into(),
+            "request".into(),
+            "--config".into(),
+            self.config_path.display().to_string(),
+        ];
+        let input = serde_json::to_vec(request).expect("requests serialize");
+        self.children
+            .run_with_input(&self.exe, target, &args, Some(input))
     }
 }

@@ -37,36 +37,22 @@ impl Children {
         target: &Target,
         args: &[String],
     ) -> std::io::Result<Finished> {
-        self.run_with_env(exe, target, args, &[])
+        self.run_with_input(exe, Some(target), args, None)
     }
 
-    /// [`Children::run`] with `env` added to the child's environment: the way to hand
-    /// it anything that may hold a secret, since arguments show in `ps` for every user.
-    pub fn run_with_env(
-        &self,
-        exe: &PathBuf,
-        target: &Target,
-        args: &[String],
-        env: &[(&str, &str)],
-    ) -> std::io::Result<Finished> {
-        self.run_with_input(exe, Some(target), args, env, None)
-    }
-
-    /// [`Children::run_with_env`] with `input` written to the child's standard input
-    /// (then closed): how a request reaches `lifeboat request`. Without a target, the
-    /// child finds each repository in lifeboat.toml itself.
+    /// [`Children::run`] with `input` written to the child's standard input (then closed): how a request reaches `lifeboat request`,
+    /// since arguments show in `ps` for every user. Without a target, the child finds
+    /// each repository in lifeboat.toml itself.
     pub fn run_with_input(
         &self,
         exe: &PathBuf,
         target: Option<&Target>,
         args: &[String],
-        env: &[(&str, &str)],
         input: Option<Vec<u8>>,
     ) -> std::io::Result<Finished> {
         let mut command = Command::new(exe);
         command
             .args(args)
-            .envs(env.iter().copied())
             .stdin(if input.is_some() {
                 Stdio::piped()
             } else {

@@ -2,12 +2,12 @@
 //! and the source so `status` and retention can find them), then apply the plan's
 //! retention to its own snapshots.
 
-use std::path::PathBuf;
-
-use lifeboat_config::{Config, Keep, Plan, SourceLocation, Target};
+use lifeboat_config::{Config, Keep, Plan, Target};
+use lifeboat_ops::forget::ForgetReport;
+use lifeboat_ops::request::{Request, Retention};
 use lifeboat_ops::{report, tags, BackupReport};
 
-use crate::children::Children;
+use crate::asking::Asker;
 
 /// `lifeboat backup`'s exit code for a snapshot saved with warnings (some paths skipped
 /// or stored as plain bytes; `crates/cli/src/exit.rs`).
@@ -23,8 +23,7 @@ pub struct Outcome {
 }
 
 pub fn run(
-    exe: &PathBuf,
-    children: &Children,
+    asker: &Asker,
     config: &Config,
     plan: &Plan,
     target: &Target,
@@ -36,33 +35,15 @@ pub fn run(
     };
     let mut failures = Vec::new();
     for name in &plan.sources {
-        let Some(source) = config.source(name) else {
+        if config.source(name).is_none() {
             continue;
-        };
-        let mut args = vec!["backup".to_string()];
-        let mut env = Vec::new();
-        match &source.location {
-            // A URL may hold a password, and arguments show in `ps` for every user: the
-            // child reads it from DATABASE_URL (backup's default source) instead.
-            SourceLocation::Url(url) => env.push(("DATABASE_URL", url.as_str())),
-            SourceLocation::Command(command) => args.extend([
-                "--stdin-from-command".into(),
-                command.clone(),
-                "--name".into(),
-                name.clone(),
-            ]),
         }
-        // Patterns are not secret: they go as arguments.
-        args.extend(source.select.backup_args());
-        args.extend([
-            "--tag".into(),
-            tags::plan_tag(&plan.name),
-            "--tag".into(),
-            tags::source_tag(name),
-            "--json".into(),
-            "--quiet".into(),
-        ]);
-        match children.run_with_env(exe, target, &args, &env) {
+        // The child reads the source (its URL may hold a password) from lifeboat.toml.
+        let request = Request::Backup {
+            source: name.clone(),
+            tags: vec![tags::plan_tag(&plan.name), tags::source_tag(name)],
+        };
+        match asker.run(Some(target), &request) {
             Ok(done) if done.success || done.code == Some(SAVED_WITH_WARNINGS) => {
                 // A backup that says it saved a snapshot but gives no readable report has
                 // not shown that it did: a failure, not a run that stored nothing.
@@ -93,48 +74,34 @@ pub fn run(
         return Err(failures.join("; "));
     }
     if let Some(keep) = &plan.keep {
-        let mut args = vec![
-            "forget".to_string(),
-            "--tag".into(),
-            tags::plan_tag(&plan.name),
-            "--quiet".into(),
-        ];
-        args.extend(keep_args(keep));
-        match children.run(exe, target, &args) {
-            Ok(done) if done.success => {}
+        let request = Request::Forget {
+            tags: vec![tags::plan_tag(&plan.name)],
+            keep: retention(keep),
+        };
+        match asker.ask::<ForgetReport>(Some(target), &request, "request (forget)") {
+            Ok(_) => {}
             // An app host with an append-only token of `lifeboat serve` cannot delete:
             // retention is the admin's job there, not a failure of every run.
-            Ok(done) if done.error.contains("needs an admin token") => tracing::info!(
+            Err(error) if error.contains("needs an admin token") => tracing::info!(
                 "retention of plan {} on {} is left to the admin: its token is append-only",
                 plan.name,
                 target.name
             ),
-            Ok(done) => return Err(format!("retention: {}", done.error)),
-            Err(e) => return Err(format!("retention: cannot start lifeboat: {e}")),
+            Err(error) => return Err(format!("retention: {error}")),
         }
     }
     Ok(outcome)
 }
 
-fn keep_args(keep: &Keep) -> Vec<String> {
-    let mut args = Vec::new();
-    for (flag, n) in [
-        ("--keep-last", keep.last),
-        ("--keep-hourly", keep.hourly),
-        ("--keep-daily", keep.daily),
-        ("--keep-weekly", keep.weekly),
-        ("--keep-monthly", keep.monthly),
-        ("--keep-yearly", keep.yearly),
-    ] {
-        if n > 0 {
-            args.extend([flag.to_string(), n.to_string()]);
-        }
+fn retention(keep: &Keep) -> Retention {
+    Retention {
+        last: keep.last,
+        hourly: keep.hourly,
+        daily: keep.daily,
+        weekly: keep.weekly,
+        monthly: keep.monthly,
+        yearly: keep.yearly,
+        within_seconds: keep.within.map(|w| w.as_secs()),
+        tags: keep.tags.clone(),
     }
-    if let Some(within) = keep.within {
-        args.extend(["--keep-within".into(), format!("{}s", within.as_secs())]);
-    }
-    for tag in &keep.tags {
-        args.extend(["--keep-tag".into(), tag.clone()]);
-    }
-    args
 }

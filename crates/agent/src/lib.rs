@@ -332,12 +332,7 @@ impl Agent {
                 self.state.clone(),
                 self.alerting.clone(),
             );
-            let (children, exe, plan, stop) = (
-                self.children.clone(),
-                self.options.exe.clone(),
-                plan.clone(),
-                self.stop.clone(),
-            );
+            let (asker, plan, stop) = (self.asker.clone(), plan.clone(), self.stop.clone());
             handles.push(std::thread::spawn(move || {
                 let run_id = match state.start_run(&plan.name, &target.name, "backup", slot) {
                     Ok(id) => id,
@@ -348,7 +343,7 @@ impl Agent {
                 };
                 alerting.job_started(&plan.name, &target.name);
                 let started = Instant::now();
-                let result = jobs::run(&exe, &children, &config, &plan, &target);
+                let result = jobs::run(&asker, &config, &plan, &target);
                 let elapsed = started.elapsed().as_millis() as u64;
                 if stop.load(Ordering::SeqCst) && result.is_err() {
                     let _ = state.finish_run(

@@ -240,12 +240,12 @@ state = "./agent.db"
     };
     let seen = watch.stop();
     assert_eq!(target["failures_total"], 0, "{target}");
-    // The watch saw the backups (so it would have seen a password on their command lines).
-    assert!(
-        seen.iter()
-            .any(|l| l.contains("backup") && l.contains("source:pg")),
-        "{seen:#?}"
-    );
+    // The watch saw the backups' children (so it would have seen a password on their
+    // command lines): each is asked for with a request on its stdin, and what it is asked
+    // (the source, its URL, its tags) is on no command line at all.
+    assert!(seen.iter().any(|l| l.contains(" request ")), "{seen:#?}");
+    assert!(seen.iter().any(|l| l.contains("pg_dump")), "{seen:#?}");
+    assert!(!seen.iter().any(|l| l.contains("source:pg")), "{seen:#?}");
     assert_hidden(&seen, &[&pg_pw, &my_pw]);
     let snapshots = repo.ok(&["snapshots", "--json"]);
     assert!(

@@ -7,12 +7,17 @@
 
 use std::io::Read;
 
+use std::path::PathBuf;
+
 use anyhow::{ensure, Context as _, Result};
+use lifeboat_config::SourceLocation;
+use lifeboat_ops::forget::Forget;
 use lifeboat_ops::point_in_time::PointInTime;
 use lifeboat_ops::request::Request;
+use lifeboat_repo::snapshot_filter::SnapshotFilter;
 use lifeboat_repo::tree::escape_path;
 
-use crate::args::RequestArgs;
+use crate::args::{BackupArgs, RequestArgs, SelectArgs};
 use crate::context::Context;
 
 /// A request is a few hundred bytes; more is not one.
@@ -76,6 +81,61 @@ pub fn run(ctx: &Context, args: &RequestArgs) -> Result<()> {
                 },
             )?;
             ctx.print_json(&report);
+        }
+        Request::Backup { source, tags } => {
+            let config = super::config::load_repositories(config)?;
+            let Some(entry) = config.source(&source) else {
+                return Err(crate::exit::Usage(format!("no source {source:?}")).into());
+            };
+            let (paths, command) = match &entry.location {
+                SourceLocation::Url(url) => (vec![PathBuf::from(url)], None),
+                SourceLocation::Command(command) => (Vec::new(), Some(command.clone())),
+            };
+            let args = BackupArgs {
+                name: command.as_ref().map(|_| source.clone()),
+                paths,
+                stdin_from_command: command,
+                tags,
+                pin: false,
+                force: false,
+                skip_if_unchanged: false,
+                select: SelectArgs {
+                    excludes: entry.select.exclude.clone(),
+                    exclude_if_present: entry.select.exclude_if_present.clone(),
+                    one_file_system: entry.select.one_file_system,
+                    ..Default::default()
+                },
+                dry_run: false,
+                host: None,
+            };
+            // Prints its report (the agent passes --json), with warnings too.
+            super::backup::run(ctx, &args)?;
+        }
+        Request::Forget { tags, keep } => {
+            let policy = keep.policy();
+            if tags.is_empty() {
+                return Err(crate::exit::Usage(
+                    "a forget request names the tags of the snapshots it thins".into(),
+                )
+                .into());
+            }
+            if policy.is_empty() {
+                return Err(crate::exit::Usage(
+                    "a retention that keeps nothing: refusing to forget every snapshot".into(),
+                )
+                .into());
+            }
+            let repo = ctx.open()?;
+            ctx.require_admin(&repo, "forget")?;
+            let filter = SnapshotFilter {
+                tags: vec![tags.join(",")],
+                ..Default::default()
+            };
+            let what = Forget::Policy {
+                policy: &policy,
+                filter: &filter,
+            };
+            ctx.print_json(&lifeboat_ops::forget::forget(&repo, what, false)?);
         }
         Request::Status { sources } => {
             let config = super::config::load_repositories(config)?;
