@@ -12,8 +12,8 @@ use serde::Serialize;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use lifeboat_ops::point_in_time::PointInTime;
 use lifeboat_ops::request::Request;
+use lifeboat_ops::source_kind::SourceKind;
 use lifeboat_ops::timeline::TimelineReport;
-use lifeboat_sources::database_url::DatabaseUrl;
 
 use crate::actions::{Action, ActionKind, RestoreWanted};
 use crate::http::{Role, Shared};
@@ -414,7 +414,7 @@ fn locate(
             format!("no source {source:?}"),
         ));
     };
-    if matches!(entry.location, lifeboat_config::SourceLocation::Command(_)) {
+    if SourceKind::of(&entry.location) == SourceKind::Command {
         return Err(error(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!("{source} is a command's output: it has snapshots, not a timeline; use `lifeboat snapshots --tag source:{source}`"),
@@ -500,10 +500,7 @@ pub async fn restore(
     let is_server = shared
         .config
         .source(&source)
-        .is_some_and(|s| match &s.location {
-            lifeboat_config::SourceLocation::Url(url) => DatabaseUrl::parse(url).is_some(),
-            lifeboat_config::SourceLocation::Command(_) => false,
-        });
+        .is_some_and(|s| matches!(SourceKind::of(&s.location), SourceKind::DatabaseServer(_)));
     if is_server {
         return error(
             StatusCode::UNPROCESSABLE_ENTITY,

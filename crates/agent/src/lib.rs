@@ -40,6 +40,7 @@ use crate::asking::Asker;
 use crate::children::Children;
 use crate::state::State;
 use crate::status::{AgentStatus, PlanStatus, TargetStatus};
+use lifeboat_ops::source_kind::SourceKind;
 use lifeboat_ops::{DrillReport, StatusReport};
 
 pub use status::AgentStatus as Status;
@@ -412,9 +413,9 @@ impl Agent {
         let (asker, stop) = (self.asker.clone(), self.stop.clone());
         std::thread::spawn(move || {
             for source in &plan.sources {
-                let is_command = config.source(source).is_some_and(|s| {
-                    matches!(s.location, lifeboat_config::SourceLocation::Command(_))
-                });
+                let is_command = config
+                    .source(source)
+                    .is_some_and(|s| SourceKind::of(&s.location) == SourceKind::Command);
                 if is_command {
                     continue;
                 }

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lifeboat_config::{Config, SourceLocation, Target};
+use lifeboat_ops::source_kind::SourceKind;
 use serde::Serialize;
 
 use crate::children::{die_with_the_agent, error_line, for_target, Children};
@@ -46,15 +47,12 @@ impl ReplicatorStatus {
     }
 }
 
-/// The SQLite database a source names, if it is one (a `sqlite:`/`file:` URL, or a path
-/// to a file with the SQLite header).
+/// The SQLite database a source names, if it is one ([`SourceKind`] decides).
 pub fn sqlite_path(location: &SourceLocation) -> Option<PathBuf> {
-    let SourceLocation::Url(url) = location else {
-        return None;
-    };
-    lifeboat_sources::sqlite::path_from_url(url)
-        .or_else(|| Some(PathBuf::from(url)))
-        .filter(|p| lifeboat_sources::sqlite::is_sqlite(p) || url.starts_with("sqlite:"))
+    match SourceKind::of(location) {
+        SourceKind::Sqlite(path) => Some(path),
+        _ => None,
+    }
 }
 
 /// Starts a supervisor thread for every continuous plan's SQLite sources on each target.

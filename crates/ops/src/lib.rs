@@ -11,6 +11,8 @@ pub mod point_in_time;
 pub mod report;
 pub mod request;
 pub mod restore;
+pub mod rows;
+pub mod source_kind;
 pub mod status;
 pub mod subject;
 pub mod tags;

@@ -5,12 +5,13 @@ use std::collections::HashMap;
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
-use lifeboat_config::{Config, SourceLocation, Target};
+use lifeboat_config::{Config, Target};
 use lifeboat_repo::index::MasterIndex;
 use lifeboat_repo::snapshot::StoredSnapshot;
 use lifeboat_repo::Repository;
 
 use crate::report::{RestorePointStatus, StatusReport};
+use crate::source_kind::SourceKind;
 use crate::tags::source_tag;
 
 /// Measures `sources` (every source when empty) of every plan on each of its targets.
@@ -110,18 +111,17 @@ impl TargetView {
             .filter(|s| s.snapshot.tags.contains(&tag))
             .map(|s| s.snapshot.time)
             .max();
-        if let Some(SourceLocation::Url(url)) = config.source(source).map(|s| &s.location) {
-            if let Some(path) = lifeboat_sources::sqlite::path_from_url(url)
-                .or_else(|| Some(std::path::PathBuf::from(url)).filter(|p| p.is_file()))
-            {
-                if self.index.is_none() {
-                    self.index = Some(self.repo.load_index()?);
-                }
-                let index = self.index.as_ref().expect("loaded above");
-                let path = lifeboat_sources::timeline::source_path(&path.display().to_string())?;
-                let points = lifeboat_sources::timeline::restore_points(&self.repo, index, &path)?;
-                newest = newest.max(points.last().map(|p| p.time));
+        let kind = config.source(source).map(|s| SourceKind::of(&s.location));
+        // A database file (or any file) also has the restore points of its replication
+        // stream and of snapshots of a directory around it.
+        if let Some(SourceKind::Sqlite(path) | SourceKind::File(path)) = kind {
+            if self.index.is_none() {
+                self.index = Some(self.repo.load_index()?);
             }
+            let index = self.index.as_ref().expect("loaded above");
+            let path = lifeboat_sources::timeline::source_path(&path.display().to_string())?;
+            let points = lifeboat_sources::timeline::restore_points(&self.repo, index, &path)?;
+            newest = newest.max(points.last().map(|p| p.time));
         }
         Ok(newest)
     }

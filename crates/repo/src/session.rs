@@ -342,6 +342,13 @@ impl FinishedSession {
         Ok(())
     }
 
+    /// Completes `draft` with this session's stats, stores it and releases the lock.
+    pub fn save(self, draft: crate::snapshot::SnapshotDraft) -> Result<(Id, Snapshot)> {
+        let snapshot = draft.complete(&self.stats);
+        let id = self.save_snapshot(&snapshot)?;
+        Ok((id, snapshot))
+    }
+
     /// Stores the snapshot, then releases the lock.
     pub fn save_snapshot(mut self, snapshot: &Snapshot) -> Result<Id> {
         self.refuse_dry_run()?;

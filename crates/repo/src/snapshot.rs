@@ -118,6 +118,58 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
+/// A snapshot as the use case that takes it knows it. [`SnapshotDraft::complete`] (or
+/// `FinishedSession::save`) fills in the rest the same way for every kind of backup:
+/// the format version, this host unless another is given, the user, what the write
+/// session stored and how long the backup took.
+#[derive(Debug, Clone)]
+pub struct SnapshotDraft {
+    /// When the source was read.
+    pub time: chrono::DateTime<chrono::Utc>,
+    /// The host recorded (default: this machine's name).
+    pub host: Option<String>,
+    pub paths: Vec<String>,
+    pub tags: Vec<String>,
+    pub pinned: bool,
+    pub source: SnapshotSource,
+    pub tree: Id,
+    pub parent: Option<Id>,
+    /// What the source holds (files, dirs, bytes, database pages); the session's part
+    /// (new and stored bytes, duration) is filled in.
+    pub summary: SnapshotSummary,
+    pub warnings: Vec<SnapshotWarning>,
+    /// When the backup began.
+    pub started: std::time::Instant,
+}
+
+impl SnapshotDraft {
+    /// The snapshot, with what the write session stored (`stats`).
+    pub fn complete(self, stats: &crate::session::SessionStats) -> Snapshot {
+        let summary = SnapshotSummary {
+            new_blobs: stats.new_blobs,
+            new_bytes: stats.new_bytes,
+            stored_bytes: stats.stored_bytes,
+            duration_ms: self.started.elapsed().as_millis() as u64,
+            ..self.summary
+        };
+        Snapshot {
+            version: SNAPSHOT_VERSION,
+            time: self.time,
+            host: self.host.unwrap_or_else(crate::hostname),
+            username: std::env::var("USER").unwrap_or_default(),
+            paths: self.paths,
+            tags: self.tags,
+            pinned: self.pinned,
+            source: self.source,
+            tree: self.tree,
+            parent: self.parent,
+            original: None,
+            summary,
+            warnings: self.warnings,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub version: u32,

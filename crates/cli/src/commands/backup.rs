@@ -3,7 +3,7 @@ use std::time::Instant;
 
 use anyhow::{Context as _, Result};
 use lifeboat_repo::session::WriteSession;
-use lifeboat_repo::snapshot::{Snapshot, SnapshotSource, SnapshotSummary, SnapshotWarning};
+use lifeboat_repo::snapshot::{SnapshotDraft, SnapshotSource, SnapshotSummary, SnapshotWarning};
 use lifeboat_repo::Repository;
 use lifeboat_sources::database_url::DatabaseUrl;
 use lifeboat_sources::{command, dump, files};
@@ -61,7 +61,7 @@ pub fn take_snapshot(ctx: &Context, args: &BackupArgs) -> Result<Taken> {
     };
     let mut warnings = Vec::new();
     let mut excluded = 0;
-    let (source, paths, tree, mut summary, parent) = match &args.stdin_from_command {
+    let (source, paths, tree, summary, parent) = match &args.stdin_from_command {
         Some(cmd) => {
             let name = args.name.clone().unwrap_or_default();
             let bar = Bar::bytes(ctx.progress_enabled(), None, "backing up");
@@ -200,34 +200,36 @@ pub fn take_snapshot(ctx: &Context, args: &BackupArgs) -> Result<Taken> {
     }
     let finished = session.finish()?;
     let stats = finished.stats;
-    summary.new_blobs = stats.new_blobs;
-    summary.new_bytes = stats.new_bytes;
-    summary.stored_bytes = stats.stored_bytes;
-    summary.duration_ms = started.elapsed().as_millis() as u64;
-    if args.dry_run {
-        report_dry_run(ctx, &paths, &summary, excluded, &warnings);
-        return Ok(Taken {
-            id: lifeboat_repo::Id([0; 32]),
-            paths,
-            warnings: Vec::new(),
-        });
-    }
-    let snapshot = Snapshot {
-        version: lifeboat_repo::snapshot::SNAPSHOT_VERSION,
+    let draft = SnapshotDraft {
         time,
-        host,
-        username: std::env::var("USER").unwrap_or_default(),
+        host: Some(host),
         paths,
         tags: args.tags.clone(),
         pinned: args.pin,
         source,
         tree,
         parent,
-        original: None,
-        summary: summary.clone(),
+        summary,
         warnings,
+        started,
     };
-    let id = finished.save_snapshot(&snapshot)?;
+    if args.dry_run {
+        let would_be = draft.complete(&stats);
+        report_dry_run(
+            ctx,
+            &would_be.paths,
+            &would_be.summary,
+            excluded,
+            &would_be.warnings,
+        );
+        return Ok(Taken {
+            id: lifeboat_repo::Id([0; 32]),
+            paths: would_be.paths,
+            warnings: Vec::new(),
+        });
+    }
+    let (id, snapshot) = finished.save(draft)?;
+    let summary = &snapshot.summary;
     if ctx.global.json {
         ctx.print_json(&lifeboat_ops::BackupReport {
             id,

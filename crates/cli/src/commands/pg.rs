@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _, Result};
 use lifeboat_repo::pg_wal::WalPush;
 use lifeboat_repo::session::WriteSession;
-use lifeboat_repo::snapshot::{Snapshot, SnapshotSource, SnapshotSummary};
+use lifeboat_repo::snapshot::{SnapshotDraft, SnapshotSource, SnapshotSummary};
 use lifeboat_sources::database_url::DatabaseUrl;
 use lifeboat_sources::postgres::recovery::{self, RecoverySettings, RecoveryTarget};
 use lifeboat_sources::postgres::{physical, wal, Psql};
@@ -56,34 +56,27 @@ fn basebackup(ctx: &Context, args: &PgBasebackupArgs) -> Result<()> {
     let backup = physical::basebackup(&repo, &session, &url, args.wal_timeout, &bar)?;
     bar.finish();
     let finished = session.finish()?;
-    let stats = finished.stats;
-    let summary = SnapshotSummary {
-        files: backup.stats.files,
-        dirs: backup.stats.dirs,
-        total_bytes: backup.stats.bytes,
-        new_blobs: stats.new_blobs,
-        new_bytes: stats.new_bytes,
-        stored_bytes: stats.stored_bytes,
-        duration_ms: started.elapsed().as_millis() as u64,
-        ..Default::default()
-    };
     let meta = backup.meta;
-    let snapshot = Snapshot {
-        version: lifeboat_repo::snapshot::SNAPSHOT_VERSION,
+    let draft = SnapshotDraft {
         time,
-        host: lifeboat_repo::hostname(),
-        username: std::env::var("USER").unwrap_or_default(),
+        host: None,
         paths: vec![url.server()],
         tags: args.tags.clone(),
         pinned: args.pin,
         source: SnapshotSource::PgBase(meta.clone()),
         tree: backup.root,
         parent: None,
-        original: None,
+        summary: SnapshotSummary {
+            files: backup.stats.files,
+            dirs: backup.stats.dirs,
+            total_bytes: backup.stats.bytes,
+            ..Default::default()
+        },
         warnings: Vec::new(),
-        summary: summary.clone(),
+        started,
     };
-    let id = finished.save_snapshot(&snapshot)?;
+    let (id, snapshot) = finished.save(draft)?;
+    let summary = snapshot.summary;
     if ctx.global.json {
         ctx.print_json(
             &json!({ "id": id, "short_id": id.short(), "base_backup": meta, "summary": summary }),

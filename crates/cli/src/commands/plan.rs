@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use anyhow::Result;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
-use lifeboat_config::{format_duration, Config, SourceLocation, Target};
+use lifeboat_config::{format_duration, Config, Target};
 use lifeboat_storage::Location;
 
 mod recovery_steps;
@@ -15,6 +15,7 @@ use recovery_steps::write_recovery_steps;
 
 use crate::args::RunbookArgs;
 use crate::context::Context;
+use lifeboat_ops::source_kind::SourceKind;
 use lifeboat_ops::DrillReport;
 
 /// What one target is, for the 3-2-1 picture.
@@ -188,22 +189,7 @@ fn runbook(ctx: &Context, config: &Config, origin: &str) -> String {
         let offsite = targets.iter().any(|t| medium(t).offsite);
         // The live data is one copy; each target another.
         let ok = targets.len() + 1 >= 3 && media.len() + 1 >= 2 && offsite;
-        let kind = match &source.location {
-            SourceLocation::Command(_) => "command output",
-            SourceLocation::Url(u) if u.starts_with("postgres") => "PostgreSQL",
-            SourceLocation::Url(u) if u.starts_with("mysql") || u.starts_with("mariadb") => {
-                "MySQL/MariaDB"
-            }
-            SourceLocation::Url(u)
-                if u.starts_with("sqlite:")
-                    || u.starts_with("file:")
-                    || u.ends_with(".db")
-                    || u.ends_with(".sqlite") =>
-            {
-                "SQLite"
-            }
-            SourceLocation::Url(_) => "files",
-        };
+        let kind = SourceKind::of(&source.location).describe();
         let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
         // Immutable only where it is: this host's credentials cannot delete that copy.
         let immutable: Vec<String> = targets

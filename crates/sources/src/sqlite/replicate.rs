@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use lifeboat_repo::segment::{Segment, SegmentHeader, Transaction};
 use lifeboat_repo::session::WriteSession;
-use lifeboat_repo::snapshot::{Snapshot, SnapshotSource, SnapshotSummary};
+use lifeboat_repo::snapshot::{SnapshotDraft, SnapshotSource, SnapshotSummary};
 use lifeboat_repo::{Id, Repository};
 use rusqlite::Connection;
 
@@ -262,33 +262,26 @@ impl<'a> Replicator<'a> {
         node.page_map = stored.page_map;
         let tree = session.store_tree(&lifeboat_repo::tree::Tree { nodes: vec![node] })?;
         let finished = session.finish()?;
-        let summary = SnapshotSummary {
-            files: 1,
-            total_bytes: stored.size,
-            new_blobs: finished.stats.new_blobs,
-            new_bytes: finished.stats.new_bytes,
-            stored_bytes: finished.stats.stored_bytes,
-            duration_ms: started.elapsed().as_millis() as u64,
-            database_pages: stored.pages as u64,
-            changed_pages: stored.changed_pages as u64,
-            ..Default::default()
-        };
-        let snapshot = Snapshot {
-            version: lifeboat_repo::snapshot::SNAPSHOT_VERSION,
+        let draft = SnapshotDraft {
             time,
-            host: lifeboat_repo::hostname(),
-            username: std::env::var("USER").unwrap_or_default(),
+            host: None,
             paths: vec![self.source.clone()],
             tags: vec!["replicate".into()],
             pinned: false,
             source: SnapshotSource::Files,
             tree,
             parent: parent.map(|p| p.snapshot),
-            original: None,
+            summary: SnapshotSummary {
+                files: 1,
+                total_bytes: stored.size,
+                database_pages: stored.pages as u64,
+                changed_pages: stored.changed_pages as u64,
+                ..Default::default()
+            },
             warnings: Vec::new(),
-            summary,
+            started,
         };
-        Ok(finished.save_snapshot(&snapshot)?)
+        Ok(finished.save(draft)?.0)
     }
 
     fn ship(&mut self) -> Result<(u64, u32, usize)> {
