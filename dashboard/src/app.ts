@@ -5,7 +5,8 @@
 import { durations, restorePointAge, rtos, sizes } from './charts.js';
 import {
   ago, age, api, byId, bytes, el, follow, TOKEN_KEY, Unauthorized,
-  type Action, type Drill, type DrillRecord, type RestorePoint, type Run, type Status,
+  type Action, type AlertDelivery, type Drill, type DrillRecord, type RestorePoint, type Run,
+  type Status,
 } from './page.js';
 import { load as loadTimeline, offerSources, wire } from './timeline.js';
 
@@ -129,11 +130,12 @@ function table(headings: string[], rows: string[][]): HTMLElement {
 }
 
 async function refresh(): Promise<void> {
-  const [status, drills, history, jobs] = await Promise.all([
+  const [status, drills, history, jobs, alerts] = await Promise.all([
     api<Status>('/api/v1/status'),
     api<Drill[]>('/api/v1/drills'),
     api<DrillRecord[]>('/api/v1/drills/history?limit=50'),
     api<Run[]>('/api/v1/jobs?limit=200'),
+    api<AlertDelivery[]>('/api/v1/alerts'),
   ]);
   const recent = jobs.slice(0, 20);
   const checked = status.restore_points_checked ? `; restore points measured ${ago(status.restore_points_checked)}` : '';
@@ -148,6 +150,11 @@ async function refresh(): Promise<void> {
     const seen = incident.acknowledged ? `; acknowledged ${ago(incident.acknowledged)}` : '';
     incidents.append(el('li', `${incident.detail} (since ${ago(incident.opened)}${seen})`, 'bad'));
   }
+  byId('alerts').replaceChildren(alerts.length === 0
+    ? el('p', 'No alert sent since the agent started.', 'muted')
+    : table(['When', 'Channel', 'Alert', 'Delivered'],
+      alerts.slice(0, 10).map((a) => [ago(a.time), a.channel, a.title,
+        a.delivered ? 'yes' : `no: ${a.error ?? ''}`])));
   // One objective line when every plan drilled has the same RTO; none otherwise.
   const objectives = new Set(history.map((d) => status.plans.find((p) => p.name === d.plan)?.rto_seconds ?? null));
   const objective = objectives.size === 1 ? [...objectives][0] : null;

@@ -12,6 +12,7 @@ export type DrillRecord = Schemas['DrillRecord'];
 export type Status = Schemas['AgentStatus'];
 export type Action = Schemas['Action'];
 export type Timeline = Schemas['TimelineReport'];
+export type AlertDelivery = Schemas['AlertDelivery'];
 
 export const TOKEN_KEY = 'lifeboat-agent-token';
 

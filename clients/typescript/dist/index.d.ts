@@ -8,6 +8,7 @@ export type Incident = Schemas['Incident'];
 export type Action = Schemas['Action'];
 export type RestorePointStatus = Schemas['RestorePointStatus'];
 export type DrillRecord = Schemas['DrillRecord'];
+export type AlertDelivery = Schemas['AlertDelivery'];
 export type TimelineReport = Schemas['TimelineReport'];
 export type RestoreReport = Schemas['RestoreReport'];
 /** What the agent refused or failed, with its HTTP status (401, 403, 404, 409, ...). */
@@ -80,6 +81,16 @@ export declare function createAgentClient(options: AgentClientOptions): {
         detail: string;
         key: string;
         opened: string;
+    }[]>;
+    /** The alerts sent to each channel, failed deliveries included, newest first. */
+    alerts: () => Promise<{
+        channel: string;
+        delivered: boolean;
+        error: string | null;
+        key: string;
+        severity: string;
+        time: string;
+        title: string;
     }[]>;
     actions: () => Promise<{
         at: string | null;

@@ -48,6 +48,8 @@ export function createAgentClient(options) {
         /** Every drill recorded, newest first (RTO and RPO of each). */
         drillHistory: (limit) => unwrap(client.GET('/api/v1/drills/history', { params: { query: { limit } } })),
         incidents: () => unwrap(client.GET('/api/v1/incidents')),
+        /** The alerts sent to each channel, failed deliveries included, newest first. */
+        alerts: () => unwrap(client.GET('/api/v1/alerts')),
         actions: () => unwrap(client.GET('/api/v1/actions')),
         action,
         /** Queues a run of the plan's backups (operator token); poll it with `finished`. */

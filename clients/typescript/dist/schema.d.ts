@@ -202,6 +202,51 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/alerts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The alerts sent to each channel since the agent started (the newest 200), failed deliveries with their error, newest first. */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AlertDelivery"][];
+                    };
+                };
+                /** @description No token, or a token the agent does not know. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/drills": {
         parameters: {
             query?: never;
@@ -982,6 +1027,20 @@ export interface components {
             /** Format: date-time */
             started: string | null;
             version: string;
+        };
+        /** @description One alert sent (or not) to one channel. */
+        AlertDelivery: {
+            /** @description The channel's kind and host (never its URL's path or credentials). */
+            channel: string;
+            delivered: boolean;
+            error: string | null;
+            /** @description The event's key, e.g. `failed/app/offsite`. */
+            key: string;
+            /** @description `info`, `recovery`, `warning` or `failure`. */
+            severity: string;
+            /** Format: date-time */
+            time: string;
+            title: string;
         };
         /** @description Every error the API answers with. */
         ApiError: {

@@ -15,6 +15,7 @@ export type Incident = Schemas['Incident'];
 export type Action = Schemas['Action'];
 export type RestorePointStatus = Schemas['RestorePointStatus'];
 export type DrillRecord = Schemas['DrillRecord'];
+export type AlertDelivery = Schemas['AlertDelivery'];
 export type TimelineReport = Schemas['TimelineReport'];
 export type RestoreReport = Schemas['RestoreReport'];
 
@@ -77,6 +78,8 @@ export function createAgentClient(options: AgentClientOptions) {
     drillHistory: (limit?: number) =>
       unwrap(client.GET('/api/v1/drills/history', { params: { query: { limit } } })),
     incidents: () => unwrap(client.GET('/api/v1/incidents')),
+    /** The alerts sent to each channel, failed deliveries included, newest first. */
+    alerts: () => unwrap(client.GET('/api/v1/alerts')),
     actions: () => unwrap(client.GET('/api/v1/actions')),
     action,
     /** Queues a run of the plan's backups (operator token); poll it with `finished`. */

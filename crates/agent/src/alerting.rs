@@ -3,6 +3,7 @@
 //! it is over. A channel that fails is logged and shown in the status; it never changes a
 //! job's result.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -11,7 +12,30 @@ use lifeboat_config::{AlertKind, Config};
 
 use crate::replicators::ReplicatorStatus;
 use crate::state::State;
-use crate::status::{AgentStatus, ChannelStatus};
+use crate::status::{AgentStatus, AlertDelivery, ChannelStatus};
+
+/// How many deliveries `/api/v1/alerts` shows; older ones are forgotten.
+const KEPT_DELIVERIES: usize = 200;
+
+/// The newest alert deliveries, shared with the HTTP side.
+#[derive(Clone, Default)]
+pub struct DeliveryLog(Arc<Mutex<VecDeque<AlertDelivery>>>);
+
+impl DeliveryLog {
+    fn record(&self, delivery: AlertDelivery) {
+        let mut log = self.0.lock().expect("deliveries");
+        if log.len() == KEPT_DELIVERIES {
+            log.pop_front();
+        }
+        log.push_back(delivery);
+    }
+
+    /// The newest first.
+    pub fn newest_first(&self) -> Vec<AlertDelivery> {
+        let log = self.0.lock().expect("deliveries");
+        log.iter().rev().cloned().collect()
+    }
+}
 
 pub struct Alerting {
     /// Each plan with an RPO and each of its targets: what a status check measures.
@@ -20,6 +44,7 @@ pub struct Alerting {
     others: Notifier,
     state: Arc<State>,
     status: Arc<Mutex<AgentStatus>>,
+    deliveries: DeliveryLog,
 }
 
 fn host() -> String {
@@ -29,7 +54,12 @@ fn host() -> String {
 }
 
 impl Alerting {
-    pub fn new(config: &Config, state: Arc<State>, status: Arc<Mutex<AgentStatus>>) -> Alerting {
+    pub fn new(
+        config: &Config,
+        state: Arc<State>,
+        status: Arc<Mutex<AgentStatus>>,
+        deliveries: DeliveryLog,
+    ) -> Alerting {
         let (pings, others): (Vec<_>, Vec<_>) = config
             .alerts
             .iter()
@@ -47,6 +77,7 @@ impl Alerting {
             others: Notifier::new(&others, host()),
             state,
             status,
+            deliveries,
         }
     }
 
@@ -69,14 +100,23 @@ impl Alerting {
                 }
             };
             let channel = &mut status.alert_channels[index];
-            match delivery.result {
+            match &delivery.result {
                 Ok(()) => channel.sent += 1,
                 Err(e) => {
                     tracing::warn!("alert to {} failed: {e}", channel.channel);
                     channel.failed += 1;
-                    channel.last_error = Some(e);
+                    channel.last_error = Some(e.clone());
                 }
             }
+            self.deliveries.record(AlertDelivery {
+                time: Utc::now(),
+                channel: delivery.channel,
+                key: event.key(),
+                severity: event.severity().as_str().to_string(),
+                title: event.title(),
+                delivered: delivery.result.is_ok(),
+                error: delivery.result.err(),
+            });
         }
     }
 

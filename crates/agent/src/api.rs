@@ -165,6 +165,11 @@ pub async fn drill_history(
     }
 }
 
+/// The alerts sent to each channel (and the ones that failed), newest first.
+pub async fn alerts(State(shared): State<Shared>, headers: HeaderMap) -> Response {
+    read(&shared, &headers, || shared.deliveries.newest_first())
+}
+
 pub async fn incidents(State(shared): State<Shared>, headers: HeaderMap) -> Response {
     if let Err(refused) = shared.role(&headers) {
         return refused;

@@ -17,6 +17,7 @@ use axum::Router;
 use lifeboat_config::Config;
 
 use crate::actions::Actions;
+use crate::alerting::DeliveryLog;
 use crate::api;
 use crate::asking::Asker;
 use crate::dashboard;
@@ -31,6 +32,7 @@ pub(crate) struct Shared {
     pub state: Arc<JobState>,
     /// Answers what only the repository knows (a source's timeline).
     pub asker: Arc<Asker>,
+    pub deliveries: DeliveryLog,
     tokens: Tokens,
 }
 
@@ -41,6 +43,7 @@ pub(crate) struct Parts {
     pub config: Arc<Config>,
     pub state: Arc<JobState>,
     pub asker: Arc<Asker>,
+    pub deliveries: DeliveryLog,
 }
 
 #[derive(Clone)]
@@ -65,6 +68,7 @@ pub(crate) fn serve(addr: SocketAddr, parts: Parts) -> anyhow::Result<SocketAddr
         config,
         state,
         asker,
+        deliveries,
     } = parts;
     let listener = std::net::TcpListener::bind(addr)
         .map_err(|e| anyhow::anyhow!("the agent cannot listen on {addr}: {e}"))?;
@@ -82,6 +86,7 @@ pub(crate) fn serve(addr: SocketAddr, parts: Parts) -> anyhow::Result<SocketAddr
         config,
         state,
         asker,
+        deliveries,
         tokens,
     };
     let app = Router::new()
@@ -97,6 +102,7 @@ pub(crate) fn serve(addr: SocketAddr, parts: Parts) -> anyhow::Result<SocketAddr
         .route("/api/v1/drills", get(api::drills))
         .route("/api/v1/drills/history", get(api::drill_history))
         .route("/api/v1/incidents", get(api::incidents))
+        .route("/api/v1/alerts", get(api::alerts))
         .route("/api/v1/incidents/acknowledge", post(api::acknowledge))
         .route("/api/v1/actions", get(api::actions))
         .route("/api/v1/actions/{id}", get(api::action))

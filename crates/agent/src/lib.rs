@@ -118,9 +118,11 @@ pub fn run(config: Config, options: AgentOptions) -> Result<()> {
     let restores = state_path
         .parent()
         .map_or_else(|| PathBuf::from("restores"), |dir| dir.join("restores"));
+    let deliveries = alerting::DeliveryLog::default();
     let addr = http::serve(
         config.agent.listen,
         http::Parts {
+            deliveries: deliveries.clone(),
             status: status.clone(),
             actions: actions.clone(),
             config: config.clone(),
@@ -144,7 +146,12 @@ pub fn run(config: Config, options: AgentOptions) -> Result<()> {
         config.plans.len(),
         state_path.display()
     );
-    let alerting = Arc::new(Alerting::new(&config, state.clone(), status.clone()));
+    let alerting = Arc::new(Alerting::new(
+        &config,
+        state.clone(),
+        status.clone(),
+        deliveries,
+    ));
     let agent = Agent {
         config,
         options,

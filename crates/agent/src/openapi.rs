@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use crate::actions::Action;
 use crate::api::{Access, Acknowledgement, ApiError, RestoreRequest};
 use crate::state::{DrillRecord, DrillStatus, Run};
-use crate::status::{AgentStatus, Incident};
+use crate::status::{AgentStatus, AlertDelivery, Incident};
 use lifeboat_ops::timeline::TimelineReport;
 
 /// A generator whose references point into the document's `components/schemas`.
@@ -28,6 +28,7 @@ pub fn document() -> Value {
     let drills = answers.subschema_for::<Vec<DrillStatus>>().to_value();
     let drill_history = answers.subschema_for::<Vec<DrillRecord>>().to_value();
     let incidents = answers.subschema_for::<Vec<Incident>>().to_value();
+    let alerts = answers.subschema_for::<Vec<AlertDelivery>>().to_value();
     let actions = answers.subschema_for::<Vec<Action>>().to_value();
     let action = answers.subschema_for::<Action>().to_value();
     let access = answers.subschema_for::<Access>().to_value();
@@ -121,6 +122,7 @@ pub fn document() -> Value {
             "/api/v1/drills/history": listed("Every drill recorded, newest first: RTO and RPO per drill.", drill_history),
             "/api/v1/drills": read("The newest drill of each plan's source on each target.", drills),
             "/api/v1/incidents": read("The open incidents.", incidents),
+            "/api/v1/alerts": read("The alerts sent to each channel since the agent started (the newest 200), failed deliveries with their error, newest first.", alerts),
             "/api/v1/incidents/acknowledge": {
                 "post": {
                     "summary": "Mark an open incident as seen by a person (alerts do not change).",

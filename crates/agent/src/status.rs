@@ -46,6 +46,21 @@ pub struct TargetStatus {
     pub history: TargetHistory,
 }
 
+/// One alert sent (or not) to one channel.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct AlertDelivery {
+    pub time: DateTime<Utc>,
+    /// The channel's kind and host (never its URL's path or credentials).
+    pub channel: String,
+    /// The event's key, e.g. `failed/app/offsite`.
+    pub key: String,
+    /// `info`, `recovery`, `warning` or `failure`.
+    pub severity: String,
+    pub title: String,
+    pub delivered: bool,
+    pub error: Option<String>,
+}
+
 #[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 pub struct ChannelStatus {
     pub channel: String,

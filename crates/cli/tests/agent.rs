@@ -261,6 +261,29 @@ url = "http://127.0.0.1:{dead}/nobody-listens"
     let failed = hook.of_kind("job_failed");
     assert_eq!(failed.len(), 1, "alerted more than once: {failed:#?}");
     assert_eq!(failed[0]["target"], "late");
+    // The API lists each delivery: the failure alert reached the listening hook, and the
+    // one nobody listens on is a failed delivery with its reason; neither shows its URL.
+    let (code, alerts) = common::http::call(addr, "GET", "/api/v1/alerts", Some(TOKEN)).unwrap();
+    assert_eq!(code, 200, "{alerts}");
+    let failures: Vec<&serde_json::Value> = alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["key"] == "failed/app/late")
+        .collect();
+    assert!(
+        failures
+            .iter()
+            .any(|a| a["delivered"] == true && a["severity"] == "failure"),
+        "{alerts}"
+    );
+    assert!(
+        failures
+            .iter()
+            .any(|a| a["delivered"] == false && a["error"].is_string()),
+        "{alerts}"
+    );
+    assert!(!alerts.to_string().contains("nobody-listens"), "{alerts}");
     let alert_text = failed[0].to_string();
     assert!(
         alert_text.contains("late-repo") || alert_text.contains("repository"),
