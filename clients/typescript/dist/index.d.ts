@@ -9,6 +9,7 @@ export type Action = Schemas['Action'];
 export type RestorePointStatus = Schemas['RestorePointStatus'];
 export type DrillRecord = Schemas['DrillRecord'];
 export type AlertDelivery = Schemas['AlertDelivery'];
+export type SnapshotEntry = Schemas['SnapshotEntry'];
 export type TimelineReport = Schemas['TimelineReport'];
 export type RestoreReport = Schemas['RestoreReport'];
 /** What the agent refused or failed, with its HTTP status (401, 403, 404, 409, ...). */
@@ -150,6 +151,23 @@ export declare function createAgentClient(options: AgentClientOptions): {
         state: components["schemas"]["ActionState"];
         target: string | null;
     }>;
+    /** The snapshots in a target (default: the first), all or one source's, oldest first. */
+    snapshots: (query?: {
+        target?: string;
+        source?: string;
+    }) => Promise<{
+        files: number;
+        host: string;
+        id: string;
+        kind: components["schemas"]["SnapshotKind"];
+        paths: string[];
+        pinned: boolean;
+        stored_bytes: number;
+        tags: string[];
+        time: string;
+        total_bytes: number;
+        warnings: number;
+    }[]>;
     /** Every restore point of a source, read from its repository (`target`: which one). */
     timeline: (source: string, target?: string) => Promise<{
         clusters: components["schemas"]["Cluster"][];

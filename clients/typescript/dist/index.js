@@ -56,6 +56,8 @@ export function createAgentClient(options) {
         backup: (plan) => unwrap(client.POST('/api/v1/plans/{plan}/backup', { params: { path: { plan } } })),
         /** Queues the plan's restore drills (operator token). */
         drill: (plan) => unwrap(client.POST('/api/v1/plans/{plan}/drill', { params: { path: { plan } } })),
+        /** The snapshots in a target (default: the first), all or one source's, oldest first. */
+        snapshots: (query = {}) => unwrap(client.GET('/api/v1/snapshots', { params: { query } })),
         /** Every restore point of a source, read from its repository (`target`: which one). */
         timeline: (source, target) => unwrap(client.GET('/api/v1/sources/{source}/timeline', {
             params: { path: { source }, query: { target } },

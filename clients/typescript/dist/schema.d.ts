@@ -731,6 +731,92 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/snapshots": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The snapshots in a target, oldest first: all, or one source's. */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description The target to list (default: the first target of lifeboat.toml, or with source, of its first plan). */
+                    target?: string;
+                    /** @description Only the snapshots of this source of lifeboat.toml. */
+                    source?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["SnapshotEntry"][];
+                    };
+                };
+                /** @description A bad or unknown query parameter. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                /** @description No token, or a token the agent does not know. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                /** @description No such target or source, or no plan writes the source to that target. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                /** @description The source is a command's output. */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                /** @description The repository could not be read. */
+                502: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/sources/{source}/restore": {
         parameters: {
             query?: never;
@@ -1270,6 +1356,36 @@ export interface components {
             /** Format: uint64 */
             last: number;
         };
+        SnapshotEntry: {
+            /** Format: uint64 */
+            files: number;
+            host: string;
+            /** @description The snapshot's id, 64 hex digits. */
+            id: string;
+            kind: components["schemas"]["SnapshotKind"];
+            paths: string[];
+            /** @description Retention never removes it. */
+            pinned: boolean;
+            /**
+             * Format: uint64
+             * @description What this snapshot added to the repository (after deduplication and compression).
+             */
+            stored_bytes: number;
+            tags: string[];
+            /** Format: date-time */
+            time: string;
+            /**
+             * Format: uint64
+             * @description What the source held.
+             */
+            total_bytes: number;
+            /**
+             * Format: uint
+             * @description Paths it lacks or holds in a lesser form.
+             */
+            warnings: number;
+        };
+        SnapshotKind: ("files" | "command") | "database" | "pg_base";
         Span: {
             /**
              * Format: uint64

@@ -16,6 +16,7 @@ export type Action = Schemas['Action'];
 export type RestorePointStatus = Schemas['RestorePointStatus'];
 export type DrillRecord = Schemas['DrillRecord'];
 export type AlertDelivery = Schemas['AlertDelivery'];
+export type SnapshotEntry = Schemas['SnapshotEntry'];
 export type TimelineReport = Schemas['TimelineReport'];
 export type RestoreReport = Schemas['RestoreReport'];
 
@@ -88,6 +89,9 @@ export function createAgentClient(options: AgentClientOptions) {
     /** Queues the plan's restore drills (operator token). */
     drill: (plan: string) =>
       unwrap(client.POST('/api/v1/plans/{plan}/drill', { params: { path: { plan } } })),
+    /** The snapshots in a target (default: the first), all or one source's, oldest first. */
+    snapshots: (query: { target?: string; source?: string } = {}) =>
+      unwrap(client.GET('/api/v1/snapshots', { params: { query } })),
     /** Every restore point of a source, read from its repository (`target`: which one). */
     timeline: (source: string, target?: string) =>
       unwrap(client.GET('/api/v1/sources/{source}/timeline', {

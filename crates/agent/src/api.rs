@@ -12,6 +12,7 @@ use serde::Serialize;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use lifeboat_ops::point_in_time::PointInTime;
 use lifeboat_ops::request::Request;
+use lifeboat_ops::snapshots::SnapshotEntry;
 use lifeboat_ops::source_kind::SourceKind;
 use lifeboat_ops::timeline::TimelineReport;
 
@@ -384,22 +385,82 @@ pub async fn timeline(
 }
 
 fn target_parameter(query: Option<&str>) -> Result<Option<String>, String> {
-    let mut target = None;
+    Ok(parameters(query, &["target"])?.remove("target"))
+}
+
+/// The query's parameters, each one of `known` and not empty.
+fn parameters(
+    query: Option<&str>,
+    known: &[&str],
+) -> Result<std::collections::HashMap<String, String>, String> {
+    let mut found = std::collections::HashMap::new();
     for pair in query
         .unwrap_or_default()
         .split('&')
         .filter(|p| !p.is_empty())
     {
         match pair.split_once('=') {
-            Some(("target", value)) if !value.is_empty() => target = Some(value.to_string()),
+            Some((name, value)) if known.contains(&name) && !value.is_empty() => {
+                found.insert(name.to_string(), value.to_string());
+            }
             _ => {
                 return Err(format!(
-                    "unknown query parameter {pair:?}; this endpoint takes target"
+                    "unknown or empty query parameter {pair:?}; this endpoint takes {}",
+                    known.join(", ")
                 ))
             }
         }
     }
-    Ok(target)
+    Ok(found)
+}
+
+/// The snapshots in a target (`?target=`, default the first target of lifeboat.toml),
+/// of one source (`&source=`) or all, oldest first.
+pub async fn snapshots(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if let Err(refused) = shared.role(&headers) {
+        return refused;
+    }
+    let mut wanted = match parameters(query.as_deref(), &["target", "source"]) {
+        Ok(wanted) => wanted,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
+    let source = wanted.remove("source");
+    let target = match (&source, wanted.remove("target")) {
+        (Some(source), target) => match locate(&shared, source, target.as_deref()) {
+            Ok((_, target)) => target,
+            Err(refused) => return refused,
+        },
+        (None, Some(name)) => match shared.config.target(&name) {
+            Some(target) => target.clone(),
+            None => return error(StatusCode::NOT_FOUND, format!("no target {name:?}")),
+        },
+        (None, None) => match shared.config.targets.first() {
+            Some(target) => target.clone(),
+            None => return error(StatusCode::NOT_FOUND, "lifeboat.toml names no target"),
+        },
+    };
+    let name = target.name.clone();
+    let asker = shared.asker.clone();
+    let request = Request::Snapshots { source };
+    let asked = tokio::task::spawn_blocking(move || {
+        asker.ask::<Vec<SnapshotEntry>>(Some(&target), &request, "request (snapshots)")
+    })
+    .await;
+    match asked {
+        Ok(Ok(list)) => Json(list).into_response(),
+        Ok(Err(e)) => error(
+            StatusCode::BAD_GATEWAY,
+            format!("cannot list the snapshots in {name}: {e}"),
+        ),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the listing stopped: {e}"),
+        ),
+    }
 }
 
 /// The plan that backs `source` up and the target to read it from (`wanted`, which must

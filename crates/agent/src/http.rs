@@ -107,6 +107,7 @@ pub(crate) fn serve(addr: SocketAddr, parts: Parts) -> anyhow::Result<SocketAddr
         .route("/api/v1/actions", get(api::actions))
         .route("/api/v1/actions/{id}", get(api::action))
         .route("/api/v1/actions/{id}/events", get(api::action_events))
+        .route("/api/v1/snapshots", get(api::snapshots))
         .route("/api/v1/sources/{source}/timeline", get(api::timeline))
         .route("/api/v1/sources/{source}/restore", post(api::restore))
         .route("/api/v1/plans/{plan}/backup", post(api::run_backup))

@@ -9,6 +9,7 @@ use crate::actions::Action;
 use crate::api::{Access, Acknowledgement, ApiError, RestoreRequest};
 use crate::state::{DrillRecord, DrillStatus, Run};
 use crate::status::{AgentStatus, AlertDelivery, Incident};
+use lifeboat_ops::snapshots::SnapshotEntry;
 use lifeboat_ops::timeline::TimelineReport;
 
 /// A generator whose references point into the document's `components/schemas`.
@@ -34,6 +35,7 @@ pub fn document() -> Value {
     let access = answers.subschema_for::<Access>().to_value();
     let incident = answers.subschema_for::<Incident>().to_value();
     let timeline = answers.subschema_for::<TimelineReport>().to_value();
+    let snapshots = answers.subschema_for::<Vec<SnapshotEntry>>().to_value();
     answers.subschema_for::<ApiError>();
     // Request bodies are read, so their schema is the deserializing one.
     let mut requests = into_components(SchemaSettings::draft2020_12());
@@ -173,6 +175,35 @@ pub fn document() -> Value {
                         },
                         "401": fail("No token, or a token the agent does not know."),
                         "404": fail("No such action (or one long finished and forgotten)."),
+                    },
+                },
+            },
+            "/api/v1/snapshots": {
+                "get": {
+                    "summary": "The snapshots in a target, oldest first: all, or one source's.",
+                    "parameters": [
+                        {
+                            "name": "target",
+                            "in": "query",
+                            "required": false,
+                            "description": "The target to list (default: the first target of lifeboat.toml, or with source, of its first plan).",
+                            "schema": {"type": "string", "minLength": 1},
+                        },
+                        {
+                            "name": "source",
+                            "in": "query",
+                            "required": false,
+                            "description": "Only the snapshots of this source of lifeboat.toml.",
+                            "schema": {"type": "string", "minLength": 1},
+                        },
+                    ],
+                    "responses": {
+                        "200": ok("OK", snapshots),
+                        "400": fail("A bad or unknown query parameter."),
+                        "401": fail("No token, or a token the agent does not know."),
+                        "404": fail("No such target or source, or no plan writes the source to that target."),
+                        "422": fail("The source is a command's output."),
+                        "502": fail("The repository could not be read."),
                     },
                 },
             },

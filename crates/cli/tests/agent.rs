@@ -924,6 +924,32 @@ fn the_api_reads_with_either_token_and_acts_only_with_the_operators() {
     let backup = follow("backup");
     assert_eq!(backup["state"], "succeeded", "{backup}");
     assert_eq!(snapshots_tagged(repo, "plan:app"), before + 1);
+    // The snapshots as the API lists them: the source's, read from its target.
+    let (code, listed) = call("GET", "/api/v1/snapshots?source=uploads", Some(READER));
+    assert_eq!(code, 200, "{listed}");
+    let listed = listed.as_array().unwrap();
+    assert_eq!(
+        listed.len(),
+        snapshots_tagged(repo, "source:uploads"),
+        "{listed:?}"
+    );
+    assert!(
+        listed
+            .iter()
+            .all(|s| s["kind"] == "files" && s["files"] == 1),
+        "{listed:?}"
+    );
+    assert!(listed
+        .windows(2)
+        .all(|w| w[0]["time"].as_str() <= w[1]["time"].as_str()));
+    assert_eq!(
+        call("GET", "/api/v1/snapshots?target=nope", Some(READER)).0,
+        404
+    );
+    assert_eq!(
+        call("GET", "/api/v1/snapshots?limit=3", Some(READER)).0,
+        400
+    );
     let (_, jobs) = call("GET", "/api/v1/jobs?limit=1", Some(READER));
     assert_eq!(jobs.as_array().unwrap().len(), 1, "{jobs}");
     assert_eq!(jobs[0]["ok"], true, "{jobs}");

@@ -12,6 +12,7 @@ pub mod report;
 pub mod request;
 pub mod restore;
 pub mod rows;
+pub mod snapshots;
 pub mod source_kind;
 pub mod status;
 pub mod subject;

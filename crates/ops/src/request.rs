@@ -38,6 +38,10 @@ pub enum Request {
     /// Every plan's sources (or these) measured against their RPO on each target: a
     /// [`StatusReport`](crate::report::StatusReport).
     Status { sources: Vec<String> },
+    /// The snapshots of the repository the child was given, oldest first (of one source
+    /// of `lifeboat.toml`: those tagged with it): a list of
+    /// [`SnapshotEntry`](crate::snapshots::SnapshotEntry).
+    Snapshots { source: Option<String> },
     /// A backup of a source of `lifeboat.toml` (its location and selection read from the
     /// file) into the repository the child was given, tagged `tags`: a
     /// [`BackupReport`](crate::report::BackupReport).

@@ -137,6 +137,17 @@ pub fn run(ctx: &Context, args: &RequestArgs) -> Result<()> {
             };
             ctx.print_json(&lifeboat_ops::forget::forget(&repo, what, false)?);
         }
+        Request::Snapshots { source } => {
+            let repo = ctx.open()?;
+            let filter = SnapshotFilter {
+                tags: source
+                    .iter()
+                    .map(|s| lifeboat_ops::tags::source_tag(s))
+                    .collect(),
+                ..Default::default()
+            };
+            ctx.print_json(&lifeboat_ops::snapshots::list(&repo, &filter)?);
+        }
         Request::Status { sources } => {
             let config = super::config::load_repositories(config)?;
             if let Some(unknown) = sources.iter().find(|s| config.source(s).is_none()) {
