@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Memory and CPU of an idle `lifeboat agent`: one plan (SQLite database and uploads to a
 # local repository, every hour, RPO 2h) with the default RPO check every 30 s. Measures
-# resident memory and CPU time (the agent plus the `lifeboat status` children it waited
-# for) over WINDOW seconds after a warm-up.
+# resident memory and CPU time (the agent plus the `lifeboat request` children it waited
+# for) over WINDOW seconds after a warm-up. With DASHBOARD=1 a headless chromium keeps
+# the dashboard open meanwhile (it reads the API every 5 s), and the page's load time is
+# printed (needs `npm ci --prefix tests/browser`).
 #
-#   bench/agent-idle.sh [path/to/lifeboat] [WINDOW seconds, default 120]
+#   [DASHBOARD=1] bench/agent-idle.sh [path/to/lifeboat] [WINDOW seconds, default 120]
 set -euo pipefail
 BIN=${1:-target/release/lifeboat}
 WINDOW=${2:-120}
 BIN=$(realpath "$BIN")
+OPENER=$(realpath "$(dirname "$0")/dashboard-open.js")
 WORK=$(mktemp -d)
 trap 'kill "$AGENT" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 cd "$WORK"
@@ -36,10 +39,16 @@ rpo = "2h"
 [agent]
 listen = "127.0.0.1:$PORT"
 state = "./agent.db"
+token = "bench-token"
 TOML
 "$BIN" agent --config lifeboat.toml 2>agent.log &
 AGENT=$!
 sleep 15   # the first run (a plan that never ran runs at once) and a first RPO check
+if [ "${DASHBOARD:-}" = 1 ]; then
+  node "$OPENER" "http://127.0.0.1:$PORT/" bench-token "$((WINDOW + 10))" &
+  OPENED=$!
+  sleep 5
+fi
 ticks() { awk '{print $14+$15+$16+$17}' "/proc/$AGENT/stat"; }
 HZ=$(getconf CLK_TCK)
 before=$(ticks)
@@ -47,7 +56,8 @@ sleep "$WINDOW"
 after=$(ticks)
 rss=$(awk '/VmRSS/ {print $2}' "/proc/$AGENT/status")
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$AGENT/status")
+if [ -n "${OPENED:-}" ]; then wait "$OPENED"; fi
 cpu=$(python3 -c "print(f'{($after-$before)/$HZ:.2f}')")
 pct=$(python3 -c "print(f'{100*($after-$before)/$HZ/$WINDOW:.2f}')")
-curl -s "http://127.0.0.1:$PORT/metrics" | grep -c '^lifeboat_' >/dev/null
-echo "idle agent over ${WINDOW}s: RSS $((rss / 1024)) MiB (peak $((hwm / 1024)) MiB), CPU ${cpu}s (${pct}% of one core, RPO checks included)"
+curl -s -H "Authorization: Bearer bench-token" "http://127.0.0.1:$PORT/metrics" | grep -c '^lifeboat_' >/dev/null
+echo "idle agent${DASHBOARD:+ with the dashboard open} over ${WINDOW}s: RSS $((rss / 1024)) MiB (peak $((hwm / 1024)) MiB), CPU ${cpu}s (${pct}% of one core, RPO checks included)"
