@@ -16,7 +16,7 @@ function svg(title, height = HEIGHT) {
     root.append(label);
     return root;
 }
-function shape(tag, attributes) {
+export function shape(tag, attributes) {
     const element = document.createElementNS(NS, tag);
     for (const [name, value] of Object.entries(attributes))
         element.setAttribute(name, String(value));

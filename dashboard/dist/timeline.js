@@ -3,6 +3,7 @@
 // reached), a database server's dumps and recovery windows. A click (or the slider)
 // picks a moment; the button restores the source as it was then into the agent's
 // scratch space, followed live until it is done.
+import { shape } from './charts.js';
 import { api, byId, el, follow, moment } from './page.js';
 const NS = 'http://www.w3.org/2000/svg';
 const WIDTH = 600;
@@ -78,16 +79,14 @@ function draw(report) {
     const [from, to] = bounds(report);
     const x = (time) => ((Date.parse(time) - from) / (to - from)) * WIDTH;
     const add = (tag, attributes, tip) => {
-        const shape = document.createElementNS(NS, tag);
-        for (const [name, value] of Object.entries(attributes))
-            shape.setAttribute(name, String(value));
+        const element = shape(tag, attributes);
         if (tip) {
             const t = document.createElementNS(NS, 'title');
             t.textContent = tip;
-            shape.append(t);
+            element.append(t);
         }
-        root.append(shape);
-        return shape;
+        root.append(element);
+        return element;
     };
     add('line', { x1: 0, x2: WIDTH, y1: HEIGHT / 2, y2: HEIGHT / 2, stroke: '#c9d0d8' });
     for (const [time, anchor, at] of [[from, 'start', 2], [to, 'end', WIDTH - 2]]) {

@@ -20,7 +20,7 @@ function svg(title: string, height = HEIGHT): SVGSVGElement {
   return root;
 }
 
-function shape(tag: string, attributes: Record<string, string | number>): SVGElement {
+export function shape(tag: string, attributes: Record<string, string | number>): SVGElement {
   const element = document.createElementNS(NS, tag);
   for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, String(value));
   return element;

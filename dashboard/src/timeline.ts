@@ -4,6 +4,7 @@
 // picks a moment; the button restores the source as it was then into the agent's
 // scratch space, followed live until it is done.
 
+import { shape } from './charts.js';
 import { api, byId, el, follow, moment, type Action, type Timeline } from './page.js';
 
 const NS = 'http://www.w3.org/2000/svg';
@@ -88,15 +89,14 @@ function draw(report: Timeline): SVGSVGElement {
   const [from, to] = bounds(report);
   const x = (time: string) => ((Date.parse(time) - from) / (to - from)) * WIDTH;
   const add = (tag: string, attributes: Record<string, string | number>, tip?: string) => {
-    const shape = document.createElementNS(NS, tag);
-    for (const [name, value] of Object.entries(attributes)) shape.setAttribute(name, String(value));
+    const element = shape(tag, attributes);
     if (tip) {
       const t = document.createElementNS(NS, 'title');
       t.textContent = tip;
-      shape.append(t);
+      element.append(t);
     }
-    root.append(shape);
-    return shape;
+    root.append(element);
+    return element;
   };
   add('line', { x1: 0, x2: WIDTH, y1: HEIGHT / 2, y2: HEIGHT / 2, stroke: '#c9d0d8' });
   for (const [time, anchor, at] of [[from, 'start', 2], [to, 'end', WIDTH - 2]] as const) {

@@ -365,21 +365,28 @@ pub async fn timeline(
         source: source.clone(),
         target: Some(target.name.clone()),
     };
+    let what = format!("the timeline of {source} from {}", target.name);
+    from_repository::<TimelineReport>(&shared, target, request, &what).await
+}
+
+/// The report of `request` from a `lifeboat request` child against `target` (a child
+/// opens the repository, not the HTTP thread); 502 naming `what` when it cannot be read.
+async fn from_repository<R: serde::de::DeserializeOwned + Serialize + Send + 'static>(
+    shared: &Shared,
+    target: lifeboat_config::Target,
+    request: Request,
+    what: &str,
+) -> Response {
     let asker = shared.asker.clone();
-    let name = target.name.clone();
-    let asked = tokio::task::spawn_blocking(move || {
-        asker.ask::<TimelineReport>(Some(&target), &request, "request (timeline)")
-    })
-    .await;
+    let asked =
+        tokio::task::spawn_blocking(move || asker.ask::<R>(Some(&target), &request, "request"))
+            .await;
     match asked {
         Ok(Ok(report)) => Json(report).into_response(),
-        Ok(Err(e)) => error(
-            StatusCode::BAD_GATEWAY,
-            format!("cannot read the timeline of {source} from {name}: {e}"),
-        ),
+        Ok(Err(e)) => error(StatusCode::BAD_GATEWAY, format!("cannot read {what}: {e}")),
         Err(e) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
-            format!("the timeline stopped: {e}"),
+            format!("reading {what} stopped: {e}"),
         ),
     }
 }
@@ -443,24 +450,9 @@ pub async fn snapshots(
             None => return error(StatusCode::NOT_FOUND, "lifeboat.toml names no target"),
         },
     };
-    let name = target.name.clone();
-    let asker = shared.asker.clone();
+    let what = format!("the snapshots in {}", target.name);
     let request = Request::Snapshots { source };
-    let asked = tokio::task::spawn_blocking(move || {
-        asker.ask::<Vec<SnapshotEntry>>(Some(&target), &request, "request (snapshots)")
-    })
-    .await;
-    match asked {
-        Ok(Ok(list)) => Json(list).into_response(),
-        Ok(Err(e)) => error(
-            StatusCode::BAD_GATEWAY,
-            format!("cannot list the snapshots in {name}: {e}"),
-        ),
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("the listing stopped: {e}"),
-        ),
-    }
+    from_repository::<Vec<SnapshotEntry>>(&shared, target, request, &what).await
 }
 
 /// The plan that backs `source` up and the target to read it from (`wanted`, which must

@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use anyhow::{bail, ensure, Result};
 use chrono::{DateTime, Utc};
-use lifeboat_repo::snapshot::SnapshotSource;
 use lifeboat_repo::tree::escape_path;
 use lifeboat_repo::{Id, Repository};
 use lifeboat_sources::database_url::DatabaseUrl;
@@ -83,34 +82,30 @@ pub fn source(
             return Ok(report);
         }
     }
-    let point = match at {
-        PointInTime::Transaction(number) => timeline::choose_transaction(&points, number, &source)?,
-        _ => timeline::choose(&points, instant, &source)?,
-    };
-    let file = file_target(into, &point.node.name, force)?;
-    match at {
-        PointInTime::Transaction(number) => {
-            timeline::restore_transaction(repo, &index, &points, point, number, &file, progress)?
-        }
-        _ => timeline::restore_point(repo, &index, &points, point, &file, progress)?,
-    }
     let transaction = match at {
         PointInTime::Transaction(number) => Some(number),
         _ => None,
     };
+    let point = match transaction {
+        Some(number) => timeline::choose_transaction(&points, number, &source)?,
+        None => timeline::choose(&points, instant, &source)?,
+    };
+    let file = file_target(into, &point.node.name, force)?;
+    match transaction {
+        Some(number) => {
+            timeline::restore_transaction(repo, &index, &points, point, number, &file, progress)?
+        }
+        None => timeline::restore_point(repo, &index, &points, point, &file, progress)?,
+    }
     Ok(RestoreReport {
         source: source.display().to_string(),
-        at: match at {
-            PointInTime::Transaction(_) => at.to_string(),
-            _ => timeline::show_time(instant),
+        at: match transaction {
+            Some(_) => at.to_string(),
+            None => timeline::show_time(instant),
         },
         restore_point: RestoredPoint {
             time: point.time,
-            kind: if point.segment.is_some() {
-                PointKind::Segment
-            } else {
-                PointKind::Snapshot
-            },
+            kind: crate::timeline::kind_of(point),
             snapshot: point.snapshot,
             segment: point.segment.as_ref().map(|s| s.seq),
             transaction,
@@ -119,9 +114,9 @@ pub fn source(
         bytes: point.node.size,
         checked: point.node.sqlite,
         seconds: started.elapsed().as_secs_f64(),
-        note: match at {
-            PointInTime::Transaction(_) => None,
-            _ => timeline::later_in_same_second(&points, point, instant),
+        note: match transaction {
+            Some(_) => None,
+            None => timeline::later_in_same_second(&points, point, instant),
         },
     })
 }
@@ -138,12 +133,7 @@ fn directory(
     progress: &dyn Progress,
 ) -> Result<Option<RestoreReport>> {
     let wanted = source.display().to_string();
-    let mut holding: Vec<_> = repo
-        .list_snapshots()?
-        .into_iter()
-        .filter(|s| s.snapshot.source == SnapshotSource::Files)
-        .filter(|s| s.snapshot.paths.contains(&wanted))
-        .collect();
+    let holding = crate::timeline::snapshots_of_directory(repo, source)?;
     if holding.is_empty() {
         return Ok(None);
     }
@@ -151,7 +141,6 @@ fn directory(
         !matches!(at, PointInTime::Transaction(_)),
         "{wanted} is a directory: it has snapshots, not transactions; give a time"
     );
-    holding.sort_by_key(|s| s.snapshot.time);
     let instant = at.instant(Utc::now());
     let Some(chosen) = holding
         .iter()

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use lifeboat_repo::snapshot::SnapshotSource;
+use lifeboat_repo::snapshot::{SnapshotSource, StoredSnapshot};
 use lifeboat_repo::{Id, Repository};
 use lifeboat_sources::database_url::DatabaseUrl;
 use lifeboat_sources::postgres::recovery::base_backups;
@@ -209,16 +209,10 @@ pub fn file(source: &Path, points: &[RestorePoint]) -> TimelineReport {
 /// snapshot does (then it is reported as a file with no restore point).
 fn directory(repo: &Repository, source: &Path) -> anyhow::Result<Option<TimelineReport>> {
     let wanted = source.display().to_string();
-    let mut snapshots: Vec<_> = repo
-        .list_snapshots()?
-        .into_iter()
-        .filter(|s| s.snapshot.source == SnapshotSource::Files)
-        .filter(|s| s.snapshot.paths.contains(&wanted))
-        .collect();
+    let snapshots = snapshots_of_directory(repo, source)?;
     if snapshots.is_empty() {
         return Ok(None);
     }
-    snapshots.sort_by_key(|s| s.snapshot.time);
     let restore_points: Vec<TimelinePoint> = snapshots
         .iter()
         .map(|s| TimelinePoint {
@@ -252,6 +246,22 @@ fn directory(repo: &Repository, source: &Path) -> anyhow::Result<Option<Timeline
         dumps: Vec::new(),
         clusters: Vec::new(),
     }))
+}
+
+/// The snapshots that hold the directory `source` as one of their roots, oldest first.
+pub fn snapshots_of_directory(
+    repo: &Repository,
+    source: &Path,
+) -> anyhow::Result<Vec<StoredSnapshot>> {
+    let wanted = source.display().to_string();
+    let mut snapshots: Vec<StoredSnapshot> = repo
+        .list_snapshots()?
+        .into_iter()
+        .filter(|s| s.snapshot.source == SnapshotSource::Files)
+        .filter(|s| s.snapshot.paths.contains(&wanted))
+        .collect();
+    snapshots.sort_by_key(|s| s.snapshot.time);
+    Ok(snapshots)
 }
 
 /// A database server's dumps and, for PostgreSQL, its clusters' recovery windows.
@@ -339,7 +349,7 @@ fn server(repo: &Repository, url: &DatabaseUrl) -> anyhow::Result<TimelineReport
     })
 }
 
-fn kind_of(point: &RestorePoint) -> PointKind {
+pub(crate) fn kind_of(point: &RestorePoint) -> PointKind {
     match point.segment {
         Some(_) => PointKind::Segment,
         None => PointKind::Snapshot,
