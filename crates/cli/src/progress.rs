@@ -44,3 +44,26 @@ impl lifeboat_sources::Progress for Bar {
         }
     }
 }
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// A bar per phase of a use case, on a terminal.
+pub struct Terminal<'a> {
+    ctx: &'a crate::context::Context<'a>,
+}
+
+impl<'a> Terminal<'a> {
+    pub fn new(ctx: &'a crate::context::Context<'a>) -> Self {
+        Terminal { ctx }
+    }
+}
+
+impl lifeboat_ops::meters::Meters for Terminal<'_> {
+    fn start(&self, phase: &str, total: Option<u64>) -> Box<dyn lifeboat_sources::Progress + '_> {
+        Box::new(Bar::bytes(self.ctx.progress_enabled(), total, phase))
+    }
+}

@@ -4,13 +4,17 @@
 //! read back by the agent strictly (`report::parse`): a report that does not parse is an
 //! error the agent turns into an incident, never a row of zeros.
 
+pub mod backup;
 pub mod drill;
 pub mod forget;
-pub mod pg_archive;
+pub mod meters;
+pub mod pg;
 pub mod point_in_time;
+pub mod protection;
 pub mod report;
 pub mod request;
 pub mod restore;
+pub mod restore_snapshot;
 pub mod rows;
 pub mod snapshots;
 pub mod source_kind;
@@ -35,4 +39,19 @@ pub fn one_line(error: &anyhow::Error) -> String {
         line.push_str(&text);
     }
     line.replace('\n', " ")
+}
+
+/// `text` as one shell word: as is when it is plain, else single-quoted. Used for the
+/// commands Lifeboat writes for people (rollbacks, fixes) and for PostgreSQL
+/// (`archive_command`, `restore_command`).
+pub fn shell_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._:@%+=,-".contains(c));
+    if plain {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
 }

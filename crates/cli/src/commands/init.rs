@@ -54,6 +54,4 @@ pub fn run(ctx: &Context, args: &InitArgs) -> Result<()> {
 }
 
 /// How long an object-lock policy keeps each object, as people write durations (`30d`).
-pub fn lock_period(lock: &LockPolicy) -> String {
-    lifeboat_config::format_duration(std::time::Duration::from_secs(lock.period_secs))
-}
+pub use lifeboat_ops::protection::lock_period;

@@ -15,7 +15,6 @@ mod key;
 mod ls;
 mod mount;
 mod pg;
-mod pg_access;
 mod plan;
 mod prune;
 mod recover;
@@ -38,19 +37,7 @@ mod verify;
 
 use anyhow::Result;
 
-/// `text` as one shell word: as is when it is plain, else single-quoted. Used for the
-/// commands Lifeboat writes for people (rollbacks) and for PostgreSQL (restore_command).
-pub(crate) fn shell_word(text: &str) -> String {
-    let plain = !text.is_empty()
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._:@%+=,-".contains(c));
-    if plain {
-        text.to_string()
-    } else {
-        format!("'{}'", text.replace('\'', r"'\''"))
-    }
-}
+pub(crate) use lifeboat_ops::shell_word;
 
 use crate::args::{Cli, Command};
 use crate::context::Context;

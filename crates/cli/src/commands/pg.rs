@@ -1,16 +1,15 @@
 //! `lifeboat pg ...`: PostgreSQL base backups, the archive_command and restore_command
 //! pair, point-in-time recovery and the setup that ties them to a server.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
+use lifeboat_ops::pg::base_backup::{self, BaseBackupRequest};
+use lifeboat_ops::pg::recovery::{self, PitrRequest};
+use lifeboat_ops::pg::setup;
 use lifeboat_repo::pg_wal::WalPush;
-use lifeboat_repo::session::WriteSession;
-use lifeboat_repo::snapshot::{SnapshotDraft, SnapshotSource, SnapshotSummary};
 use lifeboat_sources::database_url::DatabaseUrl;
-use lifeboat_sources::postgres::recovery::{self, RecoverySettings, RecoveryTarget};
-use lifeboat_sources::postgres::{physical, wal, Psql};
-use serde_json::json;
+use lifeboat_sources::postgres::{wal, Psql};
 
 use crate::args::{
     PgArgs, PgBasebackupArgs, PgCommand, PgRestoreArgs, PgSetupArgs, PgWalFetchArgs, PgWalPushArgs,
@@ -18,8 +17,7 @@ use crate::args::{
 use crate::commands::backup::human;
 use crate::context::Context;
 use crate::exit::{code_for, one_line, WithCode, DAMAGE_FOUND, FAILURE};
-use crate::progress::Bar;
-use lifeboat_ops::pg_archive::check_time_is_archived;
+use crate::progress::Terminal;
 
 pub fn run(ctx: &Context, args: &PgArgs) -> Result<()> {
     match &args.command {
@@ -49,51 +47,29 @@ fn server_url(given: &Option<String>) -> Result<DatabaseUrl> {
 fn basebackup(ctx: &Context, args: &PgBasebackupArgs) -> Result<()> {
     let url = server_url(&args.url)?;
     let repo = ctx.open()?;
-    let started = Instant::now();
-    let time = chrono::Utc::now();
-    let session = WriteSession::start(&repo, "pg basebackup")?;
-    let bar = Bar::bytes(ctx.progress_enabled(), None, "base backup");
-    let backup = physical::basebackup(&repo, &session, &url, args.wal_timeout, &bar)?;
-    bar.finish();
-    let finished = session.finish()?;
-    let meta = backup.meta;
-    let draft = SnapshotDraft {
-        time,
-        host: None,
-        paths: vec![url.server()],
+    let request = BaseBackupRequest {
+        server: &url,
         tags: args.tags.clone(),
         pinned: args.pin,
-        source: SnapshotSource::PgBase(meta.clone()),
-        tree: backup.root,
-        parent: None,
-        summary: SnapshotSummary {
-            files: backup.stats.files,
-            dirs: backup.stats.dirs,
-            total_bytes: backup.stats.bytes,
-            ..Default::default()
-        },
-        warnings: Vec::new(),
-        started,
+        wal_timeout: args.wal_timeout,
     };
-    let (id, snapshot) = finished.save(draft)?;
-    let summary = snapshot.summary;
+    let report = base_backup::take(&repo, request, &Terminal::new(ctx))?;
     if ctx.global.json {
-        ctx.print_json(
-            &json!({ "id": id, "short_id": id.short(), "base_backup": meta, "summary": summary }),
-        );
-    } else {
-        ctx.say(format!(
-            "base backup {} of cluster {} saved: {} ({} new, {} stored), WAL {} to {} archived, in {:.1}s",
-            id.short(),
-            meta.cluster,
-            human(summary.total_bytes),
-            human(summary.new_bytes),
-            human(summary.stored_bytes),
-            meta.start_wal,
-            meta.end_wal,
-            summary.duration_ms as f64 / 1000.0
-        ));
+        ctx.print_json(&report);
+        return Ok(());
     }
+    let (meta, summary) = (&report.base_backup, &report.summary);
+    ctx.say(format!(
+        "base backup {} of cluster {} saved: {} ({} new, {} stored), WAL {} to {} archived, in {:.1}s",
+        report.short_id,
+        meta.cluster,
+        human(summary.total_bytes),
+        human(summary.new_bytes),
+        human(summary.stored_bytes),
+        meta.start_wal,
+        meta.end_wal,
+        summary.duration_ms as f64 / 1000.0
+    ));
     Ok(())
 }
 
@@ -203,69 +179,42 @@ pub(crate) fn lifeboat_command(ctx: &Context, tail: &str) -> Result<String> {
 }
 
 fn restore(ctx: &Context, args: &PgRestoreArgs) -> Result<()> {
-    let target = RecoveryTarget::parse(&args.at, chrono::Utc::now());
     let repo = ctx.open()?;
-    let started = Instant::now();
-    let snapshots = repo.list_snapshots()?;
-    let bases = recovery::base_backups(&snapshots, args.cluster.as_deref());
-    let (base, meta) = recovery::choose_base(&bases, &target)?;
-    if let RecoveryTarget::Time(time) = &target {
-        check_time_is_archived(&repo, meta, *time)?;
-    }
-    let index = repo.load_index()?;
-    let settings = RecoverySettings {
-        target: target.clone(),
-        restore_command: lifeboat_command(
-            ctx,
-            &format!("pg wal-fetch --cluster {} %f %p", meta.cluster),
-        )?,
+    let request = PitrRequest {
+        at: &args.at,
+        cluster: args.cluster.as_deref(),
+        target_dir: &args.target_dir,
         timeline: args.timeline,
         keep_archiving: args.archive,
+        start: args.start.then(|| {
+            let port = args.port.expect("clap requires --port with --start");
+            (port, args.wait)
+        }),
     };
-    let bar = Bar::bytes(
-        ctx.progress_enabled(),
-        Some(base.snapshot.summary.total_bytes),
-        "restoring",
-    );
-    recovery::prepare(&repo, &index, base, meta, &args.target_dir, &settings, &bar)?;
-    bar.finish();
-    let restored_in = started.elapsed().as_secs_f64();
-    if args.start {
-        let port = args.port.expect("clap requires --port with --start");
-        if let Err(e) = recovery::start(&args.target_dir, port, args.wait) {
-            return Err(clean_up_failed_start(&args.target_dir, e));
-        }
-    }
-    let seconds = started.elapsed().as_secs_f64();
+    let restore_command =
+        |cluster: &str| lifeboat_command(ctx, &format!("pg wal-fetch --cluster {cluster} %f %p"));
+    let report = recovery::restore(&repo, &request, &restore_command, &Terminal::new(ctx))?;
     if ctx.global.json {
-        ctx.print_json(&json!({
-            "base_backup": base.id,
-            "cluster": meta.cluster,
-            "target": target.describe(),
-            "timeline": args.timeline.unwrap_or(meta.timeline),
-            "target_dir": args.target_dir,
-            "restored_seconds": restored_in,
-            "started": args.start,
-            "port": args.port,
-            "seconds": seconds,
-        }));
+        ctx.print_json(&report);
         return Ok(());
     }
     ctx.say(format!(
-        "restored base backup {} (cluster {}, ended {}) into {} in {restored_in:.1}s; \
+        "restored base backup {} (cluster {}, ended {}) into {} in {:.1}s; \
          recovery replays archived WAL to {} on timeline {}",
-        base.id.short(),
-        meta.cluster,
-        meta.finished
+        report.base_backup.short(),
+        report.cluster,
+        report
+            .base_finished
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        args.target_dir.display(),
-        target.describe(),
-        args.timeline.unwrap_or(meta.timeline)
+        report.target_dir.display(),
+        report.restored_seconds,
+        report.target,
+        report.timeline
     ));
-    if args.start {
+    if let Some(port) = report.port {
         ctx.say(format!(
-            "PostgreSQL is up on 127.0.0.1:{}, recovered and promoted, after {seconds:.1}s",
-            args.port.unwrap_or_default()
+            "PostgreSQL is up on 127.0.0.1:{port}, recovered and promoted, after {:.1}s",
+            report.seconds
         ));
     } else {
         if ctx.global.password_file.is_none() {
@@ -273,58 +222,25 @@ fn restore(ctx: &Context, args: &PgRestoreArgs) -> Result<()> {
         }
         ctx.say(format!(
             "start it with: pg_ctl -D {} start",
-            args.target_dir.display()
+            report.target_dir.display()
         ));
     }
     Ok(())
 }
 
-/// After a recovered server failed to come up: stop it if it runs, keep its log, and
-/// remove the directory `pg restore` filled (it was empty or missing), so that a second
-/// attempt can start over.
-fn clean_up_failed_start(
-    dir: &std::path::Path,
-    error: lifeboat_sources::SourceError,
-) -> anyhow::Error {
-    let _ = recovery::stop(dir);
-    let log = dir.join("lifeboat-recovery.log");
-    let kept = std::env::temp_dir().join(format!(
-        "lifeboat-recovery-{}-{}.log",
-        std::process::id(),
-        chrono::Utc::now().format("%Y%m%dT%H%M%S")
-    ));
-    let kept = std::fs::copy(&log, &kept).ok().map(|_| kept);
-    let removed = std::fs::remove_dir_all(dir).is_ok();
-    anyhow::anyhow!(
-        "{}{}{}",
-        one_line(&error.into()).replace(&format!(" (log: {})", log.display()), ""),
-        kept.map(|k| format!(" (log kept as {})", k.display()))
-            .unwrap_or_default(),
-        if removed {
-            format!("; {} was removed", dir.display())
-        } else {
-            String::new()
-        }
-    )
-}
-
-/// Whether the server's user lacks access to a local repository (see [`pg_access`]).
+/// Whether the server's user lacks access to a local repository.
 fn access_problem(ctx: &Context, psql: &Psql) -> Option<String> {
     let Ok(lifeboat_storage::Location::Local(root)) =
         lifeboat_storage::Location::parse(ctx.repo_url().ok()?)
     else {
         return None;
     };
-    // Reading it needs a superuser or pg_read_all_settings, as --apply does anyway.
-    let data_directory = psql
-        .query(None, "SELECT current_setting('data_directory')")
-        .ok()?;
     let password_file = ctx
         .global
         .password_file
         .as_ref()
         .map(|f| std::path::absolute(f).unwrap_or(f.clone()));
-    crate::commands::pg_access::problem(&data_directory, &root, password_file.as_deref())
+    setup::access_problem(psql, &root, password_file.as_deref())
 }
 
 fn setup(ctx: &Context, args: &PgSetupArgs) -> Result<()> {
@@ -335,54 +251,16 @@ fn setup(ctx: &Context, args: &PgSetupArgs) -> Result<()> {
     if let (Some(problem), true) = (&access, args.apply) {
         bail!("{problem}; nothing was changed");
     }
-    let current = psql.query(
-        None,
-        "SELECT current_setting('wal_level'), current_setting('archive_mode'), \
-         current_setting('archive_command'), system_identifier, \
-         (SELECT setting FROM pg_settings WHERE name = 'archive_timeout') FROM pg_control_system()",
-    )?;
-    let fields: Vec<&str> = current.split('|').collect();
-    let [wal_level, archive_mode, current_command, cluster, archive_timeout] = fields[..] else {
-        bail!("unexpected answer from {}: {current:?}", url.server());
-    };
-    // A WAL file is archived when it fills or after archive_timeout: on a quiet server
-    // the last minutes of commits would otherwise wait in an unfilled file, out of reach
-    // of point-in-time recovery.
-    let wanted_timeout = (args.rpo.as_secs() / 2).max(30);
-    let current_timeout: u64 = archive_timeout.trim().parse().unwrap_or(0);
-    let timeout = if current_timeout == 0 || current_timeout > wanted_timeout {
-        format!("{wanted_timeout}s")
-    } else {
-        format!("{current_timeout}s")
-    };
-    let settings = [
-        (
-            "wal_level",
-            if wal_level == "minimal" {
-                "replica"
-            } else {
-                wal_level
-            },
-        ),
-        (
-            "archive_mode",
-            if archive_mode == "off" {
-                "on"
-            } else {
-                archive_mode
-            },
-        ),
-        ("archive_command", archive_command.as_str()),
-        ("archive_timeout", timeout.as_str()),
-    ];
-    let restart = wal_level == "minimal" || archive_mode == "off";
+    let plan = setup::plan(&psql, &archive_command, args.rpo)
+        .with_context(|| format!("reading the settings of {}", url.server()))?;
     if !args.apply {
         ctx.say(format!(
-            "# postgresql.conf for {} (cluster {cluster}):",
-            url.server()
+            "# postgresql.conf for {} (cluster {}):",
+            url.server(),
+            plan.cluster
         ));
-        for (name, value) in settings {
-            out!("{name} = '{}'", value.replace('\'', "''"));
+        for (name, value) in &plan.settings {
+            out!("{name} = {}", setup::quoted(value));
         }
         if ctx.global.password_file.is_none() {
             ctx.say("# the server needs the passphrase: give --password-file (readable by the postgres user) so archive_command names it");
@@ -391,18 +269,12 @@ fn setup(ctx: &Context, args: &PgSetupArgs) -> Result<()> {
             ctx.say(format!("# warning: {problem}"));
         }
         ctx.say("# or run again with --apply (ALTER SYSTEM; needs a superuser)");
-        if current_command != archive_command || restart {
+        if !plan.in_effect() {
             return Ok(());
         }
     } else {
-        for (name, value) in settings {
-            psql.query(
-                None,
-                &format!("ALTER SYSTEM SET {name} = '{}'", value.replace('\'', "''")),
-            )?;
-        }
-        psql.query(None, "SELECT pg_reload_conf()")?;
-        if restart {
+        setup::apply(&psql, &plan)?;
+        if plan.restart_needed {
             ctx.say(format!(
                 "settings written; archive_mode and wal_level take effect after a restart of {}: \
                  restart it, then run `lifeboat pg setup` again to check archiving",
@@ -410,32 +282,12 @@ fn setup(ctx: &Context, args: &PgSetupArgs) -> Result<()> {
             ));
             return Ok(());
         }
-        // The reload is asynchronous: give the archiver a moment to read it.
-        std::thread::sleep(Duration::from_millis(500));
     }
     let repo = ctx.open()?;
-    let file = psql.query(
-        None,
-        "SELECT pg_walfile_name(pg_create_restore_point('lifeboat setup check')), pg_switch_wal()",
-    )?;
-    let file = file.split('|').next().unwrap_or_default().to_string();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while repo.fetch_wal(cluster, &file)?.is_none() {
-        if Instant::now() >= deadline {
-            let why = psql.query(
-                None,
-                "SELECT coalesce(last_failed_wal, '-') || ' at ' || coalesce(last_failed_time::text, '-') FROM pg_stat_archiver",
-            )?;
-            bail!(
-                "WAL file {file} did not reach the repository within 30s (last archive failure: {why}); \
-                 see the server log for archive_command's error (it runs as the server's user, \
-                 which must be able to read the passphrase file and the keys and write the repository)"
-            );
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    let file = setup::check_archiving(&repo, &psql, &plan.cluster, Duration::from_secs(30))?;
     ctx.say(format!(
-        "archiving works: WAL file {file} of cluster {cluster} reached the repository"
+        "archiving works: WAL file {file} of cluster {} reached the repository",
+        plan.cluster
     ));
     Ok(())
 }

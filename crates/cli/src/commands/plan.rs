@@ -5,8 +5,9 @@
 use std::fmt::Write as _;
 
 use anyhow::Result;
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono::{Duration, SecondsFormat, Utc};
 use lifeboat_config::{format_duration, Config, Target};
+use lifeboat_ops::protection;
 use lifeboat_storage::Location;
 
 mod recovery_steps;
@@ -15,48 +16,6 @@ use recovery_steps::write_recovery_steps;
 
 use crate::args::RunbookArgs;
 use crate::context::Context;
-use lifeboat_ops::source_kind::SourceKind;
-use lifeboat_ops::DrillReport;
-
-/// What one target is, for the 3-2-1 picture.
-struct Medium {
-    kind: &'static str,
-    offsite: bool,
-}
-
-fn medium(target: &Target) -> Medium {
-    match Location::parse(&target.url) {
-        Ok(Location::Local(path)) => Medium {
-            // A mount under /mnt or /media is usually another disk; still on this host.
-            kind: if path.starts_with("/mnt") || path.starts_with("/media") {
-                "disk (mounted)"
-            } else {
-                "local disk"
-            },
-            offsite: false,
-        },
-        Ok(Location::Service { scheme, .. }) => Medium {
-            kind: match scheme.as_str() {
-                "s3" => "S3 object storage",
-                "gcs" => "Google Cloud Storage",
-                "azblob" => "Azure Blob Storage",
-                _ => "object storage",
-            },
-            offsite: true,
-        },
-        Ok(Location::Server { authority, .. }) => Medium {
-            kind: "Lifeboat server",
-            // On this very host it is no further away than a local disk.
-            offsite: !["localhost:", "127.", "[::1]:"]
-                .iter()
-                .any(|local| authority.starts_with(local)),
-        },
-        Err(_) => Medium {
-            kind: "unknown",
-            offsite: false,
-        },
-    }
-}
 
 fn password_place(target: &Target) -> String {
     match (&target.password, &target.password_file) {
@@ -68,67 +27,6 @@ fn password_place(target: &Target) -> String {
             "`LIFEBOAT_PASSWORD` (or `LIFEBOAT_PASSWORD_FILE`) in the agent's environment".into()
         }
     }
-}
-
-/// Facts read from one target's repository.
-#[derive(Default)]
-struct Observed {
-    reachable: Option<String>,
-    /// Whether the credentials this host uses cannot delete or overwrite what is stored:
-    /// a `lifeboat serve` token of role append (the server said so).
-    append_only: bool,
-    /// S3 Object Lock as this host's writes apply it: nobody can delete a locked object.
-    object_lock: Option<lifeboat_storage::LockPolicy>,
-    newest: std::collections::HashMap<String, DateTime<Utc>>,
-    drills: Vec<DrillReport>,
-    /// PostgreSQL base backups held: (server, major version), one per server.
-    pg_bases: Vec<(String, u32)>,
-}
-
-fn observe(ctx: &Context, target: &Target) -> Observed {
-    let repo = match ctx.open_target(target) {
-        Ok(repo) => repo,
-        Err(e) => {
-            return Observed {
-                reachable: Some(crate::exit::one_line(&e)),
-                ..Default::default()
-            }
-        }
-    };
-    let mut observed = Observed {
-        append_only: matches!(
-            repo.server_access(),
-            Ok(Some(access)) if access.role == "append"
-        ),
-        object_lock: repo.object_lock(),
-        ..Default::default()
-    };
-    if let Ok(snapshots) = repo.list_snapshots() {
-        for s in &snapshots {
-            if let lifeboat_repo::snapshot::SnapshotSource::PgBase(meta) = &s.snapshot.source {
-                observed
-                    .pg_bases
-                    .retain(|(server, _)| server != &meta.server);
-                observed.pg_bases.push((meta.server.clone(), meta.version));
-            }
-        }
-        for s in snapshots {
-            for tag in &s.snapshot.tags {
-                if let Some(source) = lifeboat_ops::tags::source_of_tag(tag) {
-                    let entry = observed
-                        .newest
-                        .entry(source.to_string())
-                        .or_insert(s.snapshot.time);
-                    *entry = (*entry).max(s.snapshot.time);
-                }
-            }
-        }
-    }
-    if let Ok(records) = repo.drill_records::<DrillReport>() {
-        observed.drills = records;
-    }
-    observed.drills.sort_by_key(|d| d.time);
-    observed
 }
 
 pub fn run(ctx: &Context, args: &RunbookArgs) -> Result<()> {
@@ -158,14 +56,9 @@ fn runbook(ctx: &Context, config: &Config, origin: &str) -> String {
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| origin.to_string());
     let origin = absolute.as_str();
-    let now = Utc::now();
-    let observed: Vec<(&Target, Observed)> = config
-        .targets
-        .iter()
-        .map(|t| (t, observe(ctx, t)))
-        .collect();
+    let report = protection::assess(config, |t| ctx.open_target(t), Utc::now());
+    let now = report.time;
     let mut out = String::new();
-    let mut gaps: Vec<String> = Vec::new();
     let _ = writeln!(
         out,
         "# Disaster-recovery runbook\n\nGenerated {} by lifeboat {} from `{origin}`. Regenerate it after every change: `lifeboat plan --output RUNBOOK.md`.\n",
@@ -175,68 +68,49 @@ fn runbook(ctx: &Context, config: &Config, origin: &str) -> String {
 
     let _ = writeln!(out, "## What is protected where\n");
     let _ = writeln!(out, "| source | kind | copies (targets) | media | off-site | immutable | 3-2-1 |\n|---|---|---|---|---|---|---|");
-    for source in &config.sources {
-        let targets: Vec<&Target> = config
-            .plans
+    for copies in &report.sources {
+        let immutable: Vec<String> = copies
+            .immutable
             .iter()
-            .filter(|p| p.sources.contains(&source.name))
-            .flat_map(|p| p.targets.iter())
-            .filter_map(|t| config.target(t))
-            .collect::<Vec<_>>();
-        let mut media: Vec<&str> = targets.iter().map(|t| medium(t).kind).collect();
-        media.sort();
-        media.dedup();
-        let offsite = targets.iter().any(|t| medium(t).offsite);
-        // The live data is one copy; each target another.
-        let ok = targets.len() + 1 >= 3 && media.len() + 1 >= 2 && offsite;
-        let kind = SourceKind::of(&source.location).describe();
-        let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
-        // Immutable only where it is: this host's credentials cannot delete that copy.
-        let immutable: Vec<String> = targets
-            .iter()
-            .filter_map(|t| immutability(&observed, t).map(|how| format!("{}: {how}", t.name)))
+            .map(|(target, how)| format!("{target}: {how}"))
             .collect();
         let _ = writeln!(
             out,
-            "| {} | {kind} | {} ({}) | {} | {} | {} | {} |",
-            source.name,
-            targets.len(),
-            names.join(", "),
-            media.join(", "),
-            if offsite { "yes" } else { "**no**" },
+            "| {} | {} | {} ({}) | {} | {} | {} | {} |",
+            copies.source,
+            copies.kind,
+            copies.targets.len(),
+            copies.targets.join(", "),
+            copies.media.join(", "),
+            if copies.offsite { "yes" } else { "**no**" },
             if immutable.is_empty() {
                 "no".to_string()
             } else {
                 format!("yes ({})", immutable.join("; "))
             },
-            if ok { "yes" } else { "**no**" }
+            if copies.three_two_one {
+                "yes"
+            } else {
+                "**no**"
+            }
         );
-        if targets.is_empty() {
-            gaps.push(format!(
-                "source **{}** is in no plan: nothing backs it up",
-                source.name
-            ));
-        } else if !offsite {
-            gaps.push(format!(
-                "source **{}** has no off-site copy (every target is on this host's disks)",
-                source.name
-            ));
-        }
     }
-    let append_only: Vec<&str> = observed
+    let append_only: Vec<&str> = report
+        .targets
         .iter()
-        .filter(|(_, seen)| seen.append_only)
+        .filter(|(_, facts)| facts.append_only)
         .map(|(t, _)| t.name.as_str())
         .collect();
-    let locked: Vec<String> = observed
+    let locked: Vec<String> = report
+        .targets
         .iter()
-        .filter_map(|(t, seen)| {
-            let lock = seen.object_lock?;
+        .filter_map(|(t, facts)| {
+            let lock = facts.object_lock?;
             Some(format!(
                 "{} (S3 Object Lock, {} mode: each object undeletable for {} after it is written, renewed by prune while needed)",
                 t.name,
                 lock.mode,
-                super::init::lock_period(&lock)
+                protection::lock_period(&lock)
             ))
         })
         .collect();
@@ -251,84 +125,54 @@ fn runbook(ctx: &Context, config: &Config, origin: &str) -> String {
 
     let _ = writeln!(out, "## Objectives and what was measured\n");
     let _ = writeln!(out, "| plan | source | target | RPO objective | newest restore point | RTO objective | last drill | measured RTO |\n|---|---|---|---|---|---|---|---|");
-    for plan in &config.plans {
-        for source in &plan.sources {
-            for (target, seen) in observed
-                .iter()
-                .filter(|(t, _)| plan.targets.contains(&t.name))
-            {
-                let newest = match (&seen.reachable, seen.newest.get(source)) {
-                    (Some(e), _) => format!("unknown ({e})"),
-                    (None, Some(t)) => {
-                        let age = now - *t;
-                        if plan
-                            .rpo
-                            .is_some_and(|rpo| age.to_std().unwrap_or_default() > rpo)
-                        {
-                            gaps.push(format!(
-                                "{source} on {}: the newest restore point is older than the RPO",
-                                target.name
-                            ));
-                        }
-                        format!(
-                            "{} ({} ago)",
-                            t.to_rfc3339_opts(SecondsFormat::Secs, true),
-                            human(age)
-                        )
-                    }
-                    (None, None) => "none".into(),
-                };
-                let drill = seen.drills.iter().rev().find(|d| &d.source == source);
-                let (last, rto) = match drill {
-                    Some(d) => (
-                        format!(
-                            "{} {}",
-                            d.time.to_rfc3339_opts(SecondsFormat::Secs, true),
-                            if d.passed { "passed" } else { "**failed**" }
-                        ),
-                        format!("{:.1}s", d.rto_seconds),
-                    ),
-                    None => ("never".into(), "—".into()),
-                };
-                if drill.is_none_or(|d| now - d.time > Duration::days(30)) {
-                    gaps.push(format!(
-                        "{source} on {}: no drill in the last 30 days",
-                        target.name
-                    ));
-                }
-                if let (Some(d), Some(objective)) = (drill, plan.rto) {
-                    if d.rto_seconds > objective.as_secs_f64() {
-                        gaps.push(format!(
-                            "{source} on {}: the measured RTO exceeds the objective",
-                            target.name
-                        ));
-                    }
-                }
-                let _ = writeln!(
-                    out,
-                    "| {} | {source} | {} | {} | {newest} | {} | {last} | {rto} |",
-                    plan.name,
-                    target.name,
-                    plan.rpo.map(format_duration).unwrap_or_else(|| "—".into()),
-                    plan.rto.map(format_duration).unwrap_or_else(|| "—".into()),
-                );
-            }
-        }
+    for row in &report.objectives {
+        let newest = match (&row.unreachable, row.newest) {
+            (Some(e), _) => format!("unknown ({e})"),
+            (None, Some(t)) => format!(
+                "{} ({} ago)",
+                t.to_rfc3339_opts(SecondsFormat::Secs, true),
+                human(now - t)
+            ),
+            (None, None) => "none".into(),
+        };
+        let (last, rto) = match &row.last_drill {
+            Some(d) => (
+                format!(
+                    "{} {}",
+                    d.time.to_rfc3339_opts(SecondsFormat::Secs, true),
+                    if d.passed { "passed" } else { "**failed**" }
+                ),
+                format!("{:.1}s", d.rto_seconds),
+            ),
+            None => ("never".into(), "—".into()),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {newest} | {} | {last} | {rto} |",
+            row.plan,
+            row.source,
+            row.target,
+            row.rpo.map(format_duration).unwrap_or_else(|| "—".into()),
+            row.rto.map(format_duration).unwrap_or_else(|| "—".into()),
+        );
     }
+    let gaps = &report.gaps;
 
     let _ = writeln!(out, "\n## Gaps\n");
     if gaps.is_empty() {
         let _ = writeln!(out, "None found.");
     }
-    for gap in &gaps {
+    for gap in gaps {
         let _ = writeln!(out, "- {gap}");
     }
 
     let _ = writeln!(out, "\n## What to do when\n");
-    let pitr: Vec<recovery_steps::Pitr> = observed
+    let pitr: Vec<recovery_steps::Pitr> = report
+        .targets
         .iter()
-        .flat_map(|(target, o)| {
-            o.pg_bases
+        .flat_map(|(target, facts)| {
+            facts
+                .pg_bases
                 .iter()
                 .map(|(server, version)| recovery_steps::Pitr {
                     server: server.clone(),
@@ -472,19 +316,4 @@ fn html(markdown: &str) -> String {
     }
     out.push_str("</body></html>\n");
     out
-}
-
-/// How `target` is immutable from this host, if it is: an append-only token (see
-/// [`Observed::append_only`]) or S3 Object Lock.
-fn immutability(observed: &[(&Target, Observed)], target: &Target) -> Option<String> {
-    let (_, seen) = observed.iter().find(|(t, _)| t.name == target.name)?;
-    if seen.append_only {
-        return Some("append-only token".into());
-    }
-    let lock = seen.object_lock?;
-    Some(format!(
-        "object lock {} {}",
-        super::init::lock_period(&lock),
-        lock.mode
-    ))
 }

@@ -11,13 +11,15 @@ use std::path::PathBuf;
 
 use anyhow::{ensure, Context as _, Result};
 use lifeboat_config::SourceLocation;
+use lifeboat_ops::backup::{BackupRequest, Contents};
 use lifeboat_ops::forget::Forget;
+use lifeboat_ops::meters::NoMeters;
 use lifeboat_ops::point_in_time::PointInTime;
 use lifeboat_ops::request::Request;
 use lifeboat_repo::snapshot_filter::SnapshotFilter;
 use lifeboat_repo::tree::escape_path;
 
-use crate::args::{BackupArgs, RequestArgs, SelectArgs};
+use crate::args::{RequestArgs, SelectArgs};
 use crate::context::Context;
 
 /// A request is a few hundred bytes; more is not one.
@@ -87,29 +89,37 @@ pub fn run(ctx: &Context, args: &RequestArgs) -> Result<()> {
             let Some(entry) = config.source(&source) else {
                 return Err(crate::exit::Usage(format!("no source {source:?}")).into());
             };
-            let (paths, command) = match &entry.location {
-                SourceLocation::Url(url) => (vec![PathBuf::from(url)], None),
-                SourceLocation::Command(command) => (Vec::new(), Some(command.clone())),
-            };
-            let args = BackupArgs {
-                name: command.as_ref().map(|_| source.clone()),
-                paths,
-                stdin_from_command: command,
-                tags,
-                pin: false,
-                force: false,
-                skip_if_unchanged: false,
-                select: SelectArgs {
-                    excludes: entry.select.exclude.clone(),
-                    exclude_if_present: entry.select.exclude_if_present.clone(),
-                    one_file_system: entry.select.one_file_system,
-                    ..Default::default()
+            let contents = match &entry.location {
+                SourceLocation::Url(url) => Contents::of(
+                    &[PathBuf::from(url)],
+                    &std::env::current_dir().context("cannot read the current directory")?,
+                )?,
+                SourceLocation::Command(command) => Contents::Command {
+                    command: command.clone(),
+                    name: source.clone(),
                 },
-                dry_run: false,
-                host: None,
             };
-            // Prints its report (the agent passes --json), with warnings too.
-            super::backup::run(ctx, &args)?;
+            let select = SelectArgs {
+                excludes: entry.select.exclude.clone(),
+                exclude_if_present: entry.select.exclude_if_present.clone(),
+                one_file_system: entry.select.one_file_system,
+                ..Default::default()
+            };
+            let repo = ctx.open()?;
+            let request = BackupRequest {
+                contents,
+                tags,
+                pinned: false,
+                without_parent: false,
+                skip_if_unchanged: false,
+                dry_run: false,
+                host: lifeboat_repo::hostname(),
+                selection: super::backup::selection(&select)?,
+                page_cache: ctx.page_cache(&repo),
+            };
+            let outcome = lifeboat_ops::backup::run(&repo, &request, &NoMeters)?;
+            // Prints the report (the agent passes --json); warnings give their exit code.
+            super::backup::finish(ctx, &outcome)?;
         }
         Request::Forget { tags, keep } => {
             let policy = keep.policy();

@@ -1,20 +1,17 @@
-use std::time::Instant;
+//! `lifeboat restore`: a snapshot ([`lifeboat_ops::restore_snapshot`]) or a source as it
+//! was at a moment ([`lifeboat_ops::restore`]).
 
 use anyhow::{bail, ensure, Result};
 use lifeboat_ops::point_in_time::PointInTime;
-use lifeboat_ops::restore::file_target;
+use lifeboat_ops::restore_snapshot::{self, Destination, SnapshotRestore};
 use lifeboat_repo::snapshot::Engine;
-use lifeboat_repo::snapshot::SnapshotSource;
 use lifeboat_repo::tree::escape_path;
 use lifeboat_sources::database_url::DatabaseUrl;
-use lifeboat_sources::restore::{restore_tree, RestoreOptions};
 use lifeboat_sources::timeline;
-use lifeboat_sources::{command, dump};
-use serde_json::json;
 
 use crate::args::RestoreArgs;
 use crate::context::Context;
-use crate::progress::Bar;
+use crate::progress::{Bar, Terminal};
 
 pub fn run(ctx: &Context, args: &RestoreArgs) -> Result<()> {
     let filter = args.filter.filter();
@@ -26,135 +23,33 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> Result<()> {
         return restore_source(ctx, args, source);
     }
     let repo = ctx.open()?;
-    let started = Instant::now();
     let snapshot =
         repo.find_snapshot_matching(args.snapshot.as_deref().unwrap_or("latest"), &filter)?;
-    let index = repo.load_index()?;
-    ensure!(
-        args.into.is_none() || matches!(snapshot.snapshot.source, SnapshotSource::Database(_)),
-        "--into only applies to snapshots of PostgreSQL or MySQL/MariaDB databases"
-    );
-    let total = snapshot.snapshot.summary.total_bytes;
-    let bar = Bar::bytes(ctx.progress_enabled(), Some(total), "restoring");
-    let chosen_database = |dump| {
-        dump::find_database(
-            &repo,
-            &index,
-            &snapshot.snapshot.tree,
-            dump,
-            args.database.as_deref(),
-        )
+    let destination = match (&args.into, &args.to_command, &args.target) {
+        (Some(url), _, _) => Destination::Database(url.clone()),
+        (None, Some(command), _) => Destination::Command(command.clone()),
+        (None, None, Some(target)) => Destination::Path(target.clone()),
+        (None, None, None) => bail!("give --target, --to-command or --into"),
     };
-    let (what, bytes) = match (&snapshot.snapshot.source, &args.to_command, &args.target) {
-        (SnapshotSource::Command { .. }, Some(cmd), _) => {
-            let node = command::stream_node(&repo, &index, &snapshot.snapshot.tree)?;
-            command::restore_to_command(&repo, &index, &node, cmd, &bar)?;
-            (format!("into {cmd:?}"), node.size)
-        }
-        (SnapshotSource::Command { .. }, None, Some(target)) => {
-            let node = command::stream_node(&repo, &index, &snapshot.snapshot.tree)?;
-            let file = file_target(target, &node.name, args.force)?;
-            command::restore_to_file(&repo, &index, &node, &file, &bar)?;
-            (format!("to {}", escape_path(&file)), node.size)
-        }
-        (SnapshotSource::Database(dump), _, _) if args.into.is_some() => {
-            let into = args.into.as_deref().expect("checked");
-            let target = match DatabaseUrl::parse(into) {
-                Some(url) => url?,
-                None => bail!("--into needs a postgres:// or mysql:// URL naming the new database"),
-            };
-            ensure!(
-                target.engine == dump.engine,
-                "this snapshot holds {} databases; it cannot be restored into {}",
-                dump.engine.name(),
-                target.engine.name()
-            );
-            let (dumped, node) = chosen_database(dump)?;
-            let restore = match dump.engine {
-                Engine::Postgres => lifeboat_sources::postgres::logical::restore,
-                Engine::Mysql => lifeboat_sources::mysql::restore,
-            };
-            let restored = restore(&repo, &index, &node, dumped, &target, args.force, &bar)?;
-            (
-                format!(
-                    "database {} into {}{} ({} tables, {} rows, row counts match the dump)",
-                    dumped.name,
-                    target.redacted(),
-                    if restored.replaced {
-                        ", replacing what was there"
-                    } else {
-                        ""
-                    },
-                    restored.tables,
-                    restored.rows
-                ),
-                node.size,
-            )
-        }
-        (SnapshotSource::Database(dump), Some(cmd), _) => {
-            let (dumped, node) = chosen_database(dump)?;
-            command::restore_to_command(&repo, &index, &node, cmd, &bar)?;
-            (format!("database {} into {cmd:?}", dumped.name), node.size)
-        }
-        (
-            SnapshotSource::Files | SnapshotSource::Database(_) | SnapshotSource::PgBase(_),
-            None,
-            Some(target),
-        ) => {
-            // Restoring over live data by mistake is how a recovery becomes a second disaster.
-            let occupied = std::fs::read_dir(target).is_ok_and(|mut d| d.next().is_some());
-            ensure!(
-                args.force || !occupied,
-                "{} is not empty; restore into a new directory or add --force to restore over it",
-                target.display()
-            );
-            let options = RestoreOptions {
-                include: args.include.clone(),
-            };
-            let stats = restore_tree(
-                &repo,
-                &index,
-                snapshot.snapshot.tree,
-                target,
-                &options,
-                &bar,
-            )?;
-            let databases = match stats.databases {
-                0 => String::new(),
-                n => {
-                    format!(", {n} SQLite database(s) passed integrity_check and foreign_key_check")
-                }
-            };
-            (
-                format!(
-                    "to {} ({} files, {} dirs{databases})",
-                    target.display(),
-                    stats.files,
-                    stats.dirs
-                ),
-                stats.bytes,
-            )
-        }
-        (SnapshotSource::Files | SnapshotSource::PgBase(_), Some(_), _) => {
-            bail!("--to-command only applies to command and database snapshots")
-        }
-        (_, None, None) => bail!("give --target, --to-command or --into"),
+    let request = SnapshotRestore {
+        snapshot: &snapshot,
+        destination,
+        database: args.database.as_deref(),
+        include: args.include.clone(),
+        force: args.force,
     };
-    bar.finish();
-    let seconds = started.elapsed().as_secs_f64();
+    let report = restore_snapshot::restore(&repo, &request, &Terminal::new(ctx))?;
     if ctx.global.json {
-        ctx.print_json(&json!({
-            "snapshot": snapshot.id,
-            "bytes": bytes,
-            "seconds": seconds,
-        }));
+        ctx.print_json(&report);
     } else {
         ctx.say(format!(
-            "restored snapshot {} ({} of {} on {}) {what} in {seconds:.1}s",
+            "restored snapshot {} ({} of {} on {}) {} in {:.1}s",
             snapshot.id.short(),
             timeline::show_time(snapshot.snapshot.time),
             snapshot.snapshot.paths.join(" "),
             snapshot.snapshot.host,
+            report.restored,
+            report.seconds
         ));
     }
     Ok(())
@@ -181,16 +76,17 @@ fn restore_source(ctx: &Context, args: &RestoreArgs, source: &str) -> Result<()>
     // Checked when the command line was read.
     let at = PointInTime::parse(&args.at, chrono::Utc::now()).map_err(anyhow::Error::msg)?;
     let target = args.target.as_ref().expect("clap requires --target");
-    let bar = Bar::bytes(ctx.progress_enabled(), None, "restoring");
-    let report = lifeboat_ops::restore::source(
-        &subject.repo,
-        &subject.location,
-        at,
-        target,
-        args.force,
-        &bar,
-    )?;
-    bar.finish();
+    let report = {
+        let bar = Bar::bytes(ctx.progress_enabled(), None, "restoring");
+        lifeboat_ops::restore::source(
+            &subject.repo,
+            &subject.location,
+            at,
+            target,
+            args.force,
+            &bar,
+        )?
+    };
     if ctx.global.json {
         ctx.print_json(&report);
         return Ok(());

@@ -13,7 +13,7 @@ use lifeboat_sources::postgres::recovery::{self, RecoverySettings, RecoveryTarge
 use lifeboat_sources::postgres::Psql;
 
 use super::{random_below, truthy_text, verdict, DrillOptions};
-use crate::pg_archive::{check_time_is_archived, last_commit};
+use crate::pg::archive::{check_time_is_archived, last_commit};
 use crate::report::{CheckResult, DrillReport};
 use crate::subject::Subject;
 

@@ -9,8 +9,9 @@ use std::fmt::Write as _;
 use lifeboat_config::{Config, SourceLocation, Target};
 use lifeboat_storage::Location;
 
-use super::{medium, restored_copy};
+use super::restored_copy;
 use crate::commands::shell_word;
+use lifeboat_ops::protection::Medium;
 
 /// A repository that holds base backups (and so archived WAL) of a PostgreSQL server.
 pub(super) struct Pitr<'a> {
@@ -27,7 +28,7 @@ pub(super) fn write_recovery_steps(
     pitr: &[Pitr],
 ) {
     let config_word = shell_word(config_path);
-    let offsite = config.targets.iter().find(|t| medium(t).offsite);
+    let offsite = config.targets.iter().find(|t| Medium::of(t).offsite);
     // Recovery reads the off-site copy when there is one: the host's own disks may have
     // gone with it.
     let survivor = offsite.or(config.targets.first());

@@ -109,6 +109,6 @@ pub fn problem(data_directory: &str, root: &Path, password_file: Option<&Path>) 
         },
         first = first.display(),
         n = blocked.len(),
-        root = crate::commands::shell_word(&root.display().to_string()),
+        root = crate::shell_word(&root.display().to_string()),
     ))
 }
