@@ -514,7 +514,7 @@ pub struct RestoreRequest {
     pub target: Option<String>,
 }
 
-/// Exactly what [`PointInTime::parse`] reads, so that the document promises nothing it
+/// Exactly what [`PointInTime::parse_for_restore`] reads, so that the document promises nothing it
 /// refuses.
 fn moment_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
@@ -552,7 +552,7 @@ pub async fn restore(
         Ok(found) => found,
         Err(refused) => return refused,
     };
-    if let Err(e) = PointInTime::parse(&wanted.at, chrono::Utc::now()) {
+    if let Err(e) = PointInTime::parse_for_restore(&wanted.at, chrono::Utc::now()) {
         return error(StatusCode::BAD_REQUEST, e);
     }
     let is_server = shared

@@ -951,7 +951,7 @@ pub struct NewKeyArgs {
 /// Checks a restore time (or `tx:N`) when the command line is read, so a bad one is a
 /// usage error.
 fn restore_time(text: &str) -> Result<String, String> {
-    lifeboat_ops::point_in_time::PointInTime::parse(text, chrono::Utc::now())
+    lifeboat_ops::point_in_time::PointInTime::parse_for_restore(text, chrono::Utc::now())
         .map(|_| text.to_string())
 }
 

@@ -167,6 +167,7 @@ pub fn run(
                     summary: read.summary,
                     recovered_packs: 0,
                     warnings: Vec::new(),
+                    rollback: rollback_command(repo, &same, &request.contents, &read.paths),
                 },
                 paths: read.paths,
                 dry_run: false,
@@ -192,10 +193,13 @@ pub fn run(
         warnings: read.warnings,
         started,
     };
-    let (id, snapshot) = if request.dry_run {
-        (Id([0; 32]), draft.complete(&stats))
+    let contents = &request.contents;
+    let (id, snapshot, rollback) = if request.dry_run {
+        (Id([0; 32]), draft.complete(&stats), None)
     } else {
-        finished.save(draft)?
+        let (id, snapshot) = finished.save(draft)?;
+        let rollback = rollback_command(repo, &id, contents, &snapshot.paths);
+        (id, snapshot, rollback)
     };
     Ok(BackupOutcome {
         report: BackupReport {
@@ -206,6 +210,7 @@ pub fn run(
             summary: snapshot.summary,
             recovered_packs: stats.recovered_packs,
             warnings: snapshot.warnings,
+            rollback,
         },
         paths: snapshot.paths,
         dry_run: request.dry_run,
@@ -331,6 +336,46 @@ fn read(
                 ..nothing_more(SnapshotSource::Files, shown, tree, summary, time)
             })
         }
+    }
+}
+
+/// The command that restores snapshot `id` of `contents` over the live data: a database
+/// into itself, files into the directory they came from (a files snapshot restores each
+/// path as `<target>/<its name>`).
+fn rollback_command(
+    repo: &Repository,
+    id: &Id,
+    contents: &Contents,
+    paths: &[String],
+) -> Option<String> {
+    let quote = crate::shell_word;
+    let lifeboat = format!("lifeboat --repo {}", quote(repo.location()));
+    let id = id.short();
+    match contents {
+        Contents::Databases(urls) => match &urls[..] {
+            [url] => Some(format!(
+                "{lifeboat} restore {id} --into {} --force",
+                quote(&url.redacted())
+            )),
+            _ => None,
+        },
+        Contents::Files(_) => {
+            let parents: Vec<String> = paths
+                .iter()
+                .map(|p| {
+                    Path::new(p)
+                        .parent()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or("/".into())
+                })
+                .collect();
+            let parent = parents.first()?;
+            parents
+                .iter()
+                .all(|p| p == parent)
+                .then(|| format!("{lifeboat} restore {id} --target {} --force", quote(parent)))
+        }
+        Contents::Command { .. } => None,
     }
 }
 

@@ -1,16 +1,26 @@
 //! A point in time as a user names it, parsed once for every use case that takes one:
-//! `latest`, an RFC 3339 time, a time relative to now (`-10m`), or `tx:N` (right after the
-//! replicated transaction N, as `timeline` lists them).
+//! `latest`, `random` (a drill's pick), an RFC 3339 time, a time relative to now
+//! (`-10m`), `tx:N` (right after the replicated transaction N, as `timeline` lists
+//! them), a PostgreSQL LSN (`0/3000028`) or, for PostgreSQL recovery, the name of a
+//! restore point. Each use case then says which of these it can reach.
 
 use std::fmt;
 
 use chrono::{DateTime, Utc};
+use lifeboat_sources::postgres::recovery::RecoveryTarget;
+use lifeboat_sources::postgres::wal::{format_lsn, parse_lsn};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PointInTime {
     Latest,
+    /// Any restore point, chosen at random (drills).
+    Random,
     At(DateTime<Utc>),
     Transaction(u64),
+    /// A position in a PostgreSQL cluster's WAL.
+    Lsn(u64),
+    /// A restore point made with `pg_create_restore_point(name)`.
+    RestorePoint(String),
 }
 
 impl PointInTime {
@@ -28,16 +38,52 @@ impl PointInTime {
         if matches!(text, "latest" | "now") {
             return Ok(PointInTime::Latest);
         }
+        if text == "random" {
+            return Ok(PointInTime::Random);
+        }
+        if let Some(lsn) = parse_lsn(text) {
+            return Ok(PointInTime::Lsn(lsn));
+        }
         lifeboat_sources::timeline::parse_time(text, now)
             .map(PointInTime::At)
             .map_err(|e| e.to_string())
+    }
+
+    /// As [`parse`](Self::parse), where any other text names a PostgreSQL restore point.
+    pub fn parse_for_postgres(text: &str, now: DateTime<Utc>) -> PointInTime {
+        Self::parse(text, now).unwrap_or_else(|_| PointInTime::RestorePoint(text.to_string()))
+    }
+
+    /// A moment a file or directory source restores to: `latest`, a time or `tx:N`.
+    pub fn parse_for_restore(text: &str, now: DateTime<Utc>) -> Result<PointInTime, String> {
+        match Self::parse(text, now)? {
+            at @ (PointInTime::Latest | PointInTime::At(_) | PointInTime::Transaction(_)) => Ok(at),
+            other => Err(format!(
+                "a restore goes to latest, a time or tx:N, not {other}"
+            )),
+        }
+    }
+
+    /// The target PostgreSQL recovery replays to.
+    pub fn recovery_target(&self) -> Result<RecoveryTarget, String> {
+        Ok(match self {
+            PointInTime::Latest => RecoveryTarget::Latest,
+            PointInTime::At(time) => RecoveryTarget::Time(*time),
+            PointInTime::Lsn(lsn) => RecoveryTarget::Lsn(*lsn),
+            PointInTime::RestorePoint(name) => RecoveryTarget::Name(name.clone()),
+            PointInTime::Random | PointInTime::Transaction(_) => {
+                return Err(format!(
+                    "PostgreSQL recovers to latest, a time, an LSN or a restore point's name, not {self}"
+                ))
+            }
+        })
     }
 
     /// The instant a restore point must be at or before (`now` for the newest).
     pub fn instant(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         match self {
             PointInTime::At(time) => *time,
-            PointInTime::Latest | PointInTime::Transaction(_) => now,
+            _ => now,
         }
     }
 }
@@ -48,6 +94,9 @@ impl fmt::Display for PointInTime {
             PointInTime::Latest => f.write_str("latest"),
             PointInTime::At(time) => f.write_str(&lifeboat_sources::timeline::show_time(*time)),
             PointInTime::Transaction(n) => write!(f, "tx:{n}"),
+            PointInTime::Random => f.write_str("random"),
+            PointInTime::Lsn(lsn) => f.write_str(&format_lsn(*lsn)),
+            PointInTime::RestorePoint(name) => write!(f, "restore point {name:?}"),
         }
     }
 }
@@ -75,5 +124,16 @@ mod tests {
         assert!(parse("tx:0").unwrap_err().contains("tx:NUMBER"));
         assert!(parse("tx:x").is_err());
         assert!(parse("yesterday-ish").is_err());
+        assert_eq!(parse("random"), Ok(PointInTime::Random));
+        assert_eq!(parse("0/3000028"), Ok(PointInTime::Lsn(0x3000028)));
+        assert_eq!(
+            PointInTime::parse_for_postgres("before-migration", now).recovery_target(),
+            Ok(RecoveryTarget::Name("before-migration".into()))
+        );
+        assert!(PointInTime::parse_for_restore("random", now)
+            .unwrap_err()
+            .contains("latest, a time or tx:N"));
+        assert!(PointInTime::parse_for_restore("0/3000028", now).is_err());
+        assert!(PointInTime::Transaction(3).recovery_target().is_err());
     }
 }

@@ -25,6 +25,10 @@ pub struct BackupReport {
     pub recovered_packs: u64,
     /// Paths the snapshot lacks or holds in a lesser form (`backup` then exits 6).
     pub warnings: Vec<SnapshotWarning>,
+    /// The command that puts this snapshot back over the live data (a database, or the
+    /// files where they were), ready to paste: what `run --snapshot-before` prints when
+    /// the command it guards fails. None for a command's output or a dry run.
+    pub rollback: Option<String>,
 }
 
 /// `lifeboat drill --json`, and the record kept in the repository (`drills/<id>`). Unknown

@@ -71,6 +71,13 @@ pub fn source(
             url?.redacted()
         );
     }
+    ensure!(
+        matches!(
+            at,
+            PointInTime::Latest | PointInTime::At(_) | PointInTime::Transaction(_)
+        ),
+        "a file or directory restores to latest, a time or tx:N, not {at}"
+    );
     let source = timeline::source_path(location)?;
     let now = Utc::now();
     let instant = at.instant(now);
@@ -78,7 +85,7 @@ pub fn source(
     let index = repo.load_index()?;
     let points = timeline::restore_points(repo, &index, &source)?;
     if points.is_empty() {
-        if let Some(report) = directory(repo, &index, &source, at, into, force, progress)? {
+        if let Some(report) = directory(repo, &index, &source, &at, into, force, progress)? {
             return Ok(report);
         }
     }
@@ -127,7 +134,7 @@ fn directory(
     repo: &Repository,
     index: &lifeboat_repo::index::MasterIndex,
     source: &Path,
-    at: PointInTime,
+    at: &PointInTime,
     into: &Path,
     force: bool,
     progress: &dyn Progress,

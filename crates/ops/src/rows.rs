@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use crate::drill::cluster::{base_backups_of, recover_cluster, RecoveredCluster};
 use crate::drill::{dump_at, ScratchDatabase};
+use crate::point_in_time::PointInTime;
 use crate::subject::Subject;
 
 /// `lifeboat diff --json`.
@@ -165,7 +166,9 @@ fn postgres_at(
         let database = url
             .database()
             .with_context(|| format!("{}: name the database (…/appdb)", url.redacted()))?;
-        let target = RecoveryTarget::parse(at, Utc::now());
+        let target = PointInTime::parse_for_postgres(at, Utc::now())
+            .recovery_target()
+            .map_err(anyhow::Error::msg)?;
         let dir = tempfile::Builder::new()
             .prefix(&format!("lifeboat-{purpose}-"))
             .tempdir()?;

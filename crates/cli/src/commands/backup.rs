@@ -37,12 +37,12 @@ pub fn finish(ctx: &Context, outcome: &BackupOutcome) -> Result<()> {
     .into())
 }
 
-/// Takes the snapshot `args` describe and prints it; returns its id and paths. A
-/// snapshot saved with warnings is a success here (they have been printed).
-pub fn take(ctx: &Context, args: &BackupArgs) -> Result<(lifeboat_repo::Id, Vec<String>)> {
+/// Takes the snapshot `args` describe and prints it. A snapshot saved with warnings is a
+/// success here (they have been printed).
+pub fn take(ctx: &Context, args: &BackupArgs) -> Result<lifeboat_ops::BackupReport> {
     let outcome = take_snapshot(ctx, args)?;
     show(ctx, &outcome);
-    Ok((outcome.report.id, outcome.paths))
+    Ok(outcome.report)
 }
 
 fn take_snapshot(ctx: &Context, args: &BackupArgs) -> Result<BackupOutcome> {

@@ -49,7 +49,8 @@ pub fn run(ctx: &Context, args: &RequestArgs) -> Result<()> {
             at,
             into,
         } => {
-            let at = PointInTime::parse(&at, chrono::Utc::now()).map_err(crate::exit::Usage)?;
+            let at = PointInTime::parse_for_restore(&at, chrono::Utc::now())
+                .map_err(crate::exit::Usage)?;
             let subject =
                 crate::commands::subject::resolve(ctx, &source, target.as_deref(), config)?;
             make_private_dir(&into)?;

@@ -74,7 +74,8 @@ fn restore_source(ctx: &Context, args: &RestoreArgs, source: &str) -> Result<()>
         );
     }
     // Checked when the command line was read.
-    let at = PointInTime::parse(&args.at, chrono::Utc::now()).map_err(anyhow::Error::msg)?;
+    let at =
+        PointInTime::parse_for_restore(&args.at, chrono::Utc::now()).map_err(anyhow::Error::msg)?;
     let target = args.target.as_ref().expect("clap requires --target");
     let report = {
         let bar = Bar::bytes(ctx.progress_enabled(), None, "restoring");

@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
-use lifeboat_sources::database_url::DatabaseUrl;
 
 use crate::args::{BackupArgs, RunArgs};
 use crate::context::Context;
@@ -21,7 +20,6 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<()> {
     } else {
         args.source.clone()
     };
-    let location = ctx.open()?.location().to_string();
     let mut rollbacks = Vec::new();
     for source in &sources {
         let backup = BackupArgs {
@@ -36,10 +34,12 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<()> {
             dry_run: false,
             host: None,
         };
-        let (id, paths) = crate::commands::backup::take(ctx, &backup).with_context(|| {
+        let report = crate::commands::backup::take(ctx, &backup).with_context(|| {
             format!("no snapshot of {source} could be taken; the command was not run")
         })?;
-        rollbacks.push(rollback_command(&location, &id.short(), source, &paths)?);
+        rollbacks.push(report.rollback.with_context(|| {
+            format!("{source}: no command can put its snapshot back; the command was not run")
+        })?);
     }
     let (program, rest) = args.command.split_first().expect("clap requires a command");
     let status = lifeboat_sources::child_env::user_command(program)
@@ -62,26 +62,4 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<()> {
         message: format!("{program} failed; nothing was rolled back"),
     }
     .into())
-}
-
-/// The command that restores `source` from snapshot `id` over the live data.
-fn rollback_command(location: &str, id: &str, source: &str, paths: &[String]) -> Result<String> {
-    let quote = crate::commands::shell_word;
-    let lifeboat = format!("lifeboat --repo {}", quote(location));
-    if let Some(url) = DatabaseUrl::parse(source) {
-        return Ok(format!(
-            "{lifeboat} restore {id} --into {} --force",
-            quote(&url?.redacted())
-        ));
-    }
-    // A files snapshot restores each path as <target>/<its name>: the parent directory.
-    let path = PathBuf::from(paths.first().context("the snapshot names no path")?);
-    let parent = path
-        .parent()
-        .map(|p| p.display().to_string())
-        .unwrap_or("/".into());
-    Ok(format!(
-        "{lifeboat} restore {id} --target {} --force",
-        quote(&parent)
-    ))
 }

@@ -14,6 +14,7 @@ use lifeboat_sources::postgres::Psql;
 
 use super::{random_below, truthy_text, verdict, DrillOptions};
 use crate::pg::archive::{check_time_is_archived, last_commit};
+use crate::point_in_time::PointInTime;
 use crate::report::{CheckResult, DrillReport};
 use crate::subject::Subject;
 
@@ -131,10 +132,10 @@ pub fn drill_physical(
     let Some(oldest) = bases.iter().map(|(_, meta)| meta.finished).min() else {
         bail!("no base backup of {} in this repository", url.server());
     };
-    let target = match options.at {
+    let target = match PointInTime::parse_for_postgres(options.at, Utc::now()) {
         // Any moment the archive can recover to: from the end of the oldest base backup
         // to the last archived commit (a time after it cannot be reached).
-        "random" => {
+        PointInTime::Random => {
             let newest = bases.last().map(|(_, meta)| *meta).expect("not empty");
             match last_commit(&subject.repo, newest)? {
                 Some(end) if end > oldest => {
@@ -146,7 +147,7 @@ pub fn drill_physical(
                 _ => RecoveryTarget::Latest,
             }
         }
-        at => RecoveryTarget::parse(at, Utc::now()),
+        at => at.recovery_target().map_err(anyhow::Error::msg)?,
     };
     let (cluster, base, meta) = recover_cluster(
         options.lifeboat_command,

@@ -20,6 +20,7 @@ use lifeboat_sources::database_url::DatabaseUrl;
 use lifeboat_sources::dump::Server;
 use lifeboat_sources::timeline;
 
+use crate::point_in_time::PointInTime;
 use crate::report::{CheckResult, DrillReport};
 use crate::subject::Subject;
 
@@ -107,9 +108,9 @@ fn drill(
     let index = repo.load_index()?;
     let points = timeline::restore_points(repo, &index, &path)?;
     if points.iter().any(|p| p.node.sqlite) {
-        let point = match options.at {
-            "random" => &points[random_below(points.len())],
-            at => timeline::choose(&points, timeline::parse_time(at, Utc::now())?, &path)?,
+        let point = match Pick::parse(options.at)? {
+            Pick::Random => &points[random_below(points.len())],
+            Pick::AtOrBefore(at) => timeline::choose(&points, at, &path)?,
         };
         record.restore_point = Some(point.time);
         record.snapshot = Some(point.snapshot.to_hex());
@@ -210,10 +211,16 @@ enum Pick {
 
 impl Pick {
     fn parse(at: &str) -> Result<Pick> {
-        Ok(match at {
-            "random" => Pick::Random,
-            at => Pick::AtOrBefore(timeline::parse_time(at, Utc::now())?),
-        })
+        let now = Utc::now();
+        Ok(
+            match PointInTime::parse(at, now).map_err(anyhow::Error::msg)? {
+                PointInTime::Random => Pick::Random,
+                at @ (PointInTime::Latest | PointInTime::At(_)) => {
+                    Pick::AtOrBefore(at.instant(now))
+                }
+                other => bail!("a drill restores latest, random or a time, not {other}"),
+            },
+        )
     }
 }
 

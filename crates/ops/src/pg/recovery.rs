@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::meters::Meters;
 use crate::pg::archive::check_time_is_archived;
+use crate::point_in_time::PointInTime;
 
 pub struct PitrRequest<'a> {
     /// `latest`, a time, a relative time, an LSN or a restore point's name.
@@ -55,7 +56,9 @@ pub fn restore(
     restore_command: &dyn Fn(&str) -> Result<String>,
     meters: &dyn Meters,
 ) -> Result<PitrReport> {
-    let target = RecoveryTarget::parse(request.at, chrono::Utc::now());
+    let target = PointInTime::parse_for_postgres(request.at, chrono::Utc::now())
+        .recovery_target()
+        .map_err(anyhow::Error::msg)?;
     let started = Instant::now();
     let snapshots = repo.list_snapshots()?;
     let bases = recovery::base_backups(&snapshots, request.cluster);

@@ -28,21 +28,6 @@ pub enum RecoveryTarget {
 }
 
 impl RecoveryTarget {
-    /// `latest`, an LSN (`0/3000028`), a time (RFC 3339 or relative like `-10m`), or
-    /// else the name of a restore point.
-    pub fn parse(text: &str, now: chrono::DateTime<chrono::Utc>) -> RecoveryTarget {
-        if text == "latest" {
-            return RecoveryTarget::Latest;
-        }
-        if let Some(lsn) = parse_lsn(text) {
-            return RecoveryTarget::Lsn(lsn);
-        }
-        match crate::timeline::parse_time(text, now) {
-            Ok(time) => RecoveryTarget::Time(time),
-            Err(_) => RecoveryTarget::Name(text.to_string()),
-        }
-    }
-
     pub fn describe(&self) -> String {
         match self {
             RecoveryTarget::Latest => "the end of the archived WAL".into(),
