@@ -60,8 +60,10 @@ command -v st >/dev/null ||
 
 step "npm packages (Node $(node --version 2>/dev/null || echo missing))"
 # The end-to-end test drives examples/express-crud (Express 5 + better-sqlite3 12); the
-# runbook test drives chromium through playwright-core.
+# migration test the real Knex CLI in examples/knex-migrations; the runbook test drives
+# chromium through playwright-core.
 npm ci --prefix examples/express-crud --no-audit --no-fund --loglevel=error
+npm ci --prefix examples/knex-migrations --no-audit --no-fund --loglevel=error
 npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 
 step "TypeScript: the dashboard (dashboard/dist/, embedded by the agent) and the API client"
