@@ -377,9 +377,33 @@ pub struct ConfigFileArgs {
         long,
         short = 'c',
         env = "LIFEBOAT_CONFIG",
-        default_value = "lifeboat.toml"
+        default_value = "lifeboat.toml",
+        value_parser = config_file
     )]
     pub config: PathBuf,
+}
+
+/// `lifeboat.toml` when it is not in the current directory is looked for upwards, up to
+/// the repository's root (the first directory with a .git), as JavaScript tools find
+/// their configuration from any folder of a project (a monorepo's package included).
+fn config_file(text: &str) -> Result<PathBuf, String> {
+    let given = PathBuf::from(text);
+    if text != "lifeboat.toml" || given.exists() {
+        return Ok(given);
+    }
+    let Ok(cwd) = std::env::current_dir() else {
+        return Ok(given);
+    };
+    for dir in cwd.ancestors() {
+        let candidate = dir.join("lifeboat.toml");
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+        if dir.join(".git").exists() {
+            break;
+        }
+    }
+    Ok(given)
 }
 
 #[derive(Debug, Args)]
@@ -405,6 +429,12 @@ pub struct InitArgs {
     /// `governance` (users with s3:BypassGovernanceRetention can).
     #[arg(long, requires = "object_lock", default_value = "compliance", value_parser = lock_mode)]
     pub object_lock_mode: lifeboat_storage::LockMode,
+    /// Also set up the JavaScript project around the current directory: a lifeboat.toml
+    /// next to package.json (DATABASE_URL, the uploads folder, this repository) and the
+    /// npm scripts `backup`, `backup:status` and `db:migrate:safe` (for Prisma, Drizzle,
+    /// Knex or Sequelize); nothing that exists is overwritten.
+    #[arg(long)]
+    pub npm: bool,
 }
 
 fn lock_period(text: &str) -> Result<std::time::Duration, String> {
@@ -456,6 +486,12 @@ pub struct BackupArgs {
     /// The host name recorded in the snapshot (and whose snapshots are the parent).
     #[arg(long, env = "LIFEBOAT_HOST")]
     pub host: Option<String>,
+    /// Back up every source of this plan of lifeboat.toml to each of its targets, tagged
+    /// as the agent tags its backups (what `npm run backup` runs after `init --npm`).
+    #[arg(long, conflicts_with_all = ["paths", "stdin_from_command", "skip_if_unchanged", "dry_run", "host"])]
+    pub plan: Option<String>,
+    #[command(flatten)]
+    pub file: ConfigFileArgs,
 }
 
 /// What a backup of files leaves out and where it reads its paths, as restic's options.

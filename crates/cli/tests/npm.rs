@@ -100,16 +100,7 @@ fn the_tarballs_install_without_a_registry_and_work_from_npx_and_node() {
         "npx lifeboat --version",
     );
     assert_eq!(version_line.trim(), format!("lifeboat {version}"));
-    ok(
-        npx(
-            &project,
-            &repo,
-            &["init", "--kdf-memory-mib", "8", "--kdf-iterations", "1"],
-        ),
-        "npx lifeboat init",
-    );
-
-    // A backup and a restore from the command line, in the project.
+    // The app's data: a SQLite database named in .env as Prisma writes it, and uploads.
     std::fs::write(project.join("uploads/photo.txt"), "v1").unwrap();
     let db = project.join("app.db");
     let conn = rusqlite::Connection::open(&db).unwrap();
@@ -119,6 +110,64 @@ fn the_tarballs_install_without_a_registry_and_work_from_npx_and_node() {
     )
     .unwrap();
     drop(conn);
+    std::fs::write(project.join(".env"), "DATABASE_URL=\"file:./app.db\"\n").unwrap();
+
+    // init --npm: the repository, lifeboat.toml beside package.json, npm scripts.
+    let init = ok(
+        npx(
+            &project,
+            &repo,
+            &[
+                "init",
+                "--npm",
+                "--kdf-memory-mib",
+                "8",
+                "--kdf-iterations",
+                "1",
+            ],
+        ),
+        "npx lifeboat init --npm",
+    );
+    assert!(init.contains("lifeboat.toml"), "{init}");
+    assert!(
+        init.contains("no Prisma, Drizzle, Knex or Sequelize"),
+        "{init}"
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(project.join("package.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["scripts"]["backup"], "lifeboat backup --plan app");
+    assert_eq!(manifest["name"], "app", "the rest of package.json stays");
+
+    // `npm run backup` backs up the plan: the database from .env and the uploads.
+    let backed_up = Command::new("npm")
+        .args(["run", "--silent", "backup"])
+        .current_dir(&project)
+        .env("LIFEBOAT_PASSWORD", PASSWORD)
+        .env_remove("LIFEBOAT_REPO")
+        .env_remove("DATABASE_URL")
+        .env("npm_config_cache", project.join(".npm-cache"))
+        .output()
+        .unwrap();
+    let said = ok(backed_up, "npm run backup");
+    assert!(
+        said.contains("db to local:") && said.contains("uploads to local:"),
+        "{said}"
+    );
+    // From a folder of the project, lifeboat.toml is found upwards.
+    let status = Command::new("npx")
+        .args(["--offline", "lifeboat", "--json", "status"])
+        .current_dir(project.join("uploads"))
+        .env("LIFEBOAT_PASSWORD", PASSWORD)
+        .env_remove("DATABASE_URL")
+        .env("npm_config_cache", project.join(".npm-cache"))
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_str(&ok(status, "lifeboat status")).unwrap();
+    assert_eq!(status["ok"], true, "{status}");
+    assert_eq!(status["restore_points"].as_array().unwrap().len(), 2);
+
+    // A backup and a restore from the command line, in the project.
     ok(
         npx(&project, &repo, &["backup", "file:./app.db"]),
         "npx lifeboat backup",
@@ -137,18 +186,7 @@ fn the_tarballs_install_without_a_registry_and_work_from_npx_and_node() {
     let refused = npx(&project, &repo, &["restore", "ffffffff", "--target", "x"]);
     assert!(!refused.status.success() && refused.status.code() != Some(0));
 
-    // The Node API, against the same repository and a plan in lifeboat.toml.
-    std::fs::write(
-        project.join("lifeboat.toml"),
-        format!(
-            "[[source]]\nname = \"uploads\"\nurl = \"./uploads\"\n\
-             [[target]]\nname = \"local\"\nurl = \"{}\"\n\
-             [[plan]]\nname = \"app\"\nsources = [\"uploads\"]\ntargets = [\"local\"]\n\
-             schedule = \"every 1h\"\nrpo = \"2h\"\n",
-            repo.display()
-        ),
-    )
-    .unwrap();
+    // The Node API, against the same repository and the plan init --npm wrote.
     let api = root().join("npm/test/api.test.mjs");
     ok(
         Command::new("node")

@@ -15,7 +15,8 @@ use crate::Needs;
 
 impl Config {
     /// Reads and validates the file at `path`, filling `${VAR}`s from the process
-    /// environment and resolving relative paths against the file's directory.
+    /// environment (else from a `.env` file beside it, as Prisma, Next.js and Vite read
+    /// theirs) and resolving relative paths against the file's directory.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         Config::load_for(path, Needs::Everything)
     }
@@ -33,7 +34,12 @@ impl Config {
     /// resolved against `path`'s directory, as they were on the host that wrote it.
     pub fn load_text(text: &str, path: &Path, needs: Needs) -> Result<Config, ConfigErrors> {
         let origin = path.display().to_string();
-        let env = |name: &str| std::env::var(name).ok();
+        let dotenv = dotenv_beside(path);
+        let env = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .or_else(|| dotenv.get(name).cloned())
+        };
         let mut config = Config::parse_for(text, &origin, &env, needs)?;
         let absolute = std::path::absolute(path).map_err(|e| {
             ConfigErrors::whole_file(&origin, format!("cannot resolve its directory: {e}"))
@@ -97,5 +103,20 @@ fn toml_error(index: &LineIndex<'_>, error: &toml::de::Error) -> ConfigError {
             column: 0,
             message,
         },
+    }
+}
+
+/// The variables of the `.env` file in `path`'s directory; none when there is no such
+/// file or it cannot be read (a variable then missing is named by the error that needs it).
+fn dotenv_beside(path: &Path) -> std::collections::HashMap<String, String> {
+    let Some(file) = std::path::absolute(path)
+        .ok()
+        .and_then(|p| Some(p.parent()?.join(".env")))
+    else {
+        return Default::default();
+    };
+    match dotenvy::from_path_iter(&file) {
+        Ok(vars) => vars.filter_map(Result::ok).collect(),
+        Err(_) => Default::default(),
     }
 }

@@ -107,3 +107,28 @@ fn an_unreadable_file_is_one_error_without_a_position() {
         "{message}"
     );
 }
+
+#[test]
+fn variables_missing_from_the_environment_come_from_the_env_file_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // Names no test process sets; the environment would win over the file.
+    std::fs::write(
+        dir.path().join(".env"),
+        "# as Prisma writes it\nLIFEBOAT_TEST_DOTENV_URL=\"postgres://app:s3cret@db:5432/shop?schema=public\" # local\n",
+    )
+    .unwrap();
+    let path = write(
+        dir.path(),
+        "[[source]]\nname = \"db\"\nurl = \"${LIFEBOAT_TEST_DOTENV_URL}\"\n",
+    );
+    let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        config.source("db").unwrap().location,
+        SourceLocation::Url("postgres://app:s3cret@db:5432/shop?schema=public".into())
+    );
+
+    // Without the file, the variable is missing, and the error says which.
+    std::fs::remove_file(dir.path().join(".env")).unwrap();
+    let error = Config::load(&path).unwrap_err().to_string();
+    assert!(error.contains("LIFEBOAT_TEST_DOTENV_URL"), "{error}");
+}

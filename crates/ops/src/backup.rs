@@ -65,6 +65,44 @@ pub struct BackupRequest {
     pub page_cache: Option<PageCache>,
 }
 
+impl BackupRequest {
+    /// A backup of a source of `lifeboat.toml` (its location and selection), tagged
+    /// `tags`, as the agent and `backup --plan` take it.
+    pub fn of_source(
+        source: &lifeboat_config::Source,
+        tags: Vec<String>,
+        page_cache: Option<PageCache>,
+    ) -> Result<BackupRequest> {
+        let contents = match &source.location {
+            // Relative paths were resolved against the file's directory when it was read.
+            lifeboat_config::SourceLocation::Url(url) => {
+                Contents::of(&[PathBuf::from(url)], &std::env::current_dir()?)?
+            }
+            lifeboat_config::SourceLocation::Command(command) => Contents::Command {
+                command: command.clone(),
+                name: source.name.clone(),
+            },
+        };
+        let select = &source.select;
+        Ok(BackupRequest {
+            contents,
+            tags,
+            pinned: false,
+            without_parent: false,
+            skip_if_unchanged: false,
+            dry_run: false,
+            host: lifeboat_repo::hostname(),
+            selection: Selection::new(
+                &select.exclude,
+                &[],
+                &select.exclude_if_present,
+                select.one_file_system,
+            )?,
+            page_cache,
+        })
+    }
+}
+
 /// What a backup did, for the front end to show.
 #[derive(Debug, Clone)]
 pub struct BackupOutcome {

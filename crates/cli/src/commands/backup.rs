@@ -13,8 +13,100 @@ use crate::context::Context;
 use crate::progress::Terminal;
 
 pub fn run(ctx: &Context, args: &BackupArgs) -> Result<()> {
+    if let Some(plan) = &args.plan {
+        return back_up_plan(ctx, args, plan);
+    }
     let outcome = take_snapshot(ctx, args)?;
     finish(ctx, &outcome)
+}
+
+/// One source's backup to one target of a plan, for `backup --plan --json`.
+#[derive(serde::Serialize)]
+struct PlanBackup {
+    source: String,
+    target: String,
+    report: Option<lifeboat_ops::BackupReport>,
+    error: Option<String>,
+}
+
+/// `backup --plan NAME`: each source of the plan to each of its targets, one after the
+/// other; a failure is reported and the others still run.
+fn back_up_plan(ctx: &Context, args: &BackupArgs, name: &str) -> Result<()> {
+    let config = super::config::load_repositories(&args.file.config)?;
+    let plan = config.plan(name).ok_or_else(|| {
+        crate::exit::Usage(format!(
+            "{} has no plan {name:?}",
+            args.file.config.display()
+        ))
+    })?;
+    let mut done = Vec::new();
+    for target in plan.targets.iter().filter_map(|t| config.target(t)) {
+        let repo = ctx.open_target(target);
+        for source in plan.sources.iter().filter_map(|s| config.source(s)) {
+            let mut tags = vec![
+                lifeboat_ops::tags::plan_tag(&plan.name),
+                lifeboat_ops::tags::source_tag(&source.name),
+            ];
+            tags.extend(args.tags.iter().cloned());
+            let outcome = repo
+                .as_ref()
+                .map_err(|e| anyhow::anyhow!("{e:#}"))
+                .and_then(|repo| {
+                    let mut request = BackupRequest::of_source(source, tags, ctx.page_cache(repo))?;
+                    request.pinned = args.pin;
+                    lifeboat_ops::backup::run(repo, &request, &Terminal::new(ctx))
+                });
+            if !ctx.global.json {
+                ctx.say(format!("{} to {}:", source.name, target.name));
+            }
+            let (report, error) = match outcome {
+                Ok(outcome) => {
+                    if !ctx.global.json {
+                        show(ctx, &outcome);
+                    }
+                    (Some(outcome.report), None)
+                }
+                Err(e) => {
+                    let line = crate::exit::one_line(&e);
+                    if !ctx.global.json {
+                        eprintln!("error: {line}");
+                    }
+                    (None, Some(line))
+                }
+            };
+            done.push(PlanBackup {
+                source: source.name.clone(),
+                target: target.name.clone(),
+                report,
+                error,
+            });
+        }
+    }
+    if ctx.global.json {
+        ctx.print_json(&done);
+    }
+    let failed = done.iter().filter(|d| d.error.is_some()).count();
+    let warned = done
+        .iter()
+        .filter(|d| d.report.as_ref().is_some_and(|r| !r.warnings.is_empty()))
+        .count();
+    if failed > 0 {
+        return Err(crate::exit::WithCode {
+            code: crate::exit::FAILURE,
+            message: format!("{failed} of {} backups of plan {name} failed", done.len()),
+        }
+        .into());
+    }
+    if warned > 0 {
+        return Err(crate::exit::WithCode {
+            code: crate::exit::SAVED_WITH_WARNINGS,
+            message: format!(
+                "{warned} backup(s) of plan {name} saved with paths skipped or stored as plain bytes"
+            ),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// Prints `outcome`; a snapshot saved with warnings is an error carrying its own exit
@@ -206,7 +298,7 @@ fn given_paths(args: &BackupArgs) -> Result<Vec<PathBuf>> {
 }
 
 /// The exclusions of `select`, with the patterns of its files read.
-pub fn selection(select: &crate::args::SelectArgs) -> Result<files::select::Selection> {
+fn selection(select: &crate::args::SelectArgs) -> Result<files::select::Selection> {
     let mut excludes = select.excludes.clone();
     for file in &select.exclude_files {
         excludes.extend(files::select::read_pattern_file(file)?);

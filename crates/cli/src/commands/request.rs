@@ -7,11 +7,8 @@
 
 use std::io::Read;
 
-use std::path::PathBuf;
-
 use anyhow::{ensure, Context as _, Result};
-use lifeboat_config::SourceLocation;
-use lifeboat_ops::backup::{BackupRequest, Contents};
+use lifeboat_ops::backup::BackupRequest;
 use lifeboat_ops::forget::Forget;
 use lifeboat_ops::meters::NoMeters;
 use lifeboat_ops::point_in_time::PointInTime;
@@ -19,7 +16,7 @@ use lifeboat_ops::request::Request;
 use lifeboat_repo::snapshot_filter::SnapshotFilter;
 use lifeboat_repo::tree::escape_path;
 
-use crate::args::{RequestArgs, SelectArgs};
+use crate::args::RequestArgs;
 use crate::context::Context;
 
 /// A request is a few hundred bytes; more is not one.
@@ -90,34 +87,8 @@ pub fn run(ctx: &Context, args: &RequestArgs) -> Result<()> {
             let Some(entry) = config.source(&source) else {
                 return Err(crate::exit::Usage(format!("no source {source:?}")).into());
             };
-            let contents = match &entry.location {
-                SourceLocation::Url(url) => Contents::of(
-                    &[PathBuf::from(url)],
-                    &std::env::current_dir().context("cannot read the current directory")?,
-                )?,
-                SourceLocation::Command(command) => Contents::Command {
-                    command: command.clone(),
-                    name: source.clone(),
-                },
-            };
-            let select = SelectArgs {
-                excludes: entry.select.exclude.clone(),
-                exclude_if_present: entry.select.exclude_if_present.clone(),
-                one_file_system: entry.select.one_file_system,
-                ..Default::default()
-            };
             let repo = ctx.open()?;
-            let request = BackupRequest {
-                contents,
-                tags,
-                pinned: false,
-                without_parent: false,
-                skip_if_unchanged: false,
-                dry_run: false,
-                host: lifeboat_repo::hostname(),
-                selection: super::backup::selection(&select)?,
-                page_cache: ctx.page_cache(&repo),
-            };
+            let request = BackupRequest::of_source(entry, tags, ctx.page_cache(&repo))?;
             let outcome = lifeboat_ops::backup::run(&repo, &request, &NoMeters)?;
             // Prints the report (the agent passes --json); warnings give their exit code.
             super::backup::finish(ctx, &outcome)?;

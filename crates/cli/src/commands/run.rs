@@ -33,6 +33,10 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<()> {
             select: Default::default(),
             dry_run: false,
             host: None,
+            plan: None,
+            file: crate::args::ConfigFileArgs {
+                config: "lifeboat.toml".into(),
+            },
         };
         let report = crate::commands::backup::take(ctx, &backup).with_context(|| {
             format!("no snapshot of {source} could be taken; the command was not run")
