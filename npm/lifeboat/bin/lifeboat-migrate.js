@@ -68,7 +68,29 @@ async function sourcesFor(tool, args) {
       'no database to protect: give --source, or set DATABASE_URL (in the environment or .env)',
     );
   }
+  if (name === 'prisma') return [prismaSqlitePath(url, args) || url];
   return [url];
+}
+
+/**
+ * Prisma reads a relative `file:` URL from the schema's directory (prisma/dev.db for
+ * `file:./dev.db` beside prisma/schema.prisma), not from where it runs: the path of that
+ * file, or undefined for any other URL.
+ */
+function prismaSqlitePath(url, args) {
+  const match = /^file:(?!\/\/)([^?]*)/.exec(url);
+  if (!match || path.isAbsolute(match[1])) return undefined;
+  let schema = option(args, '--schema');
+  if (!schema) {
+    try {
+      schema = JSON.parse(fs.readFileSync('package.json', 'utf8')).prisma?.schema;
+    } catch {
+      schema = undefined;
+    }
+  }
+  schema = path.resolve(schema || 'prisma/schema.prisma');
+  const dir = fs.existsSync(schema) && fs.statSync(schema).isDirectory() ? schema : path.dirname(schema);
+  return path.resolve(dir, match[1]);
 }
 
 function runTool(tool, args) {
