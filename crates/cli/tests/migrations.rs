@@ -231,3 +231,73 @@ fn a_failed_knex_migration_on_postgres_is_rolled_back_by_the_printed_command() {
         &format!("DROP DATABASE {name} WITH (FORCE)"),
     );
 }
+
+/// Prisma's own CLI cannot be installed on this machine (it downloads its schema engine
+/// from binaries.prisma.sh at install and first run, which does not resolve here), so a
+/// two-line `prisma` stand-in changes the database and fails. What is tested is
+/// lifeboat-migrate's side of the recipe: DATABASE_URL read from .env and its relative
+/// `file:` path read from the schema's directory, as Prisma reads it.
+#[test]
+fn prismas_file_url_in_env_names_the_database_beside_the_schema() {
+    let repo = TestRepo::local();
+    let (_dir, project) = knex_project();
+    std::fs::create_dir_all(project.join("prisma")).unwrap();
+    std::fs::write(project.join("prisma/schema.prisma"), "// the schema\n").unwrap();
+    std::fs::write(
+        project.join(".env"),
+        "DATABASE_URL=\"file:./dev.db?connection_limit=1\"\n",
+    )
+    .unwrap();
+    let db = project.join("prisma/dev.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT, email TEXT);
+         INSERT INTO customers(name, email) VALUES ('Ada Lovelace', 'ada@example.com');",
+    )
+    .unwrap();
+    drop(conn);
+    let before = sqlite_rows(&db);
+    let bin = project.join("stand-in");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(
+        bin.join("prisma"),
+        "#!/bin/sh\nsqlite3 prisma/dev.db \"UPDATE customers SET email = NULL\"\necho 'Error: P3018 migration failed' >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        bin.join("prisma"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let mut command = in_project("node", &project, &repo);
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let lifeboat_dir = PathBuf::from(env!("CARGO_BIN_EXE_lifeboat"));
+    let failed = command
+        .env(
+            "PATH",
+            format!("{}:{path}", lifeboat_dir.parent().unwrap().display()),
+        )
+        .arg(root().join("npm/lifeboat/bin/lifeboat-migrate.js"))
+        .args(["prisma", "migrate", "deploy"])
+        .output()
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
+    assert!(text(&failed).contains("P3018"), "{}", text(&failed));
+    assert_eq!(
+        sqlite_rows(&db)[0].1,
+        None,
+        "the stand-in changed the database"
+    );
+    let lines = rollbacks(&failed);
+    let prisma_dir = project.join("prisma").display().to_string();
+    assert!(
+        lines[0].contains(&format!("--target {prisma_dir} --force")),
+        "{lines:?}"
+    );
+    run_as_printed(&lines[0], &project, &repo, &[]);
+    assert_eq!(sqlite_rows(&db), before);
+}
