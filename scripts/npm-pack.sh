@@ -55,8 +55,13 @@ for target in "${targets[@]}"; do
     linker_env=()
     [ "$target" = aarch64-unknown-linux-gnu ] &&
       linker_env=(CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc)
-    env "${linker_env[@]}" cargo build --profile dist --locked -p lifeboat --target "$target"
-    built="${CARGO_TARGET_DIR:-target}/$target/dist/$exe"
+    if [ "$target" = "$host" ]; then
+      cargo build --profile dist --locked -p lifeboat
+      built="${CARGO_TARGET_DIR:-target}/dist/$exe"
+    else
+      env "${linker_env[@]}" cargo build --profile dist --locked -p lifeboat --target "$target"
+      built="${CARGO_TARGET_DIR:-target}/$target/dist/$exe"
+    fi
   fi
   dir="$stage/lifeboat-$key"
   mkdir -p "$dir/bin"
