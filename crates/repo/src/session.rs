@@ -564,4 +564,73 @@ mod tests {
         let (again_id, new_blobs, _) = stored_bytes(&fast_repo, &data, Effort::Default);
         assert_eq!((again_id, new_blobs), (fast_id, 0));
     }
+
+    /// Issue 20's suspicion: parallel writers storing the same chunk twice before either
+    /// records it. Eight threads race to store the same 40 blobs (each thread in its own
+    /// order) into one session; each blob must be stored once, whatever the interleaving.
+    #[test]
+    fn blobs_raced_from_many_threads_are_stored_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = lifeboat_storage::Storage::open(dir.path().to_str().unwrap()).unwrap();
+        let repo = Repository::init(
+            storage,
+            b"pw",
+            KdfParams {
+                memory_kib: 256,
+                iterations: 1,
+                parallelism: 1,
+            },
+        )
+        .unwrap();
+        let blobs: Vec<Vec<u8>> = (0..40u8)
+            .map(|i| {
+                let mut data = text(64 * 1024);
+                data[0] = i;
+                data
+            })
+            .collect();
+        for round in 0..3 {
+            let session = WriteSession::start(&repo, "race").unwrap();
+            std::thread::scope(|scope| {
+                for thread in 0..8usize {
+                    let (session, blobs) = (&session, &blobs);
+                    scope.spawn(move || {
+                        for k in 0..blobs.len() {
+                            let data = &blobs[(k * 7 + thread * 13 + round) % blobs.len()];
+                            session.store_blob(BlobKind::Data, data.clone()).unwrap();
+                        }
+                    });
+                }
+            });
+            let stats = session.finish().unwrap().stats;
+            let expected_new = if round == 0 { 40 } else { 0 };
+            assert_eq!(stats.new_blobs, expected_new, "round {round}");
+        }
+        let index = repo.load_index().unwrap();
+        assert_eq!(index.blob_count(), 40, "each blob is in the index once");
+        // And in the packs once: their bytes hold 40 compressed blobs, not 80 or 320.
+        let packs: u64 = walk(&dir.path().join("data"));
+        let one: u64 = blobs
+            .iter()
+            .map(|b| zstd::encode_all(&b[..], 3).unwrap().len() as u64)
+            .sum();
+        assert!(
+            packs < one * 3 / 2,
+            "packs hold {packs} bytes for {one} of blobs"
+        );
+    }
+
+    fn walk(dir: &std::path::Path) -> u64 {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| match e.file_type() {
+                        Ok(t) if t.is_dir() => walk(&e.path()),
+                        _ => e.metadata().map(|m| m.len()).unwrap_or(0),
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
 }
