@@ -188,6 +188,24 @@ app.get('/health', (req, res) => {
   res.json({ status: 'ok' });
 });
 
+// Are the backups within their RPO? For a load balancer or an uptime check: 200 when
+// every source of lifeboat.toml's plans has a restore point younger than its RPO, 503
+// naming the ones that do not. Served when LIFEBOAT_CONFIG names the file.
+if (process.env.LIFEBOAT_CONFIG) {
+  const lifeboat = require('lifeboat');
+  app.get('/ready/backups', async (req, res, next) => {
+    try {
+      const status = await lifeboat.status({ config: process.env.LIFEBOAT_CONFIG });
+      const stale = status.restore_points
+        .filter((point) => point.rpo_met === false)
+        .map(({ source, target, age_seconds, error }) => ({ source, target, age_seconds, error }));
+      res.status(status.ok ? 200 : 503).json({ ok: status.ok, stale });
+    } catch (error) {
+      next(error);
+    }
+  });
+}
+
 app.use('/customers', crudRouter('customers', customerFields, { createStamps: ['created_at'] }));
 app.use(
   '/orders',

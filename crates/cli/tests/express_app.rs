@@ -40,11 +40,17 @@ fn app_repository() -> (TestRepo, PathBuf) {
 
 /// Starts the app on a free port and returns it with its URL.
 fn start_app(db: &Path) -> (Child, String) {
+    start_app_with(db, &[])
+}
+
+/// [`start_app`] with more of the environment.
+fn start_app_with(db: &Path, env: &[(&str, String)]) -> (Child, String) {
     let mut app = Command::new("node")
         .arg("server.js")
         .current_dir(example_dir())
         .env("DATABASE_PATH", db)
         .env("PORT", "0")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -373,4 +379,66 @@ fn restore_rows_brings_back_customers_deleted_through_the_app_while_it_keeps_ser
     assert_eq!(status, 200);
     drop(conn);
     common::assert_integrity(&db);
+}
+
+/// The readiness route an Express app builds on the lifeboat Node API
+/// (`examples/express-crud/server.js`, `GET /ready/backups`): 503 naming the source while
+/// the plan has no restore point within its RPO, 200 once `backup --plan` has run.
+#[test]
+fn the_apps_readiness_route_says_whether_its_backups_meet_their_rpo() {
+    let (repo, db) = app_repository();
+    let config = repo.path("lifeboat.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[source]]\nname = \"app-db\"\nurl = \"sqlite:{}\"\n\
+             [[target]]\nname = \"local\"\nurl = \"{}\"\n\
+             [[plan]]\nname = \"app\"\nsources = [\"app-db\"]\ntargets = [\"local\"]\n\
+             schedule = \"every 1h\"\nrpo = \"1h\"\n",
+            db.display(),
+            repo.url
+        ),
+    )
+    .unwrap();
+    let (mut app, url) = start_app_with(
+        &db,
+        &[
+            ("LIFEBOAT_CONFIG", config.display().to_string()),
+            (
+                "LIFEBOAT_BINARY",
+                common::lifeboat_bin().display().to_string(),
+            ),
+            ("LIFEBOAT_PASSWORD", common::PASSWORD.to_string()),
+        ],
+    );
+    let addr: std::net::SocketAddr = url.trim_start_matches("http://").parse().unwrap();
+    let ready = || {
+        let (status, body) =
+            common::http::get(addr, "/ready/backups", None).expect("the app answers");
+        (
+            status,
+            serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+        )
+    };
+    let (status, body) = ready();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["ok"], false);
+    assert_eq!(body["stale"][0]["source"], "app-db", "{body}");
+
+    repo.ok(&[
+        "backup",
+        "--plan",
+        "app",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    let (status, body) = ready();
+    assert_eq!(
+        (status, &body["ok"]),
+        (200, &serde_json::Value::Bool(true)),
+        "{body}"
+    );
+    assert_eq!(body["stale"], serde_json::json!([]));
+    app.kill().unwrap();
+    app.wait().unwrap();
 }
