@@ -2,9 +2,9 @@
 //! and the source so `status` and retention can find them), then apply the plan's
 //! retention to its own snapshots.
 
-use lifeboat_config::{Config, Keep, Plan, Target};
+use lifeboat_config::{Config, Plan, Target};
 use lifeboat_ops::forget::ForgetReport;
-use lifeboat_ops::request::{Request, Retention};
+use lifeboat_ops::request::Request;
 use lifeboat_ops::{report, tags, BackupReport};
 
 use crate::asking::Asker;
@@ -73,10 +73,9 @@ pub fn run(
     if !failures.is_empty() {
         return Err(failures.join("; "));
     }
-    if let Some(keep) = &plan.keep {
+    if plan.keep.is_some() {
         let request = Request::Forget {
-            tags: vec![tags::plan_tag(&plan.name)],
-            keep: retention(keep),
+            plan: plan.name.clone(),
         };
         match asker.ask::<ForgetReport>(Some(target), &request, "request (forget)") {
             Ok(_) => {}
@@ -91,17 +90,4 @@ pub fn run(
         }
     }
     Ok(outcome)
-}
-
-fn retention(keep: &Keep) -> Retention {
-    Retention {
-        last: keep.last,
-        hourly: keep.hourly,
-        daily: keep.daily,
-        weekly: keep.weekly,
-        monthly: keep.monthly,
-        yearly: keep.yearly,
-        within_seconds: keep.within.map(|w| w.as_secs()),
-        tags: keep.tags.clone(),
-    }
 }

@@ -10,7 +10,7 @@ pub struct Bar {
 
 impl Bar {
     pub fn bytes(enabled: bool, total: Option<u64>, message: &str) -> Bar {
-        if !enabled || !std::io::stderr().is_terminal() {
+        if !Bar::visible(enabled) {
             return Bar { bar: None };
         }
         let bar = match total {
@@ -28,6 +28,11 @@ impl Bar {
         bar.set_message(message.to_string());
         bar.enable_steady_tick(std::time::Duration::from_millis(120));
         Bar { bar: Some(bar) }
+    }
+
+    /// Whether a bar would be drawn: asked for, and stderr a terminal.
+    pub fn visible(enabled: bool) -> bool {
+        enabled && std::io::stderr().is_terminal()
     }
 
     pub fn finish(&self) {
@@ -65,5 +70,9 @@ impl<'a> Terminal<'a> {
 impl lifeboat_ops::meters::Meters for Terminal<'_> {
     fn start(&self, phase: &str, total: Option<u64>) -> Box<dyn lifeboat_sources::Progress + '_> {
         Box::new(Bar::bytes(self.ctx.progress_enabled(), total, phase))
+    }
+
+    fn shown(&self) -> bool {
+        Bar::visible(self.ctx.progress_enabled())
     }
 }

@@ -71,6 +71,7 @@ pub enum Needs {
     Repositories,
 }
 pub use error::{ConfigError, ConfigErrors};
+pub use load::dotenv_in;
 pub use model::{
     AgentSettings, Alert, AlertKind, Config, FileSelection, Keep, Plan, Source, SourceLocation,
     Target,

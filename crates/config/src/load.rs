@@ -34,7 +34,10 @@ impl Config {
     /// resolved against `path`'s directory, as they were on the host that wrote it.
     pub fn load_text(text: &str, path: &Path, needs: Needs) -> Result<Config, ConfigErrors> {
         let origin = path.display().to_string();
-        let dotenv = dotenv_beside(path);
+        let dotenv = std::path::absolute(path)
+            .ok()
+            .and_then(|p| Some(dotenv_in(p.parent()?)))
+            .unwrap_or_default();
         let env = |name: &str| {
             std::env::var(name)
                 .ok()
@@ -106,16 +109,11 @@ fn toml_error(index: &LineIndex<'_>, error: &toml::de::Error) -> ConfigError {
     }
 }
 
-/// The variables of the `.env` file in `path`'s directory; none when there is no such
-/// file or it cannot be read (a variable then missing is named by the error that needs it).
-fn dotenv_beside(path: &Path) -> std::collections::HashMap<String, String> {
-    let Some(file) = std::path::absolute(path)
-        .ok()
-        .and_then(|p| Some(p.parent()?.join(".env")))
-    else {
-        return Default::default();
-    };
-    match dotenvy::from_path_iter(&file) {
+/// The variables of the `.env` file in `dir`, as Node's tools write it; none when there is
+/// no such file or it cannot be read (a variable then missing is named by the error that
+/// needs it).
+pub fn dotenv_in(dir: &Path) -> std::collections::HashMap<String, String> {
+    match dotenvy::from_path_iter(dir.join(".env")) {
         Ok(vars) => vars.filter_map(Result::ok).collect(),
         Err(_) => Default::default(),
     }

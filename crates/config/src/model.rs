@@ -59,21 +59,6 @@ impl FileSelection {
     pub fn is_empty(&self) -> bool {
         self.exclude.is_empty() && self.exclude_if_present.is_empty() && !self.one_file_system
     }
-
-    /// The `lifeboat backup` options that say the same.
-    pub fn backup_args(&self) -> Vec<String> {
-        let mut args = Vec::new();
-        for pattern in &self.exclude {
-            args.push(format!("--exclude={pattern}"));
-        }
-        for name in &self.exclude_if_present {
-            args.push(format!("--exclude-if-present={name}"));
-        }
-        if self.one_file_system {
-            args.push("--one-file-system".into());
-        }
-        args
-    }
 }
 
 /// Where a source's data comes from.

@@ -334,7 +334,9 @@ fn read(
             } else {
                 newest_of_paths(repo, &shown, None, &request.host)?.map(|s| (s.id, s.snapshot.tree))
             };
-            let total = paths.iter().map(|p| disk_usage(p)).sum();
+            let total = meters
+                .shown()
+                .then(|| paths.iter().map(|p| disk_usage(p)).sum());
             let parent_ref = parent.map(|(_, root)| files::Parent {
                 repo,
                 index: session.index(),
@@ -343,7 +345,7 @@ fn read(
             // A dry run leaves this host's page cache as it was, too.
             let page_cache = request.page_cache.as_ref().filter(|_| !request.dry_run);
             let (tree, found) = {
-                let meter = meters.start("backing up", Some(total));
+                let meter = meters.start("backing up", total);
                 files::backup_paths(
                     session,
                     paths,

@@ -26,6 +26,22 @@ pub enum Forget<'a> {
     Named(&'a [String]),
 }
 
+/// The policy a plan's `keep` in lifeboat.toml describes.
+pub fn policy_of(keep: &lifeboat_config::Keep) -> KeepPolicy {
+    KeepPolicy {
+        last: keep.last,
+        hourly: keep.hourly,
+        daily: keep.daily,
+        weekly: keep.weekly,
+        monthly: keep.monthly,
+        yearly: keep.yearly,
+        within: keep
+            .within
+            .map(|d| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)),
+        tags: keep.tags.clone(),
+    }
+}
+
 /// `lifeboat forget --json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

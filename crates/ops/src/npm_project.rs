@@ -76,7 +76,9 @@ pub fn set_up(project: &Path, location: &str) -> Result<NpmSetup> {
             .with_context(|| format!("cannot write {}", config_path.display()))?;
         setup.wrote_config = true;
     }
-    if std::env::var_os("DATABASE_URL").is_none() && !dotenv_has(project, "DATABASE_URL") {
+    if std::env::var_os("DATABASE_URL").is_none()
+        && !lifeboat_config::dotenv_in(project).contains_key("DATABASE_URL")
+    {
         setup.notes.push(
             "DATABASE_URL is not set here nor in .env: the plan's database source reads it".into(),
         );
@@ -156,17 +158,6 @@ fn config_text(location: &str, uploads: Option<&str>) -> String {
         sources.join(", ")
     ));
     text
-}
-
-fn dotenv_has(project: &Path, name: &str) -> bool {
-    std::fs::read_to_string(project.join(".env")).is_ok_and(|text| {
-        text.lines().any(|line| {
-            let line = line.trim_start();
-            let line = line.strip_prefix("export ").unwrap_or(line);
-            line.strip_prefix(name)
-                .is_some_and(|rest| rest.trim_start().starts_with('='))
-        })
-    })
 }
 
 /// The indentation package.json uses (npm keeps a file's own), two spaces by default.

@@ -46,43 +46,9 @@ pub enum Request {
     /// file) into the repository the child was given, tagged `tags`: a
     /// [`BackupReport`](crate::report::BackupReport).
     Backup { source: String, tags: Vec<String> },
-    /// The snapshots carrying every one of `tags` thinned to `keep`: a
-    /// [`ForgetReport`](crate::forget::ForgetReport).
-    Forget { tags: Vec<String>, keep: Retention },
-}
-
-/// A retention policy as data: how many of the newest snapshots, and of the newest of
-/// each hour, day, week, month and year, to keep.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Retention {
-    pub last: u32,
-    pub hourly: u32,
-    pub daily: u32,
-    pub weekly: u32,
-    pub monthly: u32,
-    pub yearly: u32,
-    /// Every snapshot this close to the group's newest.
-    pub within_seconds: Option<u64>,
-    /// Every snapshot carrying one of these tags.
-    pub tags: Vec<String>,
-}
-
-impl Retention {
-    pub fn policy(&self) -> lifeboat_repo::retention::KeepPolicy {
-        lifeboat_repo::retention::KeepPolicy {
-            last: self.last,
-            hourly: self.hourly,
-            daily: self.daily,
-            weekly: self.weekly,
-            monthly: self.monthly,
-            yearly: self.yearly,
-            within: self
-                .within_seconds
-                .map(|s| chrono::Duration::seconds(s.min(i64::MAX as u64) as i64)),
-            tags: self.tags.clone(),
-        }
-    }
+    /// The snapshots of a plan of `lifeboat.toml` (those tagged with it) thinned to the
+    /// plan's `keep`: a [`ForgetReport`](crate::forget::ForgetReport).
+    Forget { plan: String },
 }
 
 impl Request {

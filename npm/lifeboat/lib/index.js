@@ -134,15 +134,14 @@ function backup(paths, options = {}) {
   const args = ['backup', ...flags('--tag', options.tags)];
   if (options.pin) args.push('--pin');
   const given = list(paths);
+  let childOptions = options;
   if (given.length === 1 && hasCredentials(given[0])) {
     // A URL with a password goes to the child as DATABASE_URL, out of the process list.
-    return run(args, { ...options, env: { ...options.env, DATABASE_URL: given[0] } }, [
-      0,
-      EXIT.SAVED_WITH_WARNINGS,
-    ]);
+    childOptions = { ...options, env: { ...options.env, DATABASE_URL: given[0] } };
+  } else {
+    args.push('--', ...given);
   }
-  args.push('--', ...given);
-  return run(args, options, [0, EXIT.SAVED_WITH_WARNINGS]);
+  return run(args, childOptions, [0, EXIT.SAVED_WITH_WARNINGS]);
 }
 
 /** Whether `text` is a URL carrying a password (`postgres://user:secret@host/db`). */

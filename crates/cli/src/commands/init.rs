@@ -1,5 +1,6 @@
 use anyhow::{Context as _, Result};
 use lifeboat_ops::npm_project::NpmSetup;
+use lifeboat_ops::protection::lock_period;
 use lifeboat_repo::keys::KdfParams;
 use lifeboat_repo::Repository;
 use lifeboat_storage::LockPolicy;
@@ -98,6 +99,3 @@ fn show_npm(ctx: &Context, setup: &NpmSetup) {
         ctx.say(format!("note: {note}"));
     }
 }
-
-/// How long an object-lock policy keeps each object, as people write durations (`30d`).
-pub use lifeboat_ops::protection::lock_period;

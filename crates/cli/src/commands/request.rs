@@ -93,14 +93,17 @@ pub fn run(ctx: &Context, args: &RequestArgs) -> Result<()> {
             // Prints the report (the agent passes --json); warnings give their exit code.
             super::backup::finish(ctx, &outcome)?;
         }
-        Request::Forget { tags, keep } => {
-            let policy = keep.policy();
-            if tags.is_empty() {
-                return Err(crate::exit::Usage(
-                    "a forget request names the tags of the snapshots it thins".into(),
-                )
-                .into());
-            }
+        Request::Forget { plan } => {
+            let config = super::config::load_repositories(config)?;
+            let Some(plan) = config.plan(&plan) else {
+                return Err(crate::exit::Usage(format!("no plan {plan:?}")).into());
+            };
+            let Some(keep) = &plan.keep else {
+                return Err(
+                    crate::exit::Usage(format!("plan {:?} keeps no retention", plan.name)).into(),
+                );
+            };
+            let policy = lifeboat_ops::forget::policy_of(keep);
             if policy.is_empty() {
                 return Err(crate::exit::Usage(
                     "a retention that keeps nothing: refusing to forget every snapshot".into(),
@@ -110,7 +113,7 @@ pub fn run(ctx: &Context, args: &RequestArgs) -> Result<()> {
             let repo = ctx.open()?;
             ctx.require_admin(&repo, "forget")?;
             let filter = SnapshotFilter {
-                tags: vec![tags.join(",")],
+                tags: vec![lifeboat_ops::tags::plan_tag(&plan.name)],
                 ..Default::default()
             };
             let what = Forget::Policy {
