@@ -173,9 +173,12 @@ impl Agent {
         let replicators = {
             let status = self.status.clone();
             let alerting = self.alerting.clone();
+            let config_path = std::path::absolute(&self.options.config_path)
+                .unwrap_or_else(|_| self.options.config_path.clone());
             replicators::start(
                 &self.options.exe,
                 &self.config,
+                &config_path,
                 &self.children,
                 &self.stop,
                 move |r| {

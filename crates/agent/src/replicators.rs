@@ -1,14 +1,17 @@
-//! Continuous plans: one `lifeboat replicate` child per SQLite source and target, kept
-//! running (restarted with a growing pause when it exits) until the agent stops.
+//! Continuous plans: one `lifeboat replicate` child per SQLite source and target, and one
+//! `lifeboat mysql binlog-stream` per MySQL/MariaDB source and target, kept running
+//! (restarted with a growing pause when it exits) until the agent stops.
 
-use std::path::{Path, PathBuf};
+use std::ffi::OsString;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use lifeboat_config::{Config, SourceLocation, Target};
+use lifeboat_config::{Config, Target};
 use lifeboat_ops::source_kind::SourceKind;
+use lifeboat_repo::snapshot::Engine;
 use serde::Serialize;
 
 use crate::children::{die_with_the_agent, error_line, for_target, Children};
@@ -47,18 +50,38 @@ impl ReplicatorStatus {
     }
 }
 
-/// The SQLite database a source names, if it is one ([`SourceKind`] decides).
-pub fn sqlite_path(location: &SourceLocation) -> Option<PathBuf> {
+/// The `lifeboat` arguments that keep source `name` continuously captured into
+/// `target`: a SQLite database replicated, a MySQL/MariaDB server's binlog streamed (by
+/// source name, so its password stays in lifeboat.toml and off the command line).
+fn capture_args(
+    config: &Config,
+    config_path: &Path,
+    name: &str,
+    target: &str,
+) -> Option<Vec<OsString>> {
+    let location = &config.source(name)?.location;
     match SourceKind::of(location) {
-        SourceKind::Sqlite(path) => Some(path),
+        SourceKind::Sqlite(path) => Some(vec!["replicate".into(), path.into(), "--quiet".into()]),
+        SourceKind::DatabaseServer(Engine::Mysql) => Some(vec![
+            "mysql".into(),
+            "binlog-stream".into(),
+            name.into(),
+            "--from".into(),
+            target.into(),
+            "--config".into(),
+            config_path.into(),
+            "--quiet".into(),
+        ]),
         _ => None,
     }
 }
 
-/// Starts a supervisor thread for every continuous plan's SQLite sources on each target.
+/// Starts a supervisor thread for every continuous plan's SQLite and MySQL/MariaDB
+/// sources on each target.
 pub fn start(
     exe: &Path,
     config: &Config,
+    config_path: &Path,
     children: &Children,
     stop: &Arc<AtomicBool>,
     on_change: impl Fn(&ReplicatorStatus) + Send + Sync + Clone + 'static,
@@ -66,10 +89,10 @@ pub fn start(
     let mut supervisors = Vec::new();
     for plan in config.plans.iter().filter(|p| p.continuous) {
         for name in &plan.sources {
-            let Some(path) = config.source(name).and_then(|s| sqlite_path(&s.location)) else {
-                continue;
-            };
             for target in plan.targets.iter().filter_map(|t| config.target(t)) {
+                let Some(args) = capture_args(config, config_path, name, &target.name) else {
+                    continue;
+                };
                 let status = Arc::new(Mutex::new(ReplicatorStatus {
                     plan: plan.name.clone(),
                     source: name.clone(),
@@ -83,11 +106,14 @@ pub fn start(
                     }),
                 }));
                 let handle = {
-                    let (exe, path, target) = (exe.to_path_buf(), path.clone(), target.clone());
+                    let (exe, target) = (exe.to_path_buf(), target.clone());
                     let (children, stop, status) = (children.clone(), stop.clone(), status.clone());
                     let on_change = on_change.clone();
+                    let what = name.clone();
                     std::thread::spawn(move || {
-                        supervise(&exe, &path, &target, &children, &stop, &status, &on_change)
+                        supervise(
+                            &exe, &args, &what, &target, &children, &stop, &status, &on_change,
+                        )
                     })
                 };
                 supervisors.push((status, handle));
@@ -97,9 +123,11 @@ pub fn start(
     supervisors
 }
 
+#[allow(clippy::too_many_arguments)]
 fn supervise(
     exe: &Path,
-    path: &Path,
+    args: &[OsString],
+    what: &str,
     target: &Target,
     children: &Children,
     stop: &AtomicBool,
@@ -110,9 +138,7 @@ fn supervise(
     while !stop.load(Ordering::SeqCst) {
         let mut command = Command::new(exe);
         command
-            .arg("replicate")
-            .arg(path)
-            .arg("--quiet")
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -146,7 +172,7 @@ fn supervise(
             Ok(out) => error_line(&String::from_utf8_lossy(&out.stderr), &out.status),
             Err(e) => e.to_string(),
         };
-        tracing::warn!("replicating {} to {}: {error}", path.display(), target.name);
+        tracing::warn!("capturing {what} into {}: {error}", target.name);
         {
             let mut s = status.lock().expect("status");
             s.restarts += 1;

@@ -80,6 +80,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// PostgreSQL physical backups, WAL archiving and point-in-time recovery.
     Pg(PgArgs),
+    /// MySQL/MariaDB binary log archiving (point-in-time recovery: `restore mysql://… --at`).
+    Mysql(MysqlArgs),
     /// Remove the snapshots a retention policy does not keep (pinned ones always stay).
     Forget(ForgetArgs),
     /// Free the space of data no snapshot needs; safe while backups run (two phases:
@@ -591,7 +593,8 @@ pub struct LsArgs {
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
-    /// A snapshot id (or unique prefix), or "latest" (the newest the filters match).
+    /// A snapshot id (or unique prefix), or "latest" (the newest the filters match); or
+    /// a mysql:// URL naming a database to recover to --at into --into.
     #[arg(required_unless_present = "source")]
     pub snapshot: Option<String>,
     #[command(flatten)]
@@ -610,8 +613,9 @@ pub struct RestoreArgs {
     pub file: ConfigFileArgs,
     /// With --source: RFC 3339 (2026-11-26T09:30:00Z), relative (-10m, -2h, -1d), latest,
     /// or tx:N (right after the replicated transaction N, as `timeline` lists them).
-    #[arg(long, requires = "source", default_value = "latest", allow_hyphen_values = true, value_parser = restore_time)]
-    pub at: String,
+    /// For a MySQL/MariaDB database: latest, a time, or gtid:DOMAIN-SERVER-SEQUENCE.
+    #[arg(long, allow_hyphen_values = true)]
+    pub at: Option<String>,
     /// Where to restore: a directory (or, for a command snapshot or --source, a file).
     #[arg(long, required_unless_present_any = ["to_command", "into"])]
     pub target: Option<PathBuf>,
@@ -622,7 +626,7 @@ pub struct RestoreArgs {
     /// For a database snapshot: restore into this database (postgres://…/newdb or
     /// mysql://…/newdb), created if missing; a non-empty one only with --force, which
     /// drops and recreates it.
-    #[arg(long, conflicts_with_all = ["target", "to_command", "source"])]
+    #[arg(long, conflicts_with_all = ["target", "to_command"])]
     pub into: Option<String>,
     /// For a database snapshot holding several databases: which one.
     #[arg(long)]
@@ -663,6 +667,39 @@ pub struct TimelineArgs {
     /// List every stream segment on its own line instead of one line per continuous run.
     #[arg(long)]
     pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MysqlArgs {
+    #[command(subcommand)]
+    pub command: MysqlCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MysqlCommand {
+    /// Archive the server's binary log into the repository as it is written (a
+    /// replication client, `mariadb-binlog --read-from-remote-server`); resumes where the
+    /// archive ends.
+    BinlogStream(MysqlBinlogStreamArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MysqlBinlogStreamArgs {
+    /// The server: mysql://user@host:port (a database in the URL is ignored), or a
+    /// source name of lifeboat.toml.
+    pub source: String,
+    /// Store what arrived at least this often: a commit reaches the repository within
+    /// about this long.
+    #[arg(long, default_value = "1s", value_parser = duration)]
+    pub interval: std::time::Duration,
+    /// Archive up to the end of the server's current binlog file, then exit.
+    #[arg(long)]
+    pub once: bool,
+    /// With a source name: write to this target of lifeboat.toml instead of its plan's first.
+    #[arg(long)]
+    pub from: Option<String>,
+    #[command(flatten)]
+    pub file: ConfigFileArgs,
 }
 
 #[derive(Debug, Args)]
@@ -986,11 +1023,6 @@ pub struct NewKeyArgs {
 
 /// Checks a restore time (or `tx:N`) when the command line is read, so a bad one is a
 /// usage error.
-fn restore_time(text: &str) -> Result<String, String> {
-    lifeboat_ops::point_in_time::PointInTime::parse_for_restore(text, chrono::Utc::now())
-        .map(|_| text.to_string())
-}
-
 /// Checks a time (no `tx:N`) when the command line is read.
 fn point_in_time(text: &str) -> Result<String, String> {
     lifeboat_sources::timeline::parse_time(text, chrono::Utc::now())

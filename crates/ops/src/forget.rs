@@ -52,6 +52,8 @@ pub struct ForgetReport {
     pub removed_snapshots: usize,
     pub removed_segments: usize,
     pub removed_wal_files: usize,
+    /// Archived MySQL/MariaDB binlog pieces no kept dump can replay from.
+    pub removed_binlog_pieces: usize,
     /// Snapshots that stay because S3 Object Lock still holds them.
     pub locked: Vec<LockedSnapshot>,
 }
@@ -122,7 +124,7 @@ pub fn forget(repo: &Repository, what: Forget, dry_run: bool) -> Result<ForgetRe
         })
         .collect();
     removed.retain(|id| !held.contains_key(id));
-    let (mut segments, mut wal_files) = (0, 0);
+    let (mut segments, mut wal_files, mut binlog_pieces) = (0, 0, 0);
     if !dry_run && !removed.is_empty() {
         // Snapshots first: a segment without its base is useless, a base without some of
         // its segments is a shorter (still correct) timeline.
@@ -136,6 +138,7 @@ pub fn forget(repo: &Repository, what: Forget, dry_run: bool) -> Result<ForgetRe
             .filter(|s| !removed.contains(&s.id))
             .collect();
         wal_files = prune_wal_archive(repo, &kept)?;
+        binlog_pieces = prune_binlog_archive(repo, &kept)?;
     }
     Ok(ForgetReport {
         dry_run,
@@ -143,6 +146,7 @@ pub fn forget(repo: &Repository, what: Forget, dry_run: bool) -> Result<ForgetRe
         removed_snapshots: if dry_run { 0 } else { removed.len() },
         removed_segments: segments,
         removed_wal_files: wal_files,
+        removed_binlog_pieces: binlog_pieces,
         locked,
     })
 }
@@ -243,6 +247,39 @@ fn removal(s: &StoredSnapshot) -> RemovedSnapshot {
         paths: s.snapshot.paths.clone(),
         pinned: s.snapshot.pinned,
     }
+}
+
+/// Removes archived binlog files older than the file of the oldest binlog position a
+/// kept dump of each server recorded: no kept dump replays from them. A server with no
+/// such dump left keeps its whole archive (a dump may be on its way).
+fn prune_binlog_archive(repo: &Repository, kept: &[StoredSnapshot]) -> Result<usize> {
+    use lifeboat_repo::mysql_binlog::file_number;
+    let mut oldest: BTreeMap<String, u64> = BTreeMap::new();
+    for s in kept {
+        let lifeboat_repo::snapshot::SnapshotSource::Database(dump) = &s.snapshot.source else {
+            continue;
+        };
+        if dump.engine != lifeboat_repo::snapshot::Engine::Mysql {
+            continue;
+        }
+        let server = lifeboat_repo::mysql_binlog::server_key(repo, &dump.server);
+        for position in dump.databases.iter().filter_map(|d| d.binlog.as_ref()) {
+            if let Some(n) = file_number(&position.file) {
+                let entry = oldest.entry(server.clone()).or_insert(n);
+                *entry = (*entry).min(n);
+            }
+        }
+    }
+    let mut removed = 0;
+    for (server, first_needed) in oldest {
+        for piece in repo.list_binlog(&server)? {
+            let old = file_number(&piece.file).is_some_and(|n| n < first_needed);
+            if old && repo.delete_binlog_piece(&server, &piece)? {
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
 }
 
 /// Removes archived WAL segments older than the first segment of the oldest base backup

@@ -8,6 +8,7 @@ pub mod backup;
 pub mod drill;
 pub mod forget;
 pub mod meters;
+pub mod mysql_pitr;
 pub mod npm_project;
 pub mod pg;
 pub mod point_in_time;

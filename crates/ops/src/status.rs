@@ -5,10 +5,11 @@ use std::collections::HashMap;
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
-use lifeboat_config::{Config, Target};
+use lifeboat_config::{Config, SourceLocation, Target};
 use lifeboat_repo::index::MasterIndex;
-use lifeboat_repo::snapshot::StoredSnapshot;
+use lifeboat_repo::snapshot::{Engine, StoredSnapshot};
 use lifeboat_repo::Repository;
+use lifeboat_sources::database_url::DatabaseUrl;
 
 use crate::report::{RestorePointStatus, StatusReport};
 use crate::source_kind::SourceKind;
@@ -114,7 +115,7 @@ impl TargetView {
         let kind = config.source(source).map(|s| SourceKind::of(&s.location));
         // A database file (or any file) also has the restore points of its replication
         // stream and of snapshots of a directory around it.
-        if let Some(SourceKind::Sqlite(path) | SourceKind::File(path)) = kind {
+        if let Some(SourceKind::Sqlite(path) | SourceKind::File(path)) = &kind {
             if self.index.is_none() {
                 self.index = Some(self.repo.load_index()?);
             }
@@ -122,6 +123,20 @@ impl TargetView {
             let path = lifeboat_sources::timeline::source_path(&path.display().to_string())?;
             let points = lifeboat_sources::timeline::restore_points(&self.repo, index, &path)?;
             newest = newest.max(points.last().map(|p| p.time));
+        }
+        // A MySQL/MariaDB server with a dump is recoverable up to the newest transaction
+        // its archived binlog holds.
+        if let (Some(SourceKind::DatabaseServer(Engine::Mysql)), Some(_)) = (&kind, newest) {
+            let location = config.source(source).and_then(|s| match &s.location {
+                SourceLocation::Url(url) => Some(url.as_str()),
+                SourceLocation::Command(_) => None,
+            });
+            if let Some(Ok(url)) = location.and_then(DatabaseUrl::parse) {
+                let server = lifeboat_sources::mysql::binlog_stream::server_key(&self.repo, &url);
+                let archived =
+                    lifeboat_sources::mysql::pitr::last_archived_commit(&self.repo, &server)?;
+                newest = newest.max(archived);
+            }
         }
         Ok(newest)
     }

@@ -30,6 +30,7 @@ pub struct CopyReport {
     pub stored_bytes: u64,
     pub segments_copied: usize,
     pub wal_files_copied: usize,
+    pub binlog_pieces_copied: usize,
 }
 
 /// The identity a snapshot keeps across copies.
@@ -85,6 +86,7 @@ pub fn copy(from: &Repository, to: &Repository) -> Result<CopyReport> {
     }
     report.segments_copied = copy_segments(from, to, &copied)?;
     report.wal_files_copied = copy_wal(from, to)?;
+    report.binlog_pieces_copied = copy_binlog(from, to, &sources)?;
     Ok(report)
 }
 
@@ -211,6 +213,42 @@ fn copy_segments(from: &Repository, to: &Repository, bases: &HashMap<Id, Id>) ->
             segment.header.previous = previous.take();
             previous = Some(to.save_segment(&segment)?);
             copied += 1;
+        }
+    }
+    Ok(copied)
+}
+
+/// Archived binlog pieces the destination lacks, for every MySQL server a snapshot
+/// names (the archive's names are keyed, so a server is found through its dumps).
+fn copy_binlog(from: &Repository, to: &Repository, snapshots: &[StoredSnapshot]) -> Result<usize> {
+    use crate::mysql_binlog::server_key;
+    let servers: HashSet<&str> = snapshots
+        .iter()
+        .filter_map(|s| match &s.snapshot.source {
+            crate::snapshot::SnapshotSource::Database(dump)
+                if dump.engine == crate::snapshot::Engine::Mysql =>
+            {
+                Some(dump.server.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    let mut copied = 0;
+    for server in servers {
+        let (source, destination) = (server_key(from, server), server_key(to, server));
+        let have: HashSet<String> = to
+            .list_binlog(&destination)?
+            .iter()
+            .map(|p| p.object_name(&destination))
+            .collect();
+        for piece in from.list_binlog(&source)? {
+            if have.contains(&piece.object_name(&destination)) {
+                continue;
+            }
+            if let Some(data) = from.fetch_binlog(&source, &piece)? {
+                to.push_binlog(&destination, &piece, &data)?;
+                copied += 1;
+            }
         }
     }
     Ok(copied)

@@ -123,6 +123,17 @@ impl Repository {
         self.delete_unless_held(&wal_object_name(cluster, file))
     }
 
+    /// Removes one archived binlog piece of `server` unless Object Lock still holds it;
+    /// whether it was removed.
+    pub fn delete_binlog_piece(
+        &self,
+        server: &str,
+        piece: &crate::mysql_binlog::BinlogPiece,
+    ) -> Result<bool> {
+        crate::mysql_binlog::check_name("server", server)?;
+        self.delete_unless_held(&piece.object_name(server))
+    }
+
     /// Removes a lock object (`unlock`), as [`crate::lock::stale_and_live`] named it;
     /// nothing outside `locks/`.
     pub fn remove_lock(&self, name: &str) -> Result<()> {

@@ -16,6 +16,7 @@ pub mod id;
 pub mod index;
 pub mod keys;
 pub mod lock;
+pub mod mysql_binlog;
 pub mod pack;
 pub mod pagemap;
 pub mod pg_wal;

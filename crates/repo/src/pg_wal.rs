@@ -100,17 +100,10 @@ impl Repository {
     pub fn fetch_wal(&self, cluster: &str, file: &str) -> Result<Option<Vec<u8>>> {
         check_names(cluster, file)?;
         let name = wal_object_name(cluster, file);
-        let limit = crate::repository::max_stored_size(ObjectKind::PgWal);
-        let sealed = match self.storage().read_limited(&name, limit) {
-            Ok(sealed) => sealed,
-            Err(lifeboat_storage::StorageError::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let plain = self
-            .key()
-            .open(ObjectKind::PgWal, &sealed, None)
-            .map_err(|e| RepoError::damaged(&name, e))?;
-        decode(&name, cluster, file, plain).map(Some)
+        match self.open_if_present(ObjectKind::PgWal, &name)? {
+            Some(plain) => decode(&name, cluster, file, plain).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// The names of every file archived for `cluster`, sorted.

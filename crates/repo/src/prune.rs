@@ -563,6 +563,7 @@ fn renew_object_locks(repo: &Repository) -> Result<usize> {
         "data",
         "streams",
         "wal",
+        "binlog",
         "drills",
     ] {
         for object in repo.storage().list(dir)? {

@@ -165,6 +165,20 @@ impl Repository {
         &self.inner.storage
     }
 
+    /// The plaintext of the sealed object `name` of `kind`, or `None` when there is no
+    /// such object; one bigger than `kind` allows, or that fails to open, is damage.
+    pub(crate) fn open_if_present(&self, kind: ObjectKind, name: &str) -> Result<Option<Vec<u8>>> {
+        let sealed = match self.storage().read_limited(name, max_stored_size(kind)) {
+            Ok(sealed) => sealed,
+            Err(lifeboat_storage::StorageError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        self.key()
+            .open(kind, &sealed, None)
+            .map(Some)
+            .map_err(|e| RepoError::damaged(name, e))
+    }
+
     pub(crate) fn key(&self) -> &MasterKey {
         &self.inner.key
     }
@@ -508,6 +522,9 @@ pub fn max_stored_size(kind: ObjectKind) -> u64 {
         ObjectKind::Index => 512 * MIB,
         // PostgreSQL's WAL files are at most 1 GiB (`--wal-segsize`); sealing adds little.
         ObjectKind::PgWal => 1024 * MIB + MIB,
+        // A binlog piece is cut at 16 MiB, but one event (a large row) can be bigger;
+        // MariaDB's binlog files stop at 1 GiB (`max_binlog_size`).
+        ObjectKind::MysqlBinlog => 1024 * MIB + MIB,
         // Blobs and pack headers are read by length or range; a stream segment holds
         // what one tick shipped, which a bulk load can make large.
         _ => 4 * 1024 * MIB,

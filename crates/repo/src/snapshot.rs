@@ -84,6 +84,20 @@ pub struct DumpedDatabase {
     /// Rows per table as they were in the dump, counted while it streamed by: what a
     /// restore (or a drill) must find again.
     pub tables: Vec<TableRows>,
+    /// Where the server's binary log stood at the dump's consistent moment (MySQL and
+    /// MariaDB with `log_bin`): point-in-time recovery replays the log from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binlog: Option<BinlogPosition>,
+}
+
+/// A position in a MySQL/MariaDB server's binary log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BinlogPosition {
+    pub file: String,
+    pub position: u64,
+    /// The server's GTID position there (`0-1-42`, one per replication domain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gtid: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,7 +6,7 @@
 //!   proved damaged; it only makes writers store more, FORMAT §10.4). Never overwrite or
 //!   delete.
 //! - `append`: `read`, plus create new objects of the kinds a backup, `replicate` and
-//!   `pg wal-push` write (`data/`, `index/`, `snapshots/`, `locks/`, `streams/`, `wal/`),
+//!   `pg wal-push` write (`data/`, `index/`, `snapshots/`, `locks/`, `streams/`, `wal/`, `binlog/`),
 //!   and delete the lock objects this token created (a backup refreshes and releases its
 //!   lease by deleting its own lock). No `config`, `keys/` (key changes) or `prune/`
 //!   (notices that lead to deletions).
@@ -66,7 +66,15 @@ pub fn may_create(role: Role, name: &str) -> bool {
         Role::Admin => true,
         Role::Append => matches!(
             kind(name),
-            "data" | "index" | "snapshots" | "locks" | "streams" | "wal" | "drills" | "damaged"
+            "data"
+                | "index"
+                | "snapshots"
+                | "locks"
+                | "streams"
+                | "wal"
+                | "binlog"
+                | "drills"
+                | "damaged"
         ),
         Role::Read => matches!(kind(name), "drills" | "damaged"),
     }

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use lifeboat_repo::index::MasterIndex;
 use lifeboat_repo::session::{StoredContent, WriteSession};
-use lifeboat_repo::snapshot::{DatabaseDump, DumpedDatabase, Engine, TableRows};
+use lifeboat_repo::snapshot::{BinlogPosition, DatabaseDump, DumpedDatabase, Engine, TableRows};
 use lifeboat_repo::tree::{Node, Tree};
 use lifeboat_repo::{Id, Repository};
 
@@ -94,6 +94,7 @@ impl DumpTree {
             name,
             file: file.clone(),
             tables: counter.tables(),
+            binlog: counter.binlog_position(),
         });
         self.nodes.push(crate::command::file_node(&file, stored));
         Ok(())
@@ -430,6 +431,10 @@ pub fn compare_rows(expected: &[TableRows], found: &[u64], database: &str) -> Re
 pub trait RowCounter {
     fn feed(&mut self, bytes: &[u8]);
     fn tables(&self) -> Vec<TableRows>;
+    /// Where the server's binary log stood at the dump's moment, when the dump says.
+    fn binlog_position(&self) -> Option<BinlogPosition> {
+        None
+    }
 }
 
 struct Counting<'a, R> {

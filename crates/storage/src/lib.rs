@@ -121,6 +121,7 @@ pub const REPOSITORY_DIRECTORIES: &[&str] = &[
     "locks",
     "streams",
     "wal",
+    "binlog",
     "drills",
     "prune",
     "damaged",

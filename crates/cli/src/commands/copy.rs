@@ -46,11 +46,12 @@ pub fn run(ctx: &Context, args: &CopyArgs) -> Result<()> {
         ctx.print_json(&serde_json::to_value(&report)?);
     } else {
         ctx.say(format!(
-            "copied {} snapshot(s) ({} already there), {} stream segment(s), {} WAL file(s); {} bytes stored",
+            "copied {} snapshot(s) ({} already there), {} stream segment(s), {} WAL file(s), {} binlog piece(s); {} bytes stored",
             report.snapshots_copied,
             report.snapshots_present,
             report.segments_copied,
             report.wal_files_copied,
+            report.binlog_pieces_copied,
             report.stored_bytes
         ));
     }

@@ -94,8 +94,11 @@ fn print(ctx: &Context, report: &ForgetReport) {
         ));
     } else {
         ctx.say(format!(
-            "{} snapshot(s), {} stream segment(s) and {} archived WAL file(s) removed; the snapshots' data stays in the repository until a prune frees it",
-            report.removed_snapshots, report.removed_segments, report.removed_wal_files
+            "{} snapshot(s), {} stream segment(s), {} archived WAL file(s) and {} binlog piece(s) removed; the snapshots' data stays in the repository until a prune frees it",
+            report.removed_snapshots,
+            report.removed_segments,
+            report.removed_wal_files,
+            report.removed_binlog_pieces
         ));
     }
 }

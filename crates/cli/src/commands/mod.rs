@@ -14,6 +14,7 @@ mod init;
 mod key;
 mod ls;
 mod mount;
+mod mysql;
 mod pg;
 mod plan;
 mod prune;
@@ -58,6 +59,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Verify(args) => verify::run(&ctx, args),
         Command::Key(args) => key::run(&ctx, args),
         Command::Pg(args) => pg::run(&ctx, args),
+        Command::Mysql(args) => mysql::run(&ctx, args),
         Command::Run(args) => run::run(&ctx, args),
         Command::Forget(args) => forget::run(&ctx, args),
         Command::Prune(args) => prune::run(&ctx, args),

@@ -77,7 +77,7 @@ fn verify(ctx: &Context, args: &VerifyArgs, repo: &lifeboat_repo::Repository) ->
             }
         }
         ctx.say(format!(
-            "checked {} snapshots, {} trees, {} index files, {} packs ({} read), {} blobs, {} stream segments ({} read), {} archived WAL files ({} read)",
+            "checked {} snapshots, {} trees, {} index files, {} packs ({} read), {} blobs, {} stream segments ({} read), {} archived WAL files ({} read), {} binlog pieces ({} read)",
             report.snapshots,
             report.trees,
             report.index_files,
@@ -88,13 +88,15 @@ fn verify(ctx: &Context, args: &VerifyArgs, repo: &lifeboat_repo::Repository) ->
             report.segments_read,
             report.wal_files,
             report.wal_files_read,
+            report.binlog_pieces,
+            report.binlog_pieces_read,
         ));
         match report.read_data_percent {
             None => ctx.say(
-                "data was not read: this checked structure, names and sizes; `verify --read-data` reads every pack, segment and WAL file",
+                "data was not read: this checked structure, names and sizes; `verify --read-data` reads every pack, segment, WAL file and binlog piece",
             ),
             Some(pct) if pct < 100.0 => ctx.say(format!(
-                "data read: about {pct}% of packs, segments and WAL files, chosen at random"
+                "data read: about {pct}% of packs, segments, WAL files and binlog pieces, chosen at random"
             )),
             Some(_) => {}
         }

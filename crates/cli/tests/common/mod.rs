@@ -5,6 +5,7 @@
 pub mod browser;
 pub mod concurrent;
 pub mod http;
+pub mod mariadb;
 pub mod paused;
 pub mod postgres;
 pub mod server;

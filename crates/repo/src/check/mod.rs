@@ -14,6 +14,7 @@
 //! replicated database or a PostgreSQL cluster, that it costs. Packs proven damaged are
 //! recorded (`damaged.rs`) so that the next backup stores their content again.
 
+mod binlog;
 pub mod damaged;
 mod streams;
 mod trees;
@@ -70,6 +71,8 @@ pub struct CheckReport {
     pub segments_read: usize,
     pub wal_files: usize,
     pub wal_files_read: usize,
+    pub binlog_pieces: usize,
+    pub binlog_pieces_read: usize,
     /// Whether file content (packs, segments, WAL files) was read, and how much.
     pub read_data_percent: Option<f64>,
     /// Damaged packs this run recorded in a `damaged/` notice.
@@ -277,6 +280,7 @@ pub fn check(repo: &Repository, options: &CheckOptions) -> Result<CheckReport> {
 
     streams::check(repo, &listed, &sample, &mut findings, &mut report)?;
     wal::check(repo, &snapshots, &sample, &mut findings, &mut report)?;
+    binlog::check(repo, &sample, &mut findings, &mut report)?;
 
     attach_snapshots(&index, &damaged, &snapshots, &graph, &mut findings);
 

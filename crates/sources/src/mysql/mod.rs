@@ -9,7 +9,7 @@ use std::process::Command;
 
 use lifeboat_repo::index::MasterIndex;
 use lifeboat_repo::session::WriteSession;
-use lifeboat_repo::snapshot::{DumpedDatabase, Engine, TableRows};
+use lifeboat_repo::snapshot::{BinlogPosition, DumpedDatabase, Engine, TableRows};
 use lifeboat_repo::tree::Node;
 use lifeboat_repo::Repository;
 use tempfile::NamedTempFile;
@@ -18,6 +18,10 @@ use crate::database_url::DatabaseUrl;
 use crate::dump::{self, DumpTree, Dumped, Restored, RowCounter, Server};
 use crate::tool::{self, Tool};
 use crate::{Progress, Result, SourceError};
+
+pub mod binlog_stream;
+pub mod events;
+pub mod pitr;
 
 /// The first of `names` found in `PATH`.
 fn find_tool(names: &[&str]) -> Result<Tool> {
@@ -127,23 +131,27 @@ pub fn backup(
 ) -> Result<Dumped> {
     let client = Client::new(&urls[0])?;
     let server_version = client.query(None, "SELECT VERSION()")?;
+    // With a binary log, each dump records its position in it: where point-in-time
+    // recovery starts replaying.
+    let log_bin = client.query(None, "SELECT @@log_bin")? == "1";
     let dumper = find_tool(&["mariadb-dump", "mysqldump"])?;
     let mut tree = DumpTree::default();
     for url in urls {
         let name = url.database().expect("checked by dump::backup");
         let mut command = client.connection.command(&dumper);
-        command
-            .args([
-                "--single-transaction",
-                "--routines",
-                "--triggers",
-                "--events",
-                "--hex-blob",
-                "--skip-dump-date",
-                "--default-character-set=utf8mb4",
-            ])
-            .arg("--")
-            .arg(&name);
+        command.args([
+            "--single-transaction",
+            "--routines",
+            "--triggers",
+            "--events",
+            "--hex-blob",
+            "--skip-dump-date",
+            "--default-character-set=utf8mb4",
+        ]);
+        if log_bin {
+            command.args(binlog_position_args(&server_version));
+        }
+        command.arg("--").arg(&name);
         tree.add_database(
             session,
             name,
@@ -166,6 +174,16 @@ pub fn backup(
         server_version,
         dumper.version,
     )
+}
+
+/// The options that make the dump tool write the binary log position: MariaDB's
+/// `--master-data` (with `--gtid`), MySQL 8's `--source-data`.
+fn binlog_position_args(server_version: &str) -> Vec<&'static str> {
+    if server_version.contains("MariaDB") {
+        vec!["--master-data=2", "--gtid"]
+    } else {
+        vec!["--source-data=2"]
+    }
 }
 
 fn tool_name(tool: &Tool) -> String {
@@ -246,6 +264,7 @@ pub struct InsertCounter {
     head: Vec<u8>,
     state: InsertState,
     tables: Vec<TableRows>,
+    binlog: Option<BinlogPosition>,
 }
 
 #[derive(Default)]
@@ -263,6 +282,31 @@ enum InsertState {
 
 const INSERT: &[u8] = b"INSERT INTO ";
 const CREATE: &[u8] = b"CREATE TABLE ";
+/// What `--master-data=2` (MariaDB) or `--source-data=2` (MySQL 8) writes near the top
+/// of a dump: the binary log position of its consistent moment.
+const BINLOG_FILE: [&[u8]; 2] = [
+    b"-- CHANGE MASTER TO MASTER_LOG_FILE=",
+    b"-- CHANGE REPLICATION SOURCE TO SOURCE_LOG_FILE=",
+];
+/// And, with MariaDB's `--gtid`, near the end: the GTID position there.
+const GTID_POSITION: &[u8] = b"-- SET GLOBAL gtid_slave_pos=";
+
+/// The file and position of a `CHANGE MASTER TO` comment line.
+fn binlog_position(line: &str) -> Option<BinlogPosition> {
+    let file = line.split('\'').nth(1)?.to_string();
+    let position = line
+        .split("_LOG_POS=")
+        .nth(1)?
+        .trim_end_matches(';')
+        .trim()
+        .parse()
+        .ok()?;
+    Some(BinlogPosition {
+        file,
+        position,
+        gtid: None,
+    })
+}
 
 impl InsertCounter {
     fn table(&mut self, name: &[u8]) -> usize {
@@ -299,15 +343,35 @@ impl InsertCounter {
             }
         }
         if b == b'\n' {
+            self.binlog_line();
             self.head.clear();
             return;
         }
         self.head.push(b);
-        let could_matter = INSERT.starts_with(&self.head[..self.head.len().min(INSERT.len())])
-            || CREATE.starts_with(&self.head[..self.head.len().min(CREATE.len())]);
+        let starts = |prefix: &[u8]| {
+            prefix.starts_with(&self.head[..self.head.len().min(prefix.len())])
+                || self.head.starts_with(prefix)
+        };
+        let could_matter = starts(INSERT)
+            || starts(CREATE)
+            || BINLOG_FILE.iter().any(|p| starts(p))
+            || starts(GTID_POSITION);
         if !could_matter || self.head.len() > 4096 {
             self.head.clear();
             self.state = InsertState::SkipLine;
+        }
+    }
+}
+
+impl InsertCounter {
+    fn binlog_line(&mut self) {
+        let line = String::from_utf8_lossy(&self.head);
+        if BINLOG_FILE.iter().any(|p| self.head.starts_with(p)) && self.binlog.is_none() {
+            self.binlog = binlog_position(&line);
+        } else if self.head.starts_with(GTID_POSITION) {
+            if let Some(position) = &mut self.binlog {
+                position.gtid = line.split('\'').nth(1).map(str::to_string);
+            }
         }
     }
 }
@@ -358,6 +422,10 @@ impl RowCounter for InsertCounter {
     fn tables(&self) -> Vec<TableRows> {
         self.tables.clone()
     }
+
+    fn binlog_position(&self) -> Option<BinlogPosition> {
+        self.binlog.clone()
+    }
 }
 
 #[cfg(test)]
@@ -383,6 +451,32 @@ mod tests {
                 ("`my``odd`".to_string(), 1)
             ]
         );
+    }
+
+    #[test]
+    fn reads_the_binlog_position_and_gtid_of_the_dump() {
+        let dump = "-- CHANGE MASTER TO MASTER_USE_GTID=slave_pos;\n\
+            -- CHANGE MASTER TO MASTER_LOG_FILE='mysql-bin.000042', MASTER_LOG_POS=843;\n\
+            INSERT INTO `t` VALUES (1);\n-- SET GLOBAL gtid_slave_pos='0-7-3';\n";
+        for cut in 0..dump.len() {
+            let mut counter = InsertCounter::default();
+            counter.feed(&dump.as_bytes()[..cut]);
+            counter.feed(&dump.as_bytes()[cut..]);
+            assert_eq!(
+                counter.binlog_position(),
+                Some(BinlogPosition {
+                    file: "mysql-bin.000042".into(),
+                    position: 843,
+                    gtid: Some("0-7-3".into())
+                })
+            );
+            assert_eq!(counter.tables()[0].rows, 1);
+        }
+        let mysql8 = "-- CHANGE REPLICATION SOURCE TO SOURCE_LOG_FILE='binlog.000003', SOURCE_LOG_POS=157;\n";
+        let mut counter = InsertCounter::default();
+        counter.feed(mysql8.as_bytes());
+        assert_eq!(counter.binlog_position().unwrap().position, 157);
+        assert_eq!(InsertCounter::default().binlog_position(), None);
     }
 
     proptest! {
