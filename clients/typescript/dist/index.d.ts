@@ -170,6 +170,7 @@ export declare function createAgentClient(options: AgentClientOptions): {
     }[]>;
     /** Every restore point of a source, read from its repository (`target`: which one). */
     timeline: (source: string, target?: string) => Promise<{
+        binlog: components["schemas"]["BinlogArchive"] | null;
         clusters: components["schemas"]["Cluster"][];
         dumps: components["schemas"]["Dump"][];
         kind: components["schemas"]["TimelineKind"];

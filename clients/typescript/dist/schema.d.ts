@@ -1150,6 +1150,28 @@ export interface components {
              */
             wal_reaches: string | null;
         };
+        /**
+         * @description How far a MySQL/MariaDB server's binlog archive reaches: point-in-time recovery runs
+         *     from each dump with a binlog position to the last archived commit.
+         */
+        BinlogArchive: {
+            /** @description The first archived file. */
+            first_file: string;
+            /**
+             * @description The first hole after the unbroken run, when the archive holds later files:
+             *     recovery cannot cross it.
+             */
+            gap: string | null;
+            /**
+             * Format: date-time
+             * @description The newest archived commit (whole seconds, as the binlog keeps them).
+             */
+            last_commit: string | null;
+            /** Format: uint */
+            pieces: number;
+            /** @description Where the unbroken archive ends (`file:byte`). */
+            reaches: string;
+        };
         ChannelStatus: {
             channel: string;
             /** Format: uint64 */
@@ -1214,6 +1236,8 @@ export interface components {
             target: string;
         };
         Dump: {
+            /** @description A MySQL/MariaDB dump's binlog position (`file:byte`), where a replay starts. */
+            binlog: string | null;
             databases: string[];
             /** @description The snapshot's id (64 hex digits). */
             snapshot: string;
@@ -1443,6 +1467,8 @@ export interface components {
         };
         /** @description `lifeboat timeline --json`, and `GET /api/v1/sources/{source}/timeline`. */
         TimelineReport: {
+            /** @description A MySQL/MariaDB server's archived binary log, when it has one. */
+            binlog: components["schemas"]["BinlogArchive"] | null;
             /** @description A PostgreSQL server's clusters: base backups and how far the WAL archive reaches. */
             clusters: components["schemas"]["Cluster"][];
             /** @description A database server's logical dumps, oldest first. */

@@ -202,6 +202,23 @@ fn recovers_to_just_before_a_dropped_table_and_to_the_latest_moment() {
         "0"
     );
 
+    let timeline = repo.json(&["timeline", &db.url(Some("ledger"))]);
+    let binlog = &timeline["binlog"];
+    assert_eq!(binlog["gap"], serde_json::Value::Null, "{timeline}");
+    assert!(timeline["dumps"][0]["binlog"]
+        .as_str()
+        .unwrap()
+        .starts_with("binlog."));
+    assert!(
+        timeline["window"]["to"].as_str().unwrap() > timeline["dumps"][0]["time"].as_str().unwrap(),
+        "the archive extends the window past the dump: {timeline}"
+    );
+    let text = repo.ok(&["timeline", &db.url(Some("ledger"))]);
+    assert!(
+        text.contains("point-in-time recovery from each dump"),
+        "{text}"
+    );
+
     let verify = repo.ok(&["verify", "--read-data"]);
     assert!(verify.contains("binlog pieces"), "{verify}");
 
@@ -257,5 +274,31 @@ fn recovers_to_just_before_a_dropped_table_and_to_the_latest_moment() {
     assert_eq!(
         db.number("ledger_after_forget", "SELECT COUNT(*) FROM journal"),
         journal_latest
+    );
+
+    // DDL that names the database itself would, replayed under another name, change the
+    // original: refused before anything is created.
+    db.sql(
+        Some("ledger"),
+        "CREATE TABLE ledger.extra (id INT PRIMARY KEY)",
+    );
+    repo.ok(&["mysql", "binlog-stream", &db.url(None), "--once"]);
+    let out = repo.run(&[
+        "restore",
+        &db.url(Some("ledger")),
+        "--into",
+        &db.url(Some("ledger_renamed")),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("names database `ledger` itself"),
+        "{stderr}"
+    );
+    assert_eq!(
+        db.sql(
+            None,
+            "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = 'ledger_renamed'"
+        ),
+        "0"
     );
 }

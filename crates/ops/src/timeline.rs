@@ -37,6 +37,25 @@ pub struct TimelineReport {
     pub dumps: Vec<Dump>,
     /// A PostgreSQL server's clusters: base backups and how far the WAL archive reaches.
     pub clusters: Vec<Cluster>,
+    /// A MySQL/MariaDB server's archived binary log, when it has one.
+    pub binlog: Option<BinlogArchive>,
+}
+
+/// How far a MySQL/MariaDB server's binlog archive reaches: point-in-time recovery runs
+/// from each dump with a binlog position to the last archived commit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BinlogArchive {
+    pub pieces: usize,
+    /// The first archived file.
+    pub first_file: String,
+    /// Where the unbroken archive ends (`file:byte`).
+    pub reaches: String,
+    /// The newest archived commit (whole seconds, as the binlog keeps them).
+    pub last_commit: Option<DateTime<Utc>>,
+    /// The first hole after the unbroken run, when the archive holds later files:
+    /// recovery cannot cross it.
+    pub gap: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -119,6 +138,8 @@ pub struct Dump {
     #[schemars(with = "String")]
     pub snapshot: Id,
     pub databases: Vec<String>,
+    /// A MySQL/MariaDB dump's binlog position (`file:byte`), where a replay starts.
+    pub binlog: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -202,6 +223,7 @@ pub fn file(source: &Path, points: &[RestorePoint]) -> TimelineReport {
         restore_points,
         dumps: Vec::new(),
         clusters: Vec::new(),
+        binlog: None,
     }
 }
 
@@ -245,6 +267,7 @@ fn directory(repo: &Repository, source: &Path) -> anyhow::Result<Option<Timeline
         spans,
         dumps: Vec::new(),
         clusters: Vec::new(),
+        binlog: None,
     }))
 }
 
@@ -277,10 +300,17 @@ fn server(repo: &Repository, url: &DatabaseUrl) -> anyhow::Result<TimelineReport
                 let holds = database
                     .as_deref()
                     .is_none_or(|want| names.iter().any(|n| n == want));
+                let binlog = d
+                    .databases
+                    .iter()
+                    .filter(|db| database.as_deref().is_none_or(|want| db.name == want))
+                    .find_map(|db| db.binlog.as_ref())
+                    .map(|p| format!("{}:{}", p.file, p.position));
                 holds.then(|| Dump {
                     time: to_millis(s.snapshot.time),
                     snapshot: s.id,
                     databases: names,
+                    binlog,
                 })
             }
             _ => None,
@@ -334,10 +364,21 @@ fn server(repo: &Repository, url: &DatabaseUrl) -> anyhow::Result<TimelineReport
             base_backups,
         });
     }
+    let binlog = match url.engine {
+        lifeboat_repo::snapshot::Engine::Mysql => binlog_archive(repo, url)?,
+        lifeboat_repo::snapshot::Engine::Postgres => None,
+    };
+    // The archive extends the window only past a dump it can replay from.
+    let replayable = dumps.iter().any(|d| d.binlog.is_some());
+    let binlog_end = binlog
+        .as_ref()
+        .filter(|_| replayable)
+        .and_then(|b| b.last_commit);
     let moments = dumps
         .iter()
         .map(|d| d.time)
-        .chain(clusters.iter().flat_map(|c| c.from.into_iter().chain(c.to)));
+        .chain(clusters.iter().flat_map(|c| c.from.into_iter().chain(c.to)))
+        .chain(binlog_end);
     Ok(TimelineReport {
         source: url.redacted(),
         kind: TimelineKind::DatabaseServer,
@@ -346,7 +387,34 @@ fn server(repo: &Repository, url: &DatabaseUrl) -> anyhow::Result<TimelineReport
         spans: Vec::new(),
         dumps,
         clusters,
+        binlog,
     })
+}
+
+fn binlog_archive(repo: &Repository, url: &DatabaseUrl) -> anyhow::Result<Option<BinlogArchive>> {
+    let server = lifeboat_sources::mysql::binlog_stream::server_key(repo, url);
+    let pieces = repo.list_binlog(&server)?;
+    let Some(first) = pieces.first() else {
+        return Ok(None);
+    };
+    let reach = lifeboat_repo::mysql_binlog::binlog_reach(&pieces, &first.file, 0);
+    let last_commit = match lifeboat_sources::mysql::pitr::last_archived_commit(repo, &server) {
+        Ok(time) => time,
+        Err(e) => {
+            tracing::warn!("cannot read the binlog archive's last commit: {e}");
+            None
+        }
+    };
+    Ok(Some(BinlogArchive {
+        pieces: pieces.len(),
+        first_file: first.file.clone(),
+        reaches: reach.as_ref().and_then(|r| r.files.last()).map_or_else(
+            || format!("{}:0", first.file),
+            |(f, end)| format!("{f}:{end}"),
+        ),
+        last_commit,
+        gap: reach.and_then(|r| r.gap),
+    }))
 }
 
 pub(crate) fn kind_of(point: &RestorePoint) -> PointKind {

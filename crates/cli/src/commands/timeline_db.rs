@@ -10,7 +10,7 @@ use crate::context::Context;
 pub fn print(ctx: &Context, report: &TimelineReport) -> Result<()> {
     let time = |t: &DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
     let (dumps, clusters) = (&report.dumps, &report.clusters);
-    if dumps.is_empty() && clusters.is_empty() {
+    if dumps.is_empty() && clusters.is_empty() && report.binlog.is_none() {
         anyhow::bail!("no restore point of {} in this repository", report.source);
     }
     ctx.say(format!("{}:", report.source));
@@ -21,11 +21,39 @@ pub fn print(ctx: &Context, report: &TimelineReport) -> Result<()> {
         ));
         for dump in dumps {
             ctx.say(format!(
-                "    {}  snapshot {}",
+                "    {}  snapshot {}{}",
                 time(&dump.time),
-                dump.snapshot.short()
+                dump.snapshot.short(),
+                dump.binlog
+                    .as_ref()
+                    .map(|p| format!("  binlog {p}"))
+                    .unwrap_or_default()
             ));
         }
+    }
+    if let Some(binlog) = &report.binlog {
+        let replayable = dumps.iter().any(|d| d.binlog.is_some());
+        ctx.say(format!(
+            "  binlog archive: {} .. {} ({} pieces){}{}",
+            binlog.first_file,
+            binlog.reaches,
+            binlog.pieces,
+            match (&binlog.last_commit, replayable) {
+                (Some(last), true) => format!(
+                    "; point-in-time recovery from each dump with a binlog position to {} \
+                     (`lifeboat restore URL --at TIME --into URL`)",
+                    time(last)
+                ),
+                (_, false) =>
+                    "; no dump records a binlog position yet: back the database up".into(),
+                (None, true) => String::new(),
+            },
+            binlog
+                .gap
+                .as_ref()
+                .map(|g| format!("; GAP: {g} is missing, recovery cannot cross it"))
+                .unwrap_or_default()
+        ));
     }
     for cluster in clusters {
         let to_wal = cluster.to_wal.as_deref().unwrap_or("-");
