@@ -1397,3 +1397,78 @@ fn a_moment_picked_from_the_timeline_restores_to_scratch_space_through_the_api()
     assert!(latest_file.exists());
     agent.stop();
 }
+
+#[test]
+fn a_continuous_plan_streams_a_mysql_binlog_and_recovers_past_its_dump() {
+    let Some(server) = common::mariadb::MariaDb::start() else {
+        return;
+    };
+    server.sql(None, "CREATE DATABASE shop");
+    server.sql(
+        Some("shop"),
+        "CREATE TABLE orders (id INT PRIMARY KEY); INSERT INTO orders VALUES (1)",
+    );
+    let repo = TestRepo::local();
+    let dir = repo.dir.path();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let config = write_config(
+        dir,
+        &format!(
+            r#"
+[[source]]
+name = "shop"
+url = "{url}"
+[[target]]
+name = "local"
+url = "{repo}"
+[[plan]]
+name = "shop"
+sources = ["shop"]
+targets = ["local"]
+schedule = "every 1h"
+continuous = true
+rpo = "1m"
+[agent]
+listen = "{addr}"
+token = "${{AGENT_TOKEN}}"
+state = "./agent.db"
+"#,
+            url = server.url(Some("shop")),
+            repo = repo.url,
+        ),
+    );
+    let agent = Agent::start(dir, &config, addr);
+    agent.wait_for("the binlog streamer", Duration::from_secs(30), |a| {
+        a.status()["replicators"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r["source"] == "shop" && r["up"] == true))
+    });
+    agent.wait_for("the first dump", Duration::from_secs(60), |_| {
+        snapshots_tagged(&repo, "source:shop") >= 1
+    });
+    // Written after the dump: only the streamed binlog has them.
+    server.sql(
+        Some("shop"),
+        "INSERT INTO orders VALUES (2), (3); INSERT INTO orders VALUES (4)",
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = repo.run(&[
+            "restore",
+            &server.url(Some("shop")),
+            "--into",
+            &server.url(Some("shop_copy")),
+            "--force",
+        ]);
+        if out.status.success() && server.number("shop_copy", "SELECT COUNT(*) FROM orders") == 4 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the streamed binlog never reached the last insert: {out:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let stderr = agent.stop();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -276,6 +276,26 @@ fn recovers_to_just_before_a_dropped_table_and_to_the_latest_moment() {
         journal_latest
     );
 
+    // A drill recovers through the binlog into a scratch database and drops it.
+    for at in ["latest", "random"] {
+        let drill = repo.json(&["drill", &db.url(Some("ledger")), "--at", at]);
+        assert_eq!(drill["passed"], true, "{drill}");
+        assert!(
+            drill["checks"][0]["check"]
+                .as_str()
+                .unwrap()
+                .contains("binlog replayed"),
+            "{drill}"
+        );
+    }
+    assert_eq!(
+        db.sql(
+            None,
+            "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name LIKE 'ledger_lifeboat_drill_%'"
+        ),
+        "0"
+    );
+
     // DDL that names the database itself would, replayed under another name, change the
     // original: refused before anything is created.
     db.sql(

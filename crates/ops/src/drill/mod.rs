@@ -4,9 +4,11 @@
 //! SQLite: a temporary file, `integrity_check` and `foreign_key_check`. PostgreSQL and
 //! MySQL/MariaDB logical dumps: a temporary database on the same server, whose row counts
 //! must match what the dump recorded. PostgreSQL base backups: a throwaway cluster
-//! (`cluster.rs`). Files: a temporary directory (every blob checked).
+//! (`cluster.rs`). MySQL/MariaDB with an archived binlog: point-in-time recovery into a
+//! temporary database (`binlog.rs`). Files: a temporary directory (every blob checked).
 //! Then the source's `checks` from lifeboat.toml: SQL that must return true.
 
+pub mod binlog;
 pub mod cluster;
 
 use std::path::{Path, PathBuf};
@@ -100,6 +102,11 @@ fn drill(
             return cluster::drill_physical(
                 subject, options, &url, &snapshots, scratch, record, started,
             );
+        }
+        if url.engine == Engine::Mysql {
+            if let Some(window) = binlog::window(&subject.repo, &snapshots, &url)? {
+                return binlog::drill(subject, options, &url, window, record, started);
+            }
         }
         return drill_database(subject, options, &url, dumps, record, started);
     }
