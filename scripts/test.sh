@@ -53,6 +53,12 @@ command -v moto_server >/dev/null ||
   pip install --quiet 'moto[server]' ||
   python3 -m pip install --quiet --break-system-packages 'moto[server]'
 
+step "gcp-storage-emulator (gcs:// repositories)"
+# Google Cloud Storage's emulator for the store tests (Azure's, Azurite, is an npm package).
+command -v gcp-storage-emulator >/dev/null ||
+  pip install --quiet gcp-storage-emulator ||
+  python3 -m pip install --quiet --break-system-packages gcp-storage-emulator
+
 step "schemathesis (the agent's API against its OpenAPI document)"
 command -v st >/dev/null ||
   pip install --quiet schemathesis ||
@@ -61,10 +67,11 @@ command -v st >/dev/null ||
 step "npm packages (Node $(node --version 2>/dev/null || echo missing))"
 # The end-to-end test drives examples/express-crud (Express 5 + better-sqlite3 12); the
 # migration test the real Knex CLI in examples/knex-migrations; the runbook test drives
-# chromium through playwright-core.
+# chromium through playwright-core; the store tests start Azurite from tests/stores.
 npm ci --prefix examples/express-crud --no-audit --no-fund --loglevel=error
 npm ci --prefix examples/knex-migrations --no-audit --no-fund --loglevel=error
 npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+npm ci --prefix tests/stores --no-audit --no-fund --loglevel=error
 
 step "TypeScript: the dashboard (dashboard/dist/, embedded by the agent) and the API client"
 # Both are committed compiled (cargo alone builds the agent; the client installs without a

@@ -614,7 +614,7 @@ pub struct RestoreArgs {
     /// With --source: RFC 3339 (2026-11-26T09:30:00Z), relative (-10m, -2h, -1d), latest,
     /// or tx:N (right after the replicated transaction N, as `timeline` lists them).
     /// For a MySQL/MariaDB database: latest, a time, or gtid:DOMAIN-SERVER-SEQUENCE.
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_hyphen_values = true, value_parser = restore_moment)]
     pub at: Option<String>,
     /// Where to restore: a directory (or, for a command snapshot or --source, a file).
     #[arg(long, required_unless_present_any = ["to_command", "into"])]
@@ -1023,6 +1023,18 @@ pub struct NewKeyArgs {
 
 /// Checks a restore time (or `tx:N`) when the command line is read, so a bad one is a
 /// usage error.
+/// Checks `restore --at` when the command line is read: latest, a time, `tx:N`, or a
+/// MySQL GTID (`gtid:0-1-42`).
+fn restore_moment(text: &str) -> Result<String, String> {
+    if let Some(gtid) = text.trim().strip_prefix("gtid:") {
+        return gtid
+            .parse::<lifeboat_sources::mysql::events::Gtid>()
+            .map(|_| text.to_string());
+    }
+    lifeboat_ops::point_in_time::PointInTime::parse_for_restore(text, chrono::Utc::now())
+        .map(|_| text.to_string())
+}
+
 /// Checks a time (no `tx:N`) when the command line is read.
 fn point_in_time(text: &str) -> Result<String, String> {
     lifeboat_sources::timeline::parse_time(text, chrono::Utc::now())

@@ -600,8 +600,16 @@ impl Storage {
         match &self.backend {
             Backend::Server(remote) => self.runtime.block_on(remote.write(name, bytes)),
             Backend::Dal { small, large } => {
+                // Every object is sealed bytes; saying so also gives stores that keep no
+                // type of their own a value to list (a GCS emulator lists `null`, which
+                // OpenDAL's reader refuses).
+                let operator = Self::pick(small, large, bytes.len() as u64);
                 self.runtime
-                    .block_on(Self::pick(small, large, bytes.len() as u64).write(name, bytes))
+                    .block_on(std::future::IntoFuture::into_future(
+                        operator
+                            .write_with(name, bytes)
+                            .content_type("application/octet-stream"),
+                    ))
                     .map(|_| ())
                     .map_err(|e| self.error("write", name, e))?;
                 self.lock_new_object(name)
