@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod concurrent;
+pub mod garage_cluster;
 pub mod http;
 pub mod mariadb;
 pub mod paused;
