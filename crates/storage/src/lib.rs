@@ -582,6 +582,45 @@ impl Storage {
         self.local_root.is_some()
     }
 
+    /// Checks what the lease protocol of locks and prune's two phases rely on (FORMAT
+    /// §10): an object just written is read back and listed at once, and once deleted is
+    /// listed no more. No conditional write is needed. Returns what failed; a local
+    /// directory has these guarantees by POSIX and is not probed (nor is a `lifeboat
+    /// serve` server, which keeps its repository in one). A single probe cannot
+    /// prove consistency; it catches a store (or a mode of one, such as Garage's
+    /// `consistency_mode = "dangerous"`) that visibly lacks it.
+    pub fn probe_consistency(&self) -> Result<Option<String>> {
+        // A `lifeboat serve` server keeps its repository in a local directory.
+        if self.local_root.is_some() || matches!(self.backend, Backend::Server(_)) {
+            return Ok(None);
+        }
+        use sha2::Digest as _;
+        let nonce = format!(
+            "{:x}{:x}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos()
+        );
+        let name = format!(
+            "locks/{}",
+            hex::encode(sha2::Sha256::digest(nonce.as_bytes()))
+        );
+        let body = b"lifeboat consistency probe; safe to delete".to_vec();
+        self.write(&name, body.clone())?;
+        let read_back = self.read(&name).ok() == Some(body);
+        let listed = self.list("locks")?.iter().any(|o| o.name == name);
+        self.delete(&name)?;
+        let still_listed = self.list("locks")?.iter().any(|o| o.name == name);
+        Ok(match (read_back, listed, still_listed) {
+            (true, true, false) => None,
+            (false, _, _) => Some("an object just written could not be read back".into()),
+            (_, false, _) => Some("an object just written was missing from a listing".into()),
+            (_, _, true) => Some("an object just deleted was still listed".into()),
+        })
+    }
+
     /// A human-readable name of the location, without credentials.
     pub fn location(&self) -> &str {
         &self.location

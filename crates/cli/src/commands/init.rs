@@ -26,6 +26,14 @@ pub fn run(ctx: &Context, args: &InitArgs) -> Result<()> {
         false => None,
     };
     let storage = ctx.storage()?;
+    if let Some(problem) = storage.probe_consistency()? {
+        anyhow::bail!(
+            "{} is not consistent enough for a repository: {problem}. Locks and prune need \
+             read-after-write and list-after-write consistency (AWS S3, MinIO, R2 and Garage in its \
+             default consistency mode give both)",
+            storage.location()
+        );
+    }
     let passphrase = ctx.passphrase(true)?;
     let object_lock = args.object_lock.map(|period| LockPolicy {
         mode: args.object_lock_mode,
