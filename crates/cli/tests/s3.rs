@@ -300,6 +300,24 @@ impl OwnGarage {
         self.env = run_garage_script(self.dir.path(), false);
     }
 
+    /// Garage's count of S3 `GetObject` requests so far (its admin API's /metrics).
+    fn get_requests(&self) -> u64 {
+        let state = std::fs::read_to_string(self.dir.path().join("state")).unwrap();
+        let port: u16 = state
+            .lines()
+            .find_map(|l| l.strip_prefix("ADMIN_PORT="))
+            .expect("ADMIN_PORT")
+            .parse()
+            .unwrap();
+        let addr = format!("127.0.0.1:{port}").parse().unwrap();
+        let (_, metrics) = common::http::get(addr, "/metrics", None).expect("metrics");
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("api_s3_request_counter{api_endpoint=\"GetObject\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    }
+
     fn data_bytes(&self) -> u64 {
         common::dir_size(&self.dir.path().join("data"))
     }
@@ -349,6 +367,30 @@ fn round_trip_on_s3_with_verify_and_dedup() {
     let out = repo.restore("latest", "out2");
     assert_eq!(digest(&src), digest(&out.join("src")));
     repo.ok(&["verify", "--read-data"]);
+}
+
+#[test]
+fn a_restore_of_many_small_files_reads_whole_runs_of_a_pack() {
+    let garage = OwnGarage::start();
+    let repo = garage.s3().repo("small-files");
+    repo.init();
+    let src = repo.path("src");
+    for i in 0..300 {
+        write(
+            &src.join(format!("f{i:03}")),
+            format!("file {i}\n").repeat(40).as_bytes(),
+        );
+    }
+    repo.ok(&["backup", src.to_str().unwrap()]);
+    let before = garage.get_requests();
+    let out = repo.restore("latest", "out");
+    let requests = garage.get_requests() - before;
+    assert_eq!(digest(&src), digest(&out.join("src")));
+    // One request per blob was 300 and more; the blobs sit in one pack.
+    assert!(
+        requests < 30,
+        "restoring 300 small files made {requests} GetObject requests"
+    );
 }
 
 #[test]

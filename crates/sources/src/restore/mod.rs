@@ -459,6 +459,58 @@ pub(crate) fn write_then_rename(
     partial.persist().map_err(io)
 }
 
+/// The largest read one job makes, and the largest gap between two blobs it reads
+/// through rather than making another request for the second.
+const RUN_BYTES: u64 = 8 << 20;
+const RUN_GAP: u64 = 256 << 10;
+
+/// One blob to write into one file.
+struct Part<'a> {
+    file: usize,
+    piece: &'a Piece,
+}
+
+/// Groups every piece of `segments` into runs of blobs that lie close together in one
+/// pack, each fetched with a single ranged read: restoring many small files (or a
+/// database's pages) makes a request per run, not one per blob.
+fn runs<'a>(index: &MasterIndex, segments: &'a [Segment]) -> Result<Vec<Vec<Part<'a>>>> {
+    let mut parts = Vec::new();
+    for segment in segments {
+        for piece in &segment.pieces {
+            let location = index
+                .get(&piece.blob)
+                .ok_or(lifeboat_repo::RepoError::BlobMissing(piece.blob))?;
+            parts.push((
+                location.pack,
+                location.offset,
+                location.length,
+                Part {
+                    file: segment.file,
+                    piece,
+                },
+            ));
+        }
+    }
+    parts.sort_by_key(|(pack, offset, _, _)| (*pack, *offset));
+    let mut runs: Vec<Vec<Part>> = Vec::new();
+    let mut current: Option<(lifeboat_repo::Id, u64, u64)> = None;
+    for (pack, offset, length, part) in parts {
+        let end = offset + length as u64;
+        let joins = current.is_some_and(|(p, start, last)| {
+            p == pack && offset <= last + RUN_GAP && end.max(last) - start <= RUN_BYTES
+        });
+        if joins {
+            let (_, _, last) = current.as_mut().expect("joined");
+            *last = (*last).max(end);
+            runs.last_mut().expect("joined").push(part);
+        } else {
+            current = Some((pack, offset, end));
+            runs.push(vec![part]);
+        }
+    }
+    Ok(runs)
+}
+
 /// Fills files from `segments` on several threads; `open` gives a writable handle on file
 /// number `i`, `label` its name for messages.
 fn fill_files(
@@ -473,6 +525,7 @@ fn fill_files(
         .map(|n| n.get() * 2)
         .unwrap_or(4)
         .clamp(2, 16);
+    let runs = runs(index, segments)?;
     let next = AtomicUsize::new(0);
     let failure: Mutex<Option<SourceError>> = Mutex::new(None);
     std::thread::scope(|scope| {
@@ -482,10 +535,10 @@ fn fill_files(
                     return;
                 }
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(segment) = segments.get(i) else {
+                let Some(run) = runs.get(i) else {
                     return;
                 };
-                if let Err(e) = fill_segment(repo, index, segment, &open, &label, progress) {
+                if let Err(e) = fill_run(repo, index, run, &open, &label, progress) {
                     failure.lock().expect("failure slot").get_or_insert(e);
                     return;
                 }
@@ -498,17 +551,23 @@ fn fill_files(
     }
 }
 
-fn fill_segment(
+fn fill_run(
     repo: &Repository,
     index: &MasterIndex,
-    segment: &Segment,
+    run: &[Part],
     open: &(impl Fn(usize) -> Result<fs::File> + Sync),
     label: &(impl Fn(usize) -> String + Sync),
     progress: &dyn Progress,
 ) -> Result<()> {
-    let file = open(segment.file)?;
-    for piece in &segment.pieces {
-        let data = repo.read_blob(index, &piece.blob)?;
+    let ids: Vec<lifeboat_repo::Id> = run.iter().map(|p| p.piece.blob).collect();
+    let blobs = repo.read_blob_run(index, &ids)?;
+    let mut handle: Option<(usize, fs::File)> = None;
+    for (part, data) in run.iter().zip(blobs) {
+        let file = match &handle {
+            Some((i, file)) if *i == part.file => file,
+            _ => &handle.insert((part.file, open(part.file)?)).1,
+        };
+        let piece = part.piece;
         for (offset, range) in &piece.writes {
             let Some(bytes) = data.get(range.clone()) else {
                 return Err(lifeboat_repo::RepoError::damaged(
@@ -525,7 +584,7 @@ fn fill_segment(
             if bytes.iter().any(|&b| b != 0) {
                 file.write_all_at(bytes, *offset)
                     .map_err(|e| SourceError::Io {
-                        path: label(segment.file),
+                        path: label(part.file),
                         source: e,
                     })?;
             }
