@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use lifeboat_repo::snapshot::{SnapshotSource, TableRows};
 use lifeboat_repo::{Id, Repository};
 use lifeboat_sources::database_url::DatabaseUrl;
+use lifeboat_sources::dump::Server as _;
 use lifeboat_sources::mysql::binlog_stream::server_key;
 use lifeboat_sources::mysql::events::Gtid;
 use lifeboat_sources::mysql::pitr::{self, ReplayTarget};
@@ -180,15 +181,8 @@ pub fn restore(
         Ok(tables) => tables,
         Err(e) => {
             // Nothing half-recovered stays: the database was created for this restore.
-            let _ = lifeboat_sources::mysql::Client::new(into).and_then(|c| {
-                c.query(
-                    None,
-                    &format!(
-                        "DROP DATABASE IF EXISTS `{}`",
-                        into.database().unwrap_or_default().replace('`', "``")
-                    ),
-                )
-            });
+            let _ = lifeboat_sources::mysql::Client::new(into)
+                .and_then(|c| c.drop_database(&into.database().unwrap_or_default()));
             return Err(anyhow::Error::new(e).context(format!(
                 "the recovery into {} failed and the database was dropped",
                 into.redacted()

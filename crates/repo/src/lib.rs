@@ -15,6 +15,7 @@ mod housekeeping;
 pub mod id;
 pub mod index;
 pub mod keys;
+mod labelled;
 pub mod lock;
 pub mod mysql_binlog;
 pub mod pack;

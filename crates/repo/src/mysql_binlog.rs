@@ -35,10 +35,6 @@ impl BinlogPiece {
         )
     }
 
-    fn label(&self, server: &str) -> String {
-        self.object_name(server)
-    }
-
     /// Reads a piece's last name component (`<start>-<end>[-rotated]`).
     fn parse(file: &str, name: &str) -> Option<BinlogPiece> {
         let (span, rotated) = match name.strip_suffix(ROTATED) {
@@ -118,30 +114,11 @@ pub fn file_number(file: &str) -> Option<u64> {
 }
 
 fn encode(label: &str, data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(MAGIC.len() + 2 + label.len() + data.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&(label.len() as u16).to_le_bytes());
-    out.extend_from_slice(label.as_bytes());
-    out.extend_from_slice(data);
-    out
+    crate::labelled::encode(MAGIC, label, data)
 }
 
 fn decode(object: &str, label: &str, plain: Vec<u8>) -> Result<Vec<u8>> {
-    let damaged = |detail: &str| RepoError::damaged(object, detail);
-    if plain.len() < MAGIC.len() + 2 || &plain[..MAGIC.len()] != MAGIC {
-        return Err(damaged("not an archived binlog piece"));
-    }
-    let len = u16::from_le_bytes([plain[8], plain[9]]) as usize;
-    let held = plain
-        .get(10..10 + len)
-        .ok_or_else(|| damaged("truncated header"))?;
-    if held != label.as_bytes() {
-        return Err(damaged(&format!(
-            "holds {}, not {label}",
-            String::from_utf8_lossy(held)
-        )));
-    }
-    Ok(plain[10 + len..].to_vec())
+    crate::labelled::decode(MAGIC, "an archived binlog piece", object, label, plain)
 }
 
 impl Repository {
@@ -175,7 +152,7 @@ impl Repository {
         }
         let sealed = self.key().seal(
             ObjectKind::MysqlBinlog,
-            &encode(&piece.label(server), data),
+            &encode(&piece.object_name(server), data),
             Some(3),
         );
         self.storage().write(&piece.object_name(server), sealed)?;
@@ -190,7 +167,7 @@ impl Repository {
         let Some(plain) = self.open_if_present(ObjectKind::MysqlBinlog, &name)? else {
             return Ok(None);
         };
-        let data = decode(&name, &piece.label(server), plain)?;
+        let data = decode(&name, &piece.object_name(server), plain)?;
         if data.len() as u64 != piece.end - piece.start {
             return Err(RepoError::damaged(
                 &name,
@@ -200,7 +177,7 @@ impl Repository {
         Ok(Some(data))
     }
 
-    /// The pieces among object `names` of `server`'s archive.
+    /// The pieces among object `names` of `server`'s archive (others are left out).
     pub fn list_binlog_names(&self, server: &str, names: &[String]) -> Vec<BinlogPiece> {
         let prefix = format!("binlog/{server}/");
         names

@@ -41,31 +41,12 @@ pub(crate) fn check_names(cluster: &str, file: &str) -> Result<()> {
 }
 
 fn encode(cluster: &str, file: &str, data: &[u8]) -> Vec<u8> {
-    let label = format!("{cluster}/{file}");
-    let mut out = Vec::with_capacity(MAGIC.len() + 2 + label.len() + data.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&(label.len() as u16).to_le_bytes());
-    out.extend_from_slice(label.as_bytes());
-    out.extend_from_slice(data);
-    out
+    crate::labelled::encode(MAGIC, &format!("{cluster}/{file}"), data)
 }
 
 fn decode(object: &str, cluster: &str, file: &str, plain: Vec<u8>) -> Result<Vec<u8>> {
-    let damaged = |detail: &str| RepoError::damaged(object, detail);
-    if plain.len() < MAGIC.len() + 2 || &plain[..MAGIC.len()] != MAGIC {
-        return Err(damaged("not an archived WAL file"));
-    }
-    let len = u16::from_le_bytes([plain[8], plain[9]]) as usize;
-    let label = plain
-        .get(10..10 + len)
-        .ok_or_else(|| damaged("truncated header"))?;
-    if label != format!("{cluster}/{file}").as_bytes() {
-        return Err(damaged(&format!(
-            "holds {}, not {cluster}/{file}",
-            String::from_utf8_lossy(label)
-        )));
-    }
-    Ok(plain[10 + len..].to_vec())
+    let label = format!("{cluster}/{file}");
+    crate::labelled::decode(MAGIC, "an archived WAL file", object, &label, plain)
 }
 
 impl Repository {

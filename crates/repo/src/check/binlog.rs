@@ -16,22 +16,26 @@ pub(super) fn check(
     findings: &mut Findings,
     report: &mut CheckReport,
 ) -> Result<()> {
-    let mut servers: BTreeMap<String, Vec<BinlogPiece>> = BTreeMap::new();
+    let mut names: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for object in repo.storage().list("binlog")? {
         report.binlog_pieces += 1;
-        let parsed = match object.name.split('/').collect::<Vec<_>>()[..] {
-            ["binlog", server, file, _] if check_name("server", server).is_ok() => repo
-                .list_binlog_names(server, std::slice::from_ref(&object.name))
-                .into_iter()
-                .next()
-                .filter(|p| p.file == file)
-                .map(|p| (server.to_string(), p)),
-            _ => None,
-        };
-        match parsed {
-            Some((server, piece)) => servers.entry(server).or_default().push(piece),
-            None => findings.add(&object.name, "not an archived binlog piece's name"),
+        match object.name.split('/').collect::<Vec<_>>()[..] {
+            ["binlog", server, _, _] if check_name("server", server).is_ok() => names
+                .entry(server.to_string())
+                .or_default()
+                .push(object.name),
+            _ => findings.add(&object.name, "not an archived binlog piece's name"),
         }
+    }
+    let mut servers: BTreeMap<String, Vec<BinlogPiece>> = BTreeMap::new();
+    for (server, names) in names {
+        let pieces = repo.list_binlog_names(&server, &names);
+        let parsed: std::collections::HashSet<String> =
+            pieces.iter().map(|p| p.object_name(&server)).collect();
+        for name in names.iter().filter(|n| !parsed.contains(*n)) {
+            findings.add(name, "not an archived binlog piece's name");
+        }
+        servers.insert(server, pieces);
     }
     for (server, pieces) in &mut servers {
         sort_pieces(pieces);
